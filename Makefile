@@ -1,0 +1,29 @@
+# Set-up is part of every target: a fresh machine needs only python3 (3.10+) and make.
+VENV ?= .venv
+PYTHON ?= python3
+# The CPU build of torch: installed first so that the dependency range in pyproject.toml is already met.
+# On a GPU machine use e.g. `make TORCH_SPEC=torch ...`.
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $@
+
+setup: $(BIN)/.installed
+
+demo: setup
+	HF_HUB_OFFLINE=1 $(BIN)/bai demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/merge_bench.py
+
+clean:
+	rm -rf $(VENV) bai-demo

@@ -1,0 +1,155 @@
+"""The `bai` command. Verbs that need only the library (merge, demo) live here; heavy imports happen per verb.
+
+User errors (BaiError) print one line on stderr and exit 1; usage errors exit 2; anything else is a bug and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+from bai_core.errors import BaiError
+
+
+def _merge_parser(sub) -> None:
+    p = sub.add_parser(
+        "merge",
+        help="two-stage BAI merge of pretrained, instruct and reasoning checkpoints",
+        description="M_sft = w*instruct + (1-w)*reasoning;  M_bai = alpha*pretrained + (1-alpha)*M_sft. "
+        "Inputs are local Hugging Face checkpoint folders with safetensors weights.",
+    )
+    p.add_argument("--pretrained", required=True, type=Path, help="the pretrained base checkpoint folder")
+    p.add_argument("--instruct", required=True, type=Path, help="the instruction-tuned checkpoint folder")
+    p.add_argument("--reasoning", required=True, type=Path, help="the distillation-trained reasoning checkpoint")
+    p.add_argument("--output", required=True, type=Path, help="where to write M_bai (must not exist)")
+    p.add_argument("--instruct-weight", type=float, default=0.5, help="w in stage 1 (default 0.5)")
+    p.add_argument("--alpha", type=float, default=0.5, help="the pretrained model's weight in stage 2 (default 0.5)")
+    p.add_argument("--stage1-output", type=Path, help="also write M_sft to this folder")
+    p.add_argument("--dtype", default="auto", help="auto|float32|bfloat16|float16 (default auto: keep the inputs')")
+    p.add_argument("--tokenizer-from", default="reasoning", help="reasoning|instruct|pretrained (default reasoning)")
+    p.add_argument("--max-shard-size", default="5GB", help="largest weight file to write (default 5GB)")
+    p.add_argument("--workers", type=int, help="threads (default: number of cores)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output folders")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    p.set_defaults(func=_cmd_merge)
+
+
+def _cmd_merge(args) -> int:
+    from bai_core.config import MergeConfig, validated
+    from bai_core.merge import bai_merge
+
+    config = validated(
+        MergeConfig,
+        pretrained=args.pretrained,
+        instruct=args.instruct,
+        reasoning=args.reasoning,
+        output=args.output,
+        instruct_weight=args.instruct_weight,
+        alpha=args.alpha,
+        stage1_output=args.stage1_output,
+        dtype=args.dtype,
+        tokenizer_from=args.tokenizer_from,
+        max_shard_size=args.max_shard_size,
+        workers=args.workers,
+        overwrite=args.overwrite,
+    )
+    with _ProgressBar(enabled=not args.json) as bar:
+        result = bai_merge(config, progress=bar.update)
+    summary = {
+        "output": str(result.output),
+        "stage1_output": str(result.stage1_output) if result.stage1_output else None,
+        "seconds": round(result.seconds, 3),
+        "bytes_read": result.bytes_read,
+        "bytes_written": result.bytes_written,
+        "manifest": result.manifest,
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"wrote {result.output}" + (f" and {result.stage1_output}" if result.stage1_output else ""))
+        print(f"  {result.manifest['formula']}  ({result.manifest['dtype']}, {result.manifest['tensors']} tensors)")
+        gb = 1e9
+        print(f"  {result.bytes_read / gb:.2f} GB read, {result.bytes_written / gb:.2f} GB written "
+              f"in {result.seconds:.2f} s")
+    return 0
+
+
+def _demo_parser(sub) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="build three tiny checkpoints offline and BAI-merge them",
+        description="Builds a tiny synthetic pretrained/instruct/reasoning family (random weights) and runs the "
+        "two-stage merge on it, then loads the result with transformers and generates from it.",
+    )
+    p.add_argument("--output", type=Path, default=Path("bai-demo"), help="working folder (default ./bai-demo)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args) -> int:
+    from bai_core.demo.quickstart import run_demo
+
+    run_demo(args.output, seed=args.seed)
+    return 0
+
+
+class _ProgressBar:
+    """One tqdm bar per phase, on stderr so that stdout stays clean for --json."""
+
+    LABELS = {"fingerprint": "fingerprinting inputs", "merge": "merging"}
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.bar, self.phase = enabled, None, None
+
+    def __enter__(self):
+        return self
+
+    def update(self, phase: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if phase != self.phase:
+            self._close()
+            self.phase = phase
+            unit = dict(unit="B", unit_scale=True, unit_divisor=1024) if phase == "merge" else {}
+            self.bar = tqdm(total=total, desc=self.LABELS.get(phase, phase), file=sys.stderr, leave=False, **unit)
+        self.bar.update(done - self.bar.n)
+
+    def _close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __exit__(self, *exc):
+        self._close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bai", description="Balanced Actor Initialization for stable RLHF.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _merge_parser(sub)
+    _demo_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # SIGTERM becomes an exception, so temporary output folders are cleaned up like on Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        return args.func(args)
+    except BaiError as e:
+        print(f"bai: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bai: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Offline demos: everything here runs on this machine, with no hub and no GPU."""

@@ -1,0 +1,1 @@
+"""Reading and writing checkpoints: safetensors files, checkpoint folders, atomic publication."""

@@ -1,0 +1,84 @@
+"""Output folders that appear only once complete.
+
+Everything is written into a hidden temporary sibling (`.NAME.bai-tmp-PID-RANDOM`) on the same file system and
+renamed to NAME at the very end, so a reader never sees a half-written checkpoint at NAME. A failure removes the
+temporary folder; a process killed outright (SIGKILL) leaves it behind under its hidden name, and the next write
+to the same NAME removes it once its owning process is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bai_core.errors import BaiError
+
+_MARK = ".bai-tmp-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(final: Path) -> None:
+    """Remove temporaries of `final` left by processes that no longer run (killed mid-write)."""
+    if not final.parent.is_dir():
+        return
+    for candidate in final.parent.glob(f".{final.name}{_MARK}*"):
+        pid_text = candidate.name.removeprefix(f".{final.name}{_MARK}").split("-", 1)[0]
+        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+            shutil.rmtree(candidate, ignore_errors=True)
+
+
+class AtomicFolder:
+    """A temporary folder that `publish()` renames to `final` (replacing it only when `overwrite`)."""
+
+    def __init__(self, final: Path, overwrite: bool = False):
+        self.final = final
+        self.overwrite = overwrite
+        if final.exists() and not overwrite:
+            raise BaiError(f"{final}: already exists (pass --overwrite to replace it)")
+        if final.exists() and not final.is_dir():
+            raise BaiError(f"{final}: exists and is not a folder")
+        remove_stale_temporaries(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self.path = final.parent / f".{final.name}{_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+        self.path.mkdir()
+
+    def publish(self) -> None:
+        old = None
+        if self.final.exists():  # only reachable with overwrite; keep the swap window as short as possible
+            old = self.final.parent / f".{self.final.name}{_MARK}{os.getpid()}-old-{secrets.token_hex(4)}"
+            os.rename(self.final, old)
+        os.rename(self.path, self.final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+@contextmanager
+def atomic_folders(finals: list[Path], overwrite: bool = False) -> Iterator[list[Path]]:
+    """Yield temporary folders for `finals`; publish them all on success, remove them all on any failure."""
+    folders: list[AtomicFolder] = []
+    try:
+        for final in finals:
+            folders.append(AtomicFolder(final, overwrite))
+        yield [folder.path for folder in folders]
+    except BaseException:
+        for folder in folders:
+            folder.discard()
+        raise
+    for folder in folders:
+        folder.publish()

@@ -1,0 +1,243 @@
+"""The streaming linear-merge engine: chains of weighted sums, computed chunk by chunk, written in place.
+
+A merge is a list of stages; each stage is a weighted sum of terms, and a term names an input checkpoint or an
+earlier stage. BAI is two stages (sft = w*instruct + (1-w)*reasoning; bai = alpha*pretrained + (1-alpha)*sft),
+but the engine does not know that.
+
+Why it is fast and small:
+- Every tensor is cut into flat chunks of at most `chunk_elements`; a chunk is read with `pread`, computed in
+  float32, rounded to the output dtype and written with `pwrite` at its final offset. Peak memory is a few chunks
+  per worker, whatever the model or tensor size.
+- Chunks are independent, so a thread pool overlaps reading, arithmetic and writing on all cores (torch and the
+  file system calls release the GIL). Torch's own intra-op threads are pinned to 1 meanwhile to avoid oversubscription.
+
+Exactness: each term is multiplied, then added (no fused multiply-add), in float32 with float32 weights; a stage's
+result is rounded to the output dtype before a later stage reads it. So running the stages fused in one pass, or
+one at a time through files, gives the same bits.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bai_core.errors import BaiError
+from bai_core.io.checkpoint import Checkpoint
+from bai_core.io.checkpoint_writer import CheckpointWriter
+from bai_core.io.safetensors_file import CODES, DTYPES, TensorInfo, pread_into
+
+DEFAULT_CHUNK_ELEMENTS = 8 * 1024 * 1024  # 32 MB per float32 chunk
+
+
+def float32_exact(weight: float) -> float:
+    """The float32 value a weight will be used as (so Python and torch agree on it to the bit)."""
+    return torch.tensor(weight, dtype=torch.float32).item()
+
+
+@dataclass(frozen=True)
+class Term:
+    source: str  # an input's role, or an earlier stage's name
+    weight: float
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    terms: tuple[Term, ...]
+    output: Path | None = None  # a folder to write this stage's weights into; None keeps it in memory only
+
+
+ProgressCallback = Callable[[int, int], None]  # (bytes of input processed, total bytes of input)
+
+
+@dataclass
+class _Chunk:
+    name: str
+    start: int  # element offsets into the flattened tensor
+    stop: int
+
+
+def merge_weights(
+    inputs: dict[str, Checkpoint],
+    stages: list[Stage],
+    tensor_names: list[str],
+    dtype: str | None = None,
+    max_shard_bytes: int = 5 * 10**9,
+    workers: int | None = None,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    on_progress: ProgressCallback | None = None,
+) -> dict[str, list[Path]]:
+    """Compute every stage for every tensor; write the weights of stages that have an `output` folder.
+
+    `dtype` is a safetensors code ("BF16", ...) for floating-point outputs, or None to keep the inputs' dtype
+    (which must then agree across inputs, tensor by tensor). Returns the weight files written, per stage.
+    """
+    _check_stages(inputs, stages)
+    out_codes = {name: _output_dtype(inputs, name, dtype) for name in tensor_names}
+    specs = [(name, out_codes[name], inputs[next(iter(inputs))].info(name).shape) for name in tensor_names]
+    chunks = list(_chunks(inputs, tensor_names, chunk_elements))
+    total = sum(inputs[role].info(name).nbytes for role in inputs for name in tensor_names)
+    workers = workers or os.cpu_count() or 1
+
+    with ExitStack() as stack:
+        fds = {}
+        for ckpt in inputs.values():
+            for file in ckpt.weight_files:
+                fds[file] = os.open(file, os.O_RDONLY)
+                stack.callback(os.close, fds[file])
+        writers: dict[str, CheckpointWriter] = {}
+        for stage in stages:
+            if stage.output is not None:
+                writers[stage.name] = CheckpointWriter(stage.output, specs, max_shard_bytes)
+                stack.callback(writers[stage.name].close)
+        job = _ChunkJob(inputs, stages, out_codes, fds, writers)
+        progress = _Progress(total, on_progress)
+
+        def run(chunk: _Chunk) -> None:
+            job(chunk)
+            progress.add(sum((chunk.stop - chunk.start) * DTYPES[ckpt.info(chunk.name).dtype].itemsize
+                             for ckpt in inputs.values()))
+
+        stack.enter_context(_torch_threads(1 if workers > 1 else torch.get_num_threads()))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bai-merge") as pool:
+            futures = [pool.submit(run, chunk) for chunk in chunks]
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in pending:
+                future.cancel()
+            for future in done:
+                if future.exception() is not None:
+                    raise future.exception()
+        return {name: writer.finish() for name, writer in writers.items()}
+
+
+class _ChunkJob:
+    """Reads, combines and writes one chunk of one tensor for every stage."""
+
+    def __init__(self, inputs, stages, out_codes, fds, writers):
+        self.inputs, self.stages, self.out_codes, self.fds, self.writers = inputs, stages, out_codes, fds, writers
+        self.weights = {(s.name, t.source): float32_exact(t.weight) for s in stages for t in s.terms}
+
+    def read(self, info: TensorInfo, chunk: _Chunk) -> torch.Tensor:
+        dtype = DTYPES[info.dtype]
+        buffer = torch.empty(chunk.stop - chunk.start, dtype=dtype)
+        pread_into(self.fds[info.file], buffer, info.start + chunk.start * dtype.itemsize, info.file)
+        return buffer
+
+    def __call__(self, chunk: _Chunk) -> None:
+        infos = {role: ckpt.info(chunk.name) for role, ckpt in self.inputs.items()}
+        if not next(iter(infos.values())).is_float:
+            return self._copy_identical(chunk, infos)
+        out_dtype = DTYPES[self.out_codes[chunk.name]]
+        results: dict[str, torch.Tensor] = {}  # each stage's rounded result, for later stages to read
+        for stage in self.stages:
+            total = None
+            for term in stage.terms:
+                if term.source in results:
+                    value = results[term.source].to(torch.float32, copy=True)
+                else:
+                    value = self.read(infos[term.source], chunk).to(torch.float32)
+                value.mul_(self.weights[(stage.name, term.source)])
+                if total is None:
+                    total = value
+                else:
+                    total.add_(value)
+                del value
+            rounded = total.to(out_dtype)
+            del total
+            if not torch.isfinite(rounded).all():
+                raise BaiError(
+                    f"tensor {chunk.name!r}: the {stage.name} merge produced NaN or Inf values "
+                    f"(non-finite inputs, or values out of range for {out_dtype})"
+                )
+            results[stage.name] = rounded
+            if stage.name in self.writers:
+                self.writers[stage.name].write(chunk.name, chunk.start, rounded)
+
+    def _copy_identical(self, chunk: _Chunk, infos: dict[str, TensorInfo]) -> None:
+        """Integer/bool buffers are not averaged: all inputs must hold the same values; they are copied."""
+        (first_role, first), *others = infos.items()
+        reference = self.read(first, chunk)
+        for role, info in others:
+            if not torch.equal(reference, self.read(info, chunk)):
+                raise BaiError(
+                    f"tensor {chunk.name!r} ({info.dtype}) is not floating point and differs between {first.file} "
+                    f"and {info.file}; non-float tensors can only be merged when identical"
+                )
+        for writer in self.writers.values():
+            writer.write(chunk.name, chunk.start, reference)
+
+
+def _check_stages(inputs: dict[str, Checkpoint], stages: list[Stage]) -> None:
+    known = set(inputs)
+    for stage in stages:
+        for term in stage.terms:
+            if term.source not in known:
+                raise ValueError(f"stage {stage.name!r} reads {term.source!r}, which is not an input or earlier stage")
+        known.add(stage.name)
+
+
+def _output_dtype(inputs: dict[str, Checkpoint], name: str, dtype: str | None) -> str:
+    codes = {role: ckpt.info(name).dtype for role, ckpt in inputs.items()}
+    distinct = set(codes.values())
+    is_float = {ckpt.info(name).is_float for ckpt in inputs.values()}
+    if is_float == {False}:  # integer buffers are copied, so their dtype must already agree
+        if len(distinct) > 1:
+            raise BaiError(f"tensor {name!r} has different dtypes across inputs: {_describe(inputs, name, codes)}")
+        return distinct.pop()
+    if is_float != {True}:
+        raise BaiError(f"tensor {name!r} is floating point in some inputs only: {_describe(inputs, name, codes)}")
+    if dtype is not None:
+        return dtype
+    if len(distinct) > 1:
+        raise BaiError(
+            f"tensor {name!r} has mixed dtypes across inputs ({_describe(inputs, name, codes)}); "
+            "pick the output dtype with --dtype float32|bfloat16|float16"
+        )
+    return distinct.pop()
+
+
+def _describe(inputs: dict[str, Checkpoint], name: str, codes: dict[str, str]) -> str:
+    return ", ".join(f"{codes[role]} in {ckpt.info(name).file}" for role, ckpt in inputs.items())
+
+
+def _chunks(inputs: dict[str, Checkpoint], names: list[str], chunk_elements: int) -> Iterator[_Chunk]:
+    reference = inputs[next(iter(inputs))]
+    for name in names:
+        numel = reference.info(name).numel
+        for start in range(0, max(numel, 1), chunk_elements):
+            yield _Chunk(name, start, min(start + chunk_elements, numel))
+
+
+class _Progress:
+    def __init__(self, total: int, callback: ProgressCallback | None):
+        self.total, self.done, self.callback = total, 0, callback
+        self._lock = threading.Lock()
+
+    def add(self, nbytes: int) -> None:
+        if self.callback is None:
+            return
+        with self._lock:
+            self.done += nbytes
+            self.callback(self.done, self.total)
+
+
+@contextmanager
+def _torch_threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def dtype_code(name: str) -> str:
+    """'bfloat16' -> 'BF16' (the CLI speaks torch names, files speak safetensors codes)."""
+    return CODES[getattr(torch, name)]
