@@ -98,7 +98,7 @@ def _cmd_demo(args) -> int:
 
 
 class _ProgressBar:
-    """One tqdm bar per phase, on stderr so that stdout stays clean for --json."""
+    """One tqdm bar per phase, on stderr (stdout stays clean for --json); silent when stderr is not a terminal."""
 
     LABELS = {"fingerprint": "fingerprinting inputs", "merge": "merging"}
 
@@ -117,7 +117,7 @@ class _ProgressBar:
             self._close()
             self.phase = phase
             unit = dict(unit="B", unit_scale=True, unit_divisor=1024) if phase == "merge" else {}
-            self.bar = tqdm(total=total, desc=self.LABELS.get(phase, phase), file=sys.stderr, leave=False, **unit)
+            self.bar = tqdm(total=total, desc=self.LABELS.get(phase, phase), file=sys.stderr, leave=False, disable=None, **unit)
         self.bar.update(done - self.bar.n)
 
     def _close(self):

@@ -106,14 +106,15 @@ def merge_weights(
                              for ckpt in inputs.values()))
 
         stack.enter_context(_torch_threads(1 if workers > 1 else torch.get_num_threads()))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bai-merge") as pool:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bai-merge")
+        try:
             futures = [pool.submit(run, chunk) for chunk in chunks]
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in pending:
-                future.cancel()
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             for future in done:
                 if future.exception() is not None:
                     raise future.exception()
+        finally:  # on an error or a signal, drop the queued chunks instead of computing them
+            pool.shutdown(wait=True, cancel_futures=True)
         return {name: writer.finish() for name, writer in writers.items()}
 
 
