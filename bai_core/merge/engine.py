@@ -33,7 +33,7 @@ from bai_core.io.checkpoint import Checkpoint
 from bai_core.io.checkpoint_writer import CheckpointWriter
 from bai_core.io.safetensors_file import CODES, DTYPES, TensorInfo, pread_into
 
-DEFAULT_CHUNK_ELEMENTS = 8 * 1024 * 1024  # 32 MB per float32 chunk
+DEFAULT_CHUNK_ELEMENTS = 512 * 1024  # 2 MB per float32 buffer: the arithmetic stays in cache
 
 
 def float32_exact(weight: float) -> float:
@@ -97,7 +97,7 @@ def merge_weights(
             if stage.output is not None:
                 writers[stage.name] = CheckpointWriter(stage.output, specs, max_shard_bytes)
                 stack.callback(writers[stage.name].close)
-        job = _ChunkJob(inputs, stages, out_codes, fds, writers)
+        job = _ChunkJob(inputs, stages, out_codes, fds, writers, chunk_elements)
         progress = _Progress(total, on_progress)
 
         def run(chunk: _Chunk) -> None:
@@ -118,61 +118,99 @@ def merge_weights(
         return {name: writer.finish() for name, writer in writers.items()}
 
 
+class _Workspace:
+    """One worker thread's buffers, reused for every chunk.
+
+    Allocating fresh chunk-sized tensors costs page faults on every chunk (large allocations come from mmap and
+    go back to the OS when freed); reusing a thread's buffers keeps the merge at memory speed and its RSS flat.
+    """
+
+    def __init__(self, chunk_elements: int, stage_names: list[str]):
+        self.total = torch.empty(chunk_elements, dtype=torch.float32)
+        self.term = torch.empty(chunk_elements, dtype=torch.float32)
+        self.raw = torch.empty(chunk_elements * 8, dtype=torch.uint8)  # 8: the widest element type
+        self.raw_other = torch.empty(chunk_elements * 8, dtype=torch.uint8)
+        self.rounded = {name: torch.empty(chunk_elements * 8, dtype=torch.uint8) for name in stage_names}
+
+
+def _typed(buffer: torch.Tensor, dtype: torch.dtype, n: int) -> torch.Tensor:
+    """The first n elements of a byte buffer, seen as `dtype`."""
+    return buffer[: n * dtype.itemsize].view(dtype)
+
+
 class _ChunkJob:
     """Reads, combines and writes one chunk of one tensor for every stage."""
 
-    def __init__(self, inputs, stages, out_codes, fds, writers):
+    def __init__(self, inputs, stages, out_codes, fds, writers, chunk_elements):
         self.inputs, self.stages, self.out_codes, self.fds, self.writers = inputs, stages, out_codes, fds, writers
         self.weights = {(s.name, t.source): float32_exact(t.weight) for s in stages for t in s.terms}
+        self.chunk_elements = chunk_elements
+        self._local = threading.local()
 
-    def read(self, info: TensorInfo, chunk: _Chunk) -> torch.Tensor:
+    def workspace(self) -> _Workspace:
+        if not hasattr(self._local, "workspace"):
+            self._local.workspace = _Workspace(self.chunk_elements, [s.name for s in self.stages])
+        return self._local.workspace
+
+    def read(self, info: TensorInfo, chunk: _Chunk, buffer: torch.Tensor) -> torch.Tensor:
+        """Read the chunk's elements of `info` into `buffer` (bytes, or float32 when the input is float32)."""
         dtype = DTYPES[info.dtype]
-        buffer = torch.empty(chunk.stop - chunk.start, dtype=dtype)
-        pread_into(self.fds[info.file], buffer, info.start + chunk.start * dtype.itemsize, info.file)
-        return buffer
+        target = _typed(buffer.view(torch.uint8), dtype, chunk.stop - chunk.start)
+        pread_into(self.fds[info.file], target, info.start + chunk.start * dtype.itemsize, info.file)
+        return target
 
     def __call__(self, chunk: _Chunk) -> None:
         infos = {role: ckpt.info(chunk.name) for role, ckpt in self.inputs.items()}
+        ws = self.workspace()
         if not next(iter(infos.values())).is_float:
-            return self._copy_identical(chunk, infos)
+            return self._copy_identical(chunk, infos, ws)
+        n = chunk.stop - chunk.start
         out_dtype = DTYPES[self.out_codes[chunk.name]]
-        results: dict[str, torch.Tensor] = {}  # each stage's rounded result, for later stages to read
+        total, term = ws.total[:n], ws.term[:n]
+        rounded: dict[str, torch.Tensor] = {}  # each stage's result in the output dtype, for later stages
         for stage in self.stages:
-            total = None
-            for term in stage.terms:
-                if term.source in results:
-                    value = results[term.source].to(torch.float32, copy=True)
+            for k, t in enumerate(stage.terms):
+                value = total if k == 0 else term
+                if t.source in rounded:
+                    value.copy_(rounded[t.source])  # widening to float32 is exact
+                elif infos[t.source].dtype == "F32":
+                    self.read(infos[t.source], chunk, value)
                 else:
-                    value = self.read(infos[term.source], chunk).to(torch.float32)
-                value.mul_(self.weights[(stage.name, term.source)])
-                if total is None:
-                    total = value
-                else:
-                    total.add_(value)
-                del value
-            rounded = total.to(out_dtype)
-            del total
-            if not torch.isfinite(rounded).all():
+                    value.copy_(self.read(infos[t.source], chunk, ws.raw))
+                value.mul_(self.weights[(stage.name, t.source)])
+                if k > 0:
+                    total.add_(term)
+            result = _typed(ws.rounded[stage.name], out_dtype, n)
+            result.copy_(total)  # round to the output dtype
+            if not _all_finite(result):
                 raise BaiError(
                     f"tensor {chunk.name!r}: the {stage.name} merge produced NaN or Inf values "
                     f"(non-finite inputs, or values out of range for {out_dtype})"
                 )
-            results[stage.name] = rounded
+            rounded[stage.name] = result
             if stage.name in self.writers:
-                self.writers[stage.name].write(chunk.name, chunk.start, rounded)
+                self.writers[stage.name].write(chunk.name, chunk.start, result)
 
-    def _copy_identical(self, chunk: _Chunk, infos: dict[str, TensorInfo]) -> None:
+    def _copy_identical(self, chunk: _Chunk, infos: dict[str, TensorInfo], ws: _Workspace) -> None:
         """Integer/bool buffers are not averaged: all inputs must hold the same values; they are copied."""
         (first_role, first), *others = infos.items()
-        reference = self.read(first, chunk)
+        reference = self.read(first, chunk, ws.raw)
         for role, info in others:
-            if not torch.equal(reference, self.read(info, chunk)):
+            if not torch.equal(reference, self.read(info, chunk, ws.raw_other)):
                 raise BaiError(
                     f"tensor {chunk.name!r} ({info.dtype}) is not floating point and differs between {first.file} "
                     f"and {info.file}; non-float tensors can only be merged when identical"
                 )
         for writer in self.writers.values():
             writer.write(chunk.name, chunk.start, reference)
+
+
+def _all_finite(values: torch.Tensor) -> bool:
+    """One reduction pass: the extremes are finite iff every value is (NaN propagates through min/max)."""
+    if values.numel() == 0:
+        return True
+    low, high = torch.aminmax(values)
+    return bool(torch.isfinite(low)) and bool(torch.isfinite(high))
 
 
 def _check_stages(inputs: dict[str, Checkpoint], stages: list[Stage]) -> None:
