@@ -72,10 +72,15 @@ def _cmd_merge(args) -> int:
     else:
         print(f"wrote {result.output}" + (f" and {result.stage1_output}" if result.stage1_output else ""))
         print(f"  {result.manifest['formula']}  ({result.manifest['dtype']}, {result.manifest['tensors']} tensors)")
-        gb = 1e9
-        print(f"  {result.bytes_read / gb:.2f} GB read, {result.bytes_written / gb:.2f} GB written "
-              f"in {result.seconds:.2f} s")
+        print(f"  {_size(result.bytes_read)} read, {_size(result.bytes_written)} written in {result.seconds:.2f} s")
     return 0
+
+
+def _size(nbytes: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.2f} {unit}"
+    return f"{nbytes} B"
 
 
 def _demo_parser(sub) -> None:
@@ -117,7 +122,8 @@ class _ProgressBar:
             self._close()
             self.phase = phase
             unit = dict(unit="B", unit_scale=True, unit_divisor=1024) if phase == "merge" else {}
-            self.bar = tqdm(total=total, desc=self.LABELS.get(phase, phase), file=sys.stderr, leave=False, disable=None, **unit)
+            label = self.LABELS.get(phase, phase)
+            self.bar = tqdm(total=total, desc=label, file=sys.stderr, leave=False, disable=None, **unit)
         self.bar.update(done - self.bar.n)
 
     def _close(self):

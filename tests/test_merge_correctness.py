@@ -191,3 +191,26 @@ def test_manifest_records_inputs_weights_and_versions(family, tmp_path):
     assert manifest["dtype"] == "bfloat16" and manifest["tokenizer_from"] == "reasoning"
     for role, folder in family.items():
         assert manifest["inputs"][role] == {"path": str(folder), "fingerprint": fingerprint_folder(folder)}
+
+
+def test_checkpoints_saved_by_transformers_merge_and_load(tmp_path):
+    """A real transformers layout (Qwen2, with attention biases, saved by save_pretrained), not our synthetic one."""
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    config = Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=96, tie_word_embeddings=True, dtype="float32")
+    paths = {}
+    for seed, role in enumerate(("pretrained", "instruct", "reasoning")):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config)
+        paths[role] = tmp_path / role
+        model.save_pretrained(paths[role])
+    bai_merge(MergeConfig(**paths, output=tmp_path / "out", alpha=0.2, instruct_weight=0.7))
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "out")
+    p, i, r = (load_all(paths[role]) for role in ("pretrained", "instruct", "reasoning"))
+    name = "model.layers.1.self_attn.q_proj.bias"
+    sft = np.float32(0.7) * f32(i[name]) + np.float32(1 - 0.7) * f32(r[name])
+    expected = np.float32(0.2) * f32(p[name]) + np.float32(1 - 0.2) * sft
+    assert np.array_equal(merged.state_dict()[name].numpy(), expected)
+    out = merged.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    assert out.shape == (1, 7)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +82,6 @@ def merge_weights(
     _check_stages(inputs, stages)
     out_codes = {name: _output_dtype(inputs, name, dtype) for name in tensor_names}
     specs = [(name, out_codes[name], inputs[next(iter(inputs))].info(name).shape) for name in tensor_names]
-    chunks = list(_chunks(inputs, tensor_names, chunk_elements))
     total = sum(inputs[role].info(name).nbytes for role in inputs for name in tensor_names)
     workers = workers or os.cpu_count() or 1
 
@@ -106,16 +105,32 @@ def merge_weights(
                              for ckpt in inputs.values()))
 
         stack.enter_context(_torch_threads(1 if workers > 1 else torch.get_num_threads()))
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bai-merge")
-        try:
-            futures = [pool.submit(run, chunk) for chunk in chunks]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in done:
-                if future.exception() is not None:
-                    raise future.exception()
-        finally:  # on an error or a signal, drop the queued chunks instead of computing them
-            pool.shutdown(wait=True, cancel_futures=True)
+        _run_bounded(run, _chunks(inputs, tensor_names, chunk_elements), workers)
         return {name: writer.finish() for name, writer in writers.items()}
+
+
+def _run_bounded(fn: Callable[[_Chunk], None], chunks: Iterator[_Chunk], workers: int) -> None:
+    """Run `fn` over the chunks on a thread pool, with a few chunks queued per worker (a 70B model has ~10^5
+    chunks: no need to hold a future for each), stopping at the first error."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bai-merge")
+    in_flight: set = set()
+
+    def settle(until) -> None:
+        nonlocal in_flight
+        done, in_flight = wait(in_flight, return_when=until)
+        for future in done:
+            if future.exception() is not None:
+                raise future.exception()
+
+    try:
+        for chunk in chunks:
+            if len(in_flight) >= 4 * workers:
+                settle(FIRST_COMPLETED)
+            in_flight.add(pool.submit(fn, chunk))
+        while in_flight:
+            settle(FIRST_EXCEPTION)
+    finally:  # on an error or a signal, drop the queued chunks instead of computing them
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Workspace:
