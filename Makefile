@@ -17,7 +17,7 @@ $(BIN)/.installed: pyproject.toml
 setup: $(BIN)/.installed
 
 demo: setup
-	HF_HUB_OFFLINE=1 $(BIN)/bai demo
+	HF_HUB_OFFLINE=1 $(BIN)/bai run configs/demo.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q

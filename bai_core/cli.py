@@ -83,23 +83,50 @@ def _size(nbytes: int) -> str:
     return f"{nbytes} B"
 
 
-def _demo_parser(sub) -> None:
+def _run_parser(sub) -> None:
     p = sub.add_parser(
-        "demo",
-        help="build three tiny checkpoints offline and BAI-merge them",
-        description="Builds a tiny synthetic pretrained/instruct/reasoning family (random weights) and runs the "
-        "two-stage merge on it, then loads the result with transformers and generates from it.",
+        "run",
+        help="run the BAI pipeline (Prefect flow) from a YAML config",
+        description="Fetch the three checkpoints, merge stage 1 and stage 2 as cached Prefect tasks, publish the "
+        "artifacts. Uses the Prefect API in PREFECT_API_URL, or a temporary local one when unset.",
     )
-    p.add_argument("--output", type=Path, default=Path("bai-demo"), help="working folder (default ./bai-demo)")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_cmd_demo)
+    p.add_argument("config", type=Path, help="pipeline config (YAML), e.g. configs/demo.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set merge.alpha=0.2 (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the run summary as one JSON object on stdout")
+    p.add_argument("--verbose", action="store_true", help="show Prefect's own log lines on stderr")
+    p.set_defaults(func=_cmd_run)
 
 
-def _cmd_demo(args) -> int:
-    from bai_core.demo.quickstart import run_demo
+def _cmd_run(args) -> int:
+    import os
 
-    run_demo(args.output, seed=args.seed)
+    from bai_core.config import load_pipeline_config
+
+    config = load_pipeline_config(args.config, args.overrides)
+    if not args.verbose:  # the table below says what happened; the Prefect UI keeps every log line
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    from flows.pipeline import PipelineFailed, bai_pipeline
+
+    try:
+        summary = bai_pipeline(config)
+    except PipelineFailed as e:
+        if not args.json:
+            _print_stages(e.rows)
+        raise
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_stages(summary["stages"])
+        print(f"M_bai: {summary['outputs']['bai']}")
     return 0
+
+
+def _print_stages(rows: list[dict]) -> None:
+    print(f"{'stage':<18}{'state':<10}{'seconds':>8}  output")
+    for row in rows:
+        detail = row.get("output") or row.get("note") or row.get("error", "")
+        print(f"{row['stage']:<18}{row['state']:<10}{row['seconds']:>8.2f}  {detail}")
 
 
 class _ProgressBar:
@@ -139,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bai", description="Balanced Actor Initialization for stable RLHF.")
     sub = parser.add_subparsers(dest="command", required=True)
     _merge_parser(sub)
-    _demo_parser(sub)
+    _run_parser(sub)
     return parser
 
 

@@ -95,5 +95,83 @@ def validated(model: type[BaseModel], **values) -> BaseModel:
     except ValidationError as e:
         first = e.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or model.__name__
-        message = first["msg"].removeprefix("Value error, ")
+        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
         raise BaiError(f"invalid {key}: {message}" if first["loc"] else f"invalid config: {message}") from None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The pipeline: one model, loaded from YAML by `bai run`, passed as the flow's parameter, embedded in prefect.yaml.
+
+
+class ModelsConfig(_Strict):
+    """The three checkpoints: local folders, s3://bucket/prefix, hub ids org/name[@revision], or demo://..."""
+
+    pretrained: str
+    instruct: str
+    reasoning: str
+
+
+class MergeSettings(_Strict):
+    """Both merge stages' parameters (stage 1 and stage 2 run as separate cached tasks)."""
+
+    instruct_weight: float = Field(0.5, ge=0, le=1, description="w: M_sft = w*instruct + (1-w)*reasoning.")
+    alpha: float = Field(0.5, ge=0, le=1, description="alpha: M_bai = alpha*pretrained + (1-alpha)*M_sft.")
+    dtype: OutputDtype = "auto"
+    tokenizer_from: Literal["reasoning", "instruct", "pretrained"] = "reasoning"
+    max_shard_size: ByteSize = ByteSize(5 * 10**9)
+
+
+class StorageConfig(_Strict):
+    """Where artifacts and Prefect's cached results live. Credentials are never part of the config."""
+
+    uri: str = Field("bai-artifacts", description="A local folder (default ./bai-artifacts), file:// or s3://b/p.")
+    endpoint_url: str | None = Field(None, description="S3-compatible endpoint; default $AWS_ENDPOINT_URL or AWS.")
+    credentials_block: str | None = Field(
+        None,
+        description="Name of a Prefect Secret block holding {aws_access_key_id, aws_secret_access_key}; "
+        "default: the AWS_* environment variables.",
+    )
+
+
+class NotYetAvailable(_Strict):
+    """A stage the pipeline has a place for but cannot run yet: leaving it unset (null) skips it."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse(cls, values):
+        raise ValueError("this stage is not available in this version of bai yet; leave it unset (null)")
+
+
+class PipelineConfig(_Strict):
+    name: str = Field("bai", pattern=r"^[A-Za-z0-9][\w.-]*$", description="Run name, used in artifact keys.")
+    models: ModelsConfig
+    merge: MergeSettings = MergeSettings()
+    storage: StorageConfig = StorageConfig()
+    train: NotYetAvailable | None = Field(None, description="RLHF from M_bai (on the GPU pool); skipped while unset.")
+    evaluate: NotYetAvailable | None = Field(None, description="lm-eval scoring; skipped while unset.")
+
+
+def load_pipeline_config(path: Path, overrides: list[str] = ()) -> PipelineConfig:
+    """Read a YAML config and apply `key.sub=value` overrides (values parsed as YAML), then validate."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise BaiError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise BaiError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise BaiError(f"{path}: a config must be a YAML mapping")
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key:
+            raise BaiError(f"--set {override!r}: expected key=value, e.g. merge.alpha=0.2")
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise BaiError(f"--set {override!r}: {part} is not a section")
+        node[leaf] = yaml.safe_load(raw)
+    return validated(PipelineConfig, **data)

@@ -1,7 +1,7 @@
 """Content fingerprints of checkpoint folders, memoized so a 50 GB checkpoint is hashed once, not every run.
 
-A file's sha256 is remembered in a small SQLite table keyed by (real path, size, mtime, inode): change any of these
-and the file is hashed again. A folder's fingerprint is the sha256 of its relevant files' (name, size, sha256) list,
+A file's sha256 is remembered in a small SQLite table keyed by (device, inode, size, mtime): rewrite the file and it
+is hashed again, while renaming it (as publishing an output folder does) keeps the memo. A folder's fingerprint is the sha256 of its relevant files' (name, size, sha256) list,
 so it changes whenever the weights, config or tokenizer change, and never because of where the folder lives.
 """
 
@@ -37,19 +37,18 @@ class _Memo:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS file_sha256 (path TEXT, size INT, mtime_ns INT, inode INT, sha256 TEXT, "
-            "PRIMARY KEY (path, size, mtime_ns, inode))"
+            "CREATE TABLE IF NOT EXISTS file_sha256 (device INT, inode INT, size INT, mtime_ns INT, sha256 TEXT, "
+            "PRIMARY KEY (device, inode))"
         )
 
     def get(self, key: tuple) -> str | None:
         row = self._db.execute(
-            "SELECT sha256 FROM file_sha256 WHERE path=? AND size=? AND mtime_ns=? AND inode=?", key
+            "SELECT sha256 FROM file_sha256 WHERE device=? AND inode=? AND size=? AND mtime_ns=?", key
         ).fetchone()
         return row[0] if row else None
 
     def put(self, key: tuple, digest: str) -> None:
         with self._db:
-            self._db.execute("DELETE FROM file_sha256 WHERE path=?", key[:1])
             self._db.execute("INSERT OR REPLACE INTO file_sha256 VALUES (?,?,?,?,?)", (*key, digest))
 
     def close(self) -> None:
@@ -57,8 +56,8 @@ class _Memo:
 
 
 def _stat_key(path: Path) -> tuple:
-    st = path.stat()
-    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    st = path.stat()  # follows symlinks, so a Hugging Face cache snapshot is keyed by its blobs
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def file_sha256(path: Path) -> str:
@@ -73,7 +72,7 @@ def file_sha256(path: Path) -> str:
 
 def fingerprint_folders(folders: list[Path], workers: int | None = None) -> list[str]:
     """Fingerprint several checkpoint folders, hashing their files in parallel (hashlib releases the GIL)."""
-    memo = _Memo(cache_dir() / "fingerprints.sqlite")
+    memo = _Memo(cache_dir() / "fingerprints-v2.sqlite")
     try:
         per_folder = [fingerprinted_files(folder) for folder in folders]
         keys = {path: _stat_key(path) for files in per_folder for path in files}
@@ -87,7 +86,7 @@ def fingerprint_folders(folders: list[Path], workers: int | None = None) -> list
         memo.close()
     results = []
     for files in per_folder:
-        listing = [(p.name, keys[p][1], digests[p]) for p in files]
+        listing = [(p.name, keys[p][2], digests[p]) for p in files]
         results.append("sha256:" + hashlib.sha256(json.dumps(listing).encode()).hexdigest())
     return results
 

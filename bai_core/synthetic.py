@@ -57,6 +57,10 @@ BENCHMARK_SPEC = SyntheticSpec(
 )
 
 
+# The offline demo's size (demo://synthetic/...): builds in seconds, big enough to look like a model.
+DEMO_SPEC = SyntheticSpec(hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2, intermediate_size=512)
+
+
 def llama_config(spec: SyntheticSpec) -> dict:
     return {
         "architectures": ["LlamaForCausalLM"],

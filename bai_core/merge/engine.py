@@ -99,34 +99,39 @@ def merge_weights(
         job = _ChunkJob(inputs, stages, out_codes, fds, writers, chunk_elements)
         progress = _Progress(total, on_progress)
 
-        def run(chunk: _Chunk) -> None:
-            job(chunk)
+        def done(chunk: _Chunk) -> None:
             progress.add(sum((chunk.stop - chunk.start) * DTYPES[ckpt.info(chunk.name).dtype].itemsize
                              for ckpt in inputs.values()))
 
         stack.enter_context(_torch_threads(1 if workers > 1 else torch.get_num_threads()))
-        _run_bounded(run, _chunks(inputs, tensor_names, chunk_elements), workers)
+        _run_bounded(job, _chunks(inputs, tensor_names, chunk_elements), workers, on_done=done)
         return {name: writer.finish() for name, writer in writers.items()}
 
 
-def _run_bounded(fn: Callable[[_Chunk], None], chunks: Iterator[_Chunk], workers: int) -> None:
-    """Run `fn` over the chunks on a thread pool, with a few chunks queued per worker (a 70B model has ~10^5
-    chunks: no need to hold a future for each), stopping at the first error."""
+def _run_bounded(
+    fn: Callable[[_Chunk], None], chunks: Iterator[_Chunk], workers: int, on_done: Callable[[_Chunk], None]
+) -> None:
+    """Run `fn` over the chunks on a thread pool, stopping at the first error.
+
+    Only a few chunks are queued per worker (a 70B model has ~10^5 chunks: no need to hold a future for each), and
+    `on_done` runs on the calling thread, so progress reporting never has to be thread-safe.
+    """
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bai-merge")
-    in_flight: set = set()
+    in_flight: dict = {}
 
     def settle(until) -> None:
-        nonlocal in_flight
-        done, in_flight = wait(in_flight, return_when=until)
+        done, _ = wait(in_flight, return_when=until)
         for future in done:
+            chunk = in_flight.pop(future)
             if future.exception() is not None:
                 raise future.exception()
+            on_done(chunk)
 
     try:
         for chunk in chunks:
             if len(in_flight) >= 4 * workers:
                 settle(FIRST_COMPLETED)
-            in_flight.add(pool.submit(fn, chunk))
+            in_flight[pool.submit(fn, chunk)] = chunk
         while in_flight:
             settle(FIRST_EXCEPTION)
     finally:  # on an error or a signal, drop the queued chunks instead of computing them
@@ -272,13 +277,10 @@ def _chunks(inputs: dict[str, Checkpoint], names: list[str], chunk_elements: int
 class _Progress:
     def __init__(self, total: int, callback: ProgressCallback | None):
         self.total, self.done, self.callback = total, 0, callback
-        self._lock = threading.Lock()
 
     def add(self, nbytes: int) -> None:
-        if self.callback is None:
-            return
-        with self._lock:
-            self.done += nbytes
+        self.done += nbytes
+        if self.callback is not None:
             self.callback(self.done, self.total)
 
 

@@ -1,0 +1,138 @@
+"""Where checkpoints come from: a local folder, `s3://bucket/prefix`, a Hugging Face hub id, or a built-in demo.
+
+Every source resolves to a local folder (the merge engine reads local files) plus a content fingerprint. Remote
+downloads land in a local cache keyed by what the remote says the content is (S3 ETags and sizes; the hub's commit
+sha), so fetching the same content again downloads nothing.
+
+    /data/qwen-math, ./models/x, ~/ckpt        a local folder
+    s3://bucket/prefix                         an S3 (or S3-compatible) prefix; endpoint/keys from the environment
+    Qwen/Qwen2.5-Math-1.5B[@revision]          a hub repo (also hf://...), pinned to the commit the revision names
+    demo://synthetic/pretrained                the offline synthetic family (instruct, reasoning likewise)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from bai_core.errors import BaiError
+from bai_core.fingerprint import cache_dir, fingerprint_folder
+from bai_core.io.atomic import AtomicFolder
+from bai_core.io.checkpoint import CONFIG_FILE, INDEX_FILE, TOKENIZER_FILES, Checkpoint
+
+HUB_ID = re.compile(r"^(?:hf://)?(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<revision>[\w./-]+))?$")
+# Only what a merge needs: never pickles, never code (trust_remote_code stays off).
+HUB_PATTERNS = ["*.safetensors", INDEX_FILE, CONFIG_FILE, *TOKENIZER_FILES, "*.jinja"]
+
+
+@dataclass(frozen=True)
+class FetchedCheckpoint:
+    source: str
+    path: Path
+    fingerprint: str
+    revision: str | None = None  # hub commit sha, or the S3 listing digest
+
+
+def fetch(source: str, endpoint_url: str | None = None) -> FetchedCheckpoint:
+    """Resolve `source` to a validated local checkpoint folder and its content fingerprint."""
+    if source.startswith("demo://"):
+        path, revision = _fetch_demo(source), None
+    elif source.startswith("s3://"):
+        path, revision = _fetch_s3(source, endpoint_url)
+    elif _is_local(source):
+        path, revision = Path(source).expanduser().resolve(), None
+    elif match := HUB_ID.match(source):
+        path, revision = _fetch_hub(source, match["repo"], match["revision"])
+    else:
+        raise BaiError(f"{source}: not a local folder, s3:// URI or hub id (org/name[@revision])")
+    Checkpoint.open(path)  # a clear error now for a folder that is not a checkpoint
+    return FetchedCheckpoint(source, path, fingerprint_folder(path), revision)
+
+
+def _is_local(source: str) -> bool:
+    return source.startswith(("/", "./", "../", "~", "file://")) or Path(source).expanduser().exists()
+
+
+def _fetch_demo(source: str) -> Path:
+    from bai_core.synthetic import DEMO_SPEC, ROLES, write_synthetic_family
+
+    family, _, role = source.removeprefix("demo://").partition("/")
+    if family != "synthetic" or role not in ROLES:
+        raise BaiError(f"{source}: unknown demo checkpoint (known: demo://synthetic/{{{','.join(ROLES)}}})")
+    spec = DEMO_SPEC
+    digest = hashlib.sha256(json.dumps(spec.__dict__, sort_keys=True).encode()).hexdigest()[:12]
+    # Keyed by the spec, so a changed spec builds a new family instead of reusing a stale one.
+    root = cache_dir() / "demo" / f"synthetic-{digest}"
+    if not root.is_dir():
+        staging = AtomicFolder(root)
+        try:
+            write_synthetic_family(staging.path, spec, seed=0)
+        except BaseException:
+            staging.discard()
+            raise
+        staging.publish()
+    return root / role
+
+
+def _fetch_s3(source: str, endpoint_url: str | None) -> tuple[Path, str]:
+    from bai_core.storage import s3_errors, s3_filesystem
+
+    fs = s3_filesystem(endpoint_url)
+    wanted = {CONFIG_FILE, INDEX_FILE, *TOKENIZER_FILES}
+    with s3_errors(source, endpoint_url):
+        try:
+            listing = fs.ls(source.rstrip("/"), detail=True, refresh=True)
+        except FileNotFoundError:
+            raise BaiError(f"{source}: no such S3 prefix") from None
+        files = sorted(
+            (Path(e["name"]).name, e["size"], e.get("ETag"), e["name"])
+            for e in listing
+            if e["type"] == "file" and (Path(e["name"]).name in wanted or e["name"].endswith((".safetensors", ".jinja")))
+        )
+        if not any(name == CONFIG_FILE for name, *_ in files):
+            raise BaiError(f"{source}: no config.json under this prefix (is it a checkpoint folder?)")
+        digest = hashlib.sha256(json.dumps([f[:3] for f in files]).encode()).hexdigest()
+        folder = cache_dir() / "sources" / "s3" / digest[:32]
+        if folder.is_dir():
+            return folder, digest
+        staging = AtomicFolder(folder, overwrite=True)
+        try:
+            for name, _, _, remote in files:
+                fs.get_file(remote, str(staging.path / name))
+        except BaseException:
+            staging.discard()
+            raise
+        staging.publish()
+    return folder, digest
+
+
+def _fetch_hub(source: str, repo: str, revision: str | None) -> tuple[Path, str]:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        # The snapshot folder is named by the commit sha: the revision resolved once and for all.
+        path = Path(snapshot_download(repo, revision=revision, allow_patterns=HUB_PATTERNS))
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as e:
+        raise BaiError(
+            f"{source}: cannot reach the Hugging Face hub and the model is not in the local cache ({type(e).__name__}); "
+            "on a machine without network, give a local folder or an s3:// copy instead "
+            "(or pre-download it and set HF_HUB_OFFLINE=1)"
+        ) from None
+    except RepositoryNotFoundError:
+        raise BaiError(f"{source}: no such repository on the hub (or it is private: set HF_TOKEN)") from None
+    except GatedRepoError:
+        raise BaiError(f"{source}: gated repository; accept its terms on the hub and set HF_TOKEN") from None
+    except RevisionNotFoundError:
+        raise BaiError(f"{source}: revision {revision!r} not found") from None
+    return path, path.name
+

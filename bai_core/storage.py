@@ -1,0 +1,186 @@
+"""The artifact store: where pipeline outputs live, over fsspec (a local folder by default, or s3://bucket/prefix).
+
+An artifact is a folder under a key (e.g. `merges/stage1-3f2a...`). It counts as published only once its marker
+file, written last, exists: the marker records the artifact's content fingerprint and its files' sizes (and S3
+ETags), so a reader can tell a complete, unaltered artifact from a half-uploaded or tampered one without reading it.
+
+Credentials never pass through here as arguments that could be logged: s3fs takes them from the environment
+(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL) like every AWS tool does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bai_core.errors import BaiError
+from bai_core.fingerprint import cache_dir, fingerprint_folder
+from bai_core.io.atomic import AtomicFolder
+
+MARKER = "_bai_complete.json"
+# Bounded, quick failure for an unreachable endpoint instead of botocore's long default back-off.
+S3_CONFIG = {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 3, "mode": "standard"}}
+
+
+def s3_filesystem(endpoint_url: str | None = None):
+    import s3fs
+
+    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+    return s3fs.S3FileSystem(
+        client_kwargs={"endpoint_url": endpoint} if endpoint else {},
+        config_kwargs=S3_CONFIG,
+        skip_instance_cache=True,
+        use_listings_cache=False,
+    )
+
+
+@contextmanager
+def s3_errors(url: str, endpoint_url: str | None = None) -> Iterator[None]:
+    """Turn s3fs/botocore failures into one-line BaiErrors that say what to fix."""
+    import botocore.exceptions as bx
+
+    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or "the default AWS endpoint"
+    try:
+        yield
+    except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError) as e:
+        attempts = S3_CONFIG["retries"]["max_attempts"]
+        raise BaiError(f"{url}: S3 endpoint {endpoint} is unreachable after {attempts} attempts ({e})") from None
+    except bx.NoCredentialsError:
+        raise BaiError(
+            f"{url}: no S3 credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(or storage.credentials_block)"
+        ) from None
+    except PermissionError as e:
+        raise BaiError(f"{url}: S3 at {endpoint} refused access ({e}); check the credentials and their rights") from None
+    except FileNotFoundError as e:
+        if "bucket" in str(e).lower():
+            bucket = url.removeprefix("s3://").split("/", 1)[0]
+            raise BaiError(f"{url}: bucket {bucket!r} does not exist at {endpoint}") from None
+        raise
+
+
+class ArtifactStore:
+    """Published artifacts under a root URI, plus a local working copy of each for the merge engine."""
+
+    def __init__(self, uri: str, endpoint_url: str | None = None):
+        self.endpoint_url = endpoint_url
+        if uri.startswith("s3://"):
+            self.url = uri.rstrip("/")
+            self.fs = s3_filesystem(endpoint_url)
+            # A local working area per store: S3 artifacts are downloaded here once, merges are staged here.
+            digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
+            self.local_root = cache_dir() / "artifacts" / digest
+        elif "://" not in uri or uri.startswith("file://"):
+            self.local_root = Path(uri.removeprefix("file://")).expanduser().resolve()
+            self.url = self.local_root.as_uri()
+            self.fs = None
+        else:
+            raise BaiError(f"storage.uri: {uri!r} is neither a local folder, file:// nor s3://")
+
+    @property
+    def is_local(self) -> bool:
+        return self.fs is None
+
+    def uri(self, key: str) -> str:
+        return f"{self.url}/{key}"
+
+    def local_path(self, key: str) -> Path:
+        return self.local_root / key
+
+    def check(self) -> None:
+        """Fail early, with a clear message, if the store cannot be used (unreachable, no bucket, bad keys)."""
+        if self.is_local:
+            self.local_root.mkdir(parents=True, exist_ok=True)
+            return
+        with s3_errors(self.url, self.endpoint_url):
+            self.fs.ls(self.url.removeprefix("s3://").split("/", 1)[0], refresh=True)
+
+    def read_marker(self, key: str) -> dict | None:
+        if self.is_local:
+            path = self.local_path(key) / MARKER
+            return json.loads(path.read_text()) if path.is_file() else None
+        with s3_errors(self.url, self.endpoint_url):
+            try:
+                return json.loads(self.fs.cat_file(f"{self.uri(key)}/{MARKER}"))
+            except FileNotFoundError:
+                return None
+
+    def verify(self, key: str, marker: dict) -> bool:
+        """Is the published artifact still what its marker says? Cheap: memoized hashes or an S3 listing."""
+        if self.is_local:
+            folder = self.local_path(key)
+            return folder.is_dir() and fingerprint_folder(folder) == marker["fingerprint"]
+        with s3_errors(self.url, self.endpoint_url):
+            try:
+                listing = self.fs.ls(self.uri(key), detail=True, refresh=True)
+            except FileNotFoundError:
+                return False
+        found = {Path(e["name"]).name: {"size": e["size"], "etag": e.get("ETag")} for e in listing}
+        found.pop(MARKER, None)
+        return found == marker["files"]
+
+    def find(self, key: str) -> dict | None:
+        """The marker of a complete, unaltered artifact under `key`, else None (absent, partial or altered)."""
+        marker = self.read_marker(key)
+        if marker is None or not self.verify(key, marker):
+            return None
+        return marker
+
+    def publish(self, key: str, marker: dict) -> dict:
+        """Publish the folder at `local_path(key)`: upload it (S3), then write the marker last. Returns the marker."""
+        folder = self.local_path(key)
+        files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != MARKER)
+        if self.is_local:
+            marker = {**marker, "files": {p.name: {"size": p.stat().st_size, "etag": None} for p in files}}
+            temporary = folder / f".{MARKER}.tmp"
+            temporary.write_text(json.dumps(marker, indent=2) + "\n")
+            os.replace(temporary, folder / MARKER)
+            return marker
+        with s3_errors(self.url, self.endpoint_url):
+            self.fs.rm(self.uri(key), recursive=True) if self.fs.exists(self.uri(key)) else None
+            for path in files:
+                self.fs.put_file(str(path), f"{self.uri(key)}/{path.name}")
+            listing = self.fs.ls(self.uri(key), detail=True, refresh=True)
+            recorded = {Path(e["name"]).name: {"size": e["size"], "etag": e.get("ETag")} for e in listing}
+            marker = {**marker, "files": recorded}
+            self.fs.pipe_file(f"{self.uri(key)}/{MARKER}", (json.dumps(marker, indent=2) + "\n").encode())
+        (folder / MARKER).write_text(json.dumps(marker, indent=2) + "\n")  # the local copy knows it is complete
+        return marker
+
+    def materialize(self, key: str, marker: dict) -> Path:
+        """A local folder holding the artifact, downloading it only if this machine lacks an intact copy."""
+        folder = self.local_path(key)
+        if folder.is_dir() and fingerprint_folder(folder) == marker["fingerprint"]:
+            return folder
+        if self.is_local:
+            raise BaiError(f"{folder}: artifact is missing or altered")
+        staging = AtomicFolder(folder, overwrite=True)
+        try:
+            with s3_errors(self.url, self.endpoint_url):
+                for name in marker["files"]:
+                    self.fs.get_file(f"{self.uri(key)}/{name}", str(staging.path / name))
+            if fingerprint_folder(staging.path) != marker["fingerprint"]:
+                raise BaiError(f"{self.uri(key)}: downloaded content does not match its recorded fingerprint")
+            (staging.path / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        except BaseException:
+            staging.discard()
+            raise
+        staging.publish()
+        return folder
+
+    def put_text(self, key: str, text: str) -> str:
+        """A small document (a run summary) written in one piece; returns its URI."""
+        if self.is_local:
+            path = self.local_path(key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{path.name}.tmp")
+            temporary.write_text(text)
+            os.replace(temporary, path)
+        else:
+            with s3_errors(self.url, self.endpoint_url):
+                self.fs.pipe_file(self.uri(key), text.encode())
+        return self.uri(key)

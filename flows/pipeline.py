@@ -1,0 +1,122 @@
+"""The BAI pipeline as a Prefect flow: fetch the three checkpoints, merge stage 1, merge stage 2 (train and evaluate
+are placed in the run but skipped until configured), then publish a summary and a table of stages to the UI.
+
+Composition only: every stage is a task in `tasks/`, and every task is a thin wrapper over `bai_core`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
+
+from bai_core.config import PipelineConfig
+from bai_core.errors import BaiError
+from bai_core.pipeline import open_store
+from bai_core.synthetic import ROLES
+from tasks.merge import fetch_checkpoint, merge_stage1, merge_stage2, stage1_is_published, stage2_is_published
+from tasks.storage import apply_credentials, result_storage
+
+STAGES = ["fetch-pretrained", "fetch-instruct", "fetch-reasoning", "merge-stage1", "merge-stage2", "train", "evaluate"]
+
+
+class PipelineFailed(BaiError):
+    """A stage failed; `rows` is the stage table up to and including the failure."""
+
+    def __init__(self, message: str, rows: list[dict]):
+        super().__init__(message)
+        self.rows = rows
+
+
+class _StageTable:
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def run(self, name: str, call: Callable, *args, output: Callable[[dict], str] = lambda r: "") -> dict:
+        started = time.perf_counter()
+        state = call(*args, return_state=True)
+        seconds = round(time.perf_counter() - started, 3)
+        if not state.is_completed():
+            error = state.result(raise_on_failure=False)
+            message = str(error) if isinstance(error, BaseException) else state.message or state.name
+            self.rows.append({"stage": name, "state": "Failed", "seconds": seconds, "output": "", "error": message})
+            self.rows += [{"stage": s, "state": "Not run", "seconds": 0.0, "output": ""}
+                          for s in STAGES[STAGES.index(name) + 1:]]
+            raise PipelineFailed(message, self.rows)
+        result = state.result()
+        self.rows.append({"stage": name, "state": state.name, "seconds": seconds, "output": output(result)})
+        return result
+
+    def skip(self, name: str, why: str) -> None:
+        self.rows.append({"stage": name, "state": "Skipped", "seconds": 0.0, "output": "", "note": why})
+
+
+@flow(name="bai-pipeline", flow_run_name="{config.name}")
+def bai_pipeline(config: PipelineConfig) -> dict:
+    """Fetch, merge stage 1, merge stage 2 (cached by content), and report. Returns the stage table and outputs."""
+    apply_credentials(config.storage)
+    results = result_storage(config.storage)
+    table = _StageTable()
+    try:
+        refs = {role: table.run(f"fetch-{role}", fetch_checkpoint, role, getattr(config.models, role),
+                                config.storage, output=lambda r: r["fingerprint"][:19])
+                for role in ROLES}
+
+        fresh = not stage1_is_published(refs["instruct"], refs["reasoning"], config.merge, config.storage)
+        sft = table.run("merge-stage1", merge_stage1.with_options(result_storage=results, refresh_cache=fresh),
+                        refs["instruct"], refs["reasoning"], config.merge, config.storage, output=lambda r: r["uri"])
+
+        fresh = not stage2_is_published(refs["pretrained"], sft, config.merge, config.storage)
+        bai = table.run("merge-stage2", merge_stage2.with_options(result_storage=results, refresh_cache=fresh),
+                        refs["pretrained"], sft, config.merge, config.storage, output=lambda r: r["uri"])
+    finally:
+        _publish_table(table.rows, config)
+
+    table.skip("train", "not configured (config.train)")
+    table.skip("evaluate", "not configured (config.evaluate)")
+    summary = {"name": config.name, "flow_run_id": str(flow_run.id), "stages": table.rows,
+               "outputs": {"sft": sft["uri"], "bai": bai["uri"]}, "inputs": refs,
+               "merge": config.merge.model_dump(mode="json")}
+    _publish_summary(summary, config)
+    return summary
+
+
+def _artifact_key(config: PipelineConfig, what: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"{config.name}-{what}".lower())
+
+
+def _publish_table(rows: list[dict], config: PipelineConfig) -> None:
+    columns = ["stage", "state", "seconds", "output"]
+    create_table_artifact(table=[{c: row.get(c, "") for c in columns} for row in rows],
+                          key=_artifact_key(config, "stages"),
+                          description=f"BAI pipeline {config.name!r}: stages, states, timings and outputs")
+
+
+def _publish_summary(summary: dict, config: PipelineConfig) -> None:
+    merge = config.merge
+    lines = [
+        f"# BAI pipeline `{config.name}`",
+        "",
+        f"- stage 1: `M_sft = {merge.instruct_weight:g} * instruct + {1 - merge.instruct_weight:g} * reasoning`",
+        f"- stage 2: `M_bai = {merge.alpha:g} * pretrained + {1 - merge.alpha:g} * M_sft`",
+        f"- dtype `{merge.dtype}`, tokenizer from `{merge.tokenizer_from}`",
+        "",
+        "| input | source | fingerprint |",
+        "|---|---|---|",
+        *[f"| {role} | `{ref['source']}` | `{ref['fingerprint'][:23]}` |" for role, ref in summary["inputs"].items()],
+        "",
+        "| output | URI |",
+        "|---|---|",
+        f"| M_sft | `{summary['outputs']['sft']}` |",
+        f"| M_bai | `{summary['outputs']['bai']}` |",
+    ]
+    create_markdown_artifact("\n".join(lines), key=_artifact_key(config, "summary"), description="BAI pipeline summary")
+    uri = open_store(config.storage).put_text(f"runs/{config.name}/{summary['flow_run_id']}.json",
+                                              json.dumps(summary, indent=2) + "\n")
+    get_run_logger().info("run summary: %s", uri)
