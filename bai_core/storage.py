@@ -22,8 +22,13 @@ from bai_core.fingerprint import cache_dir, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder
 
 MARKER = "_bai_complete.json"
-# Bounded, quick failure for an unreachable endpoint instead of botocore's long default back-off.
-S3_CONFIG = {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 3, "mode": "standard"}}
+S3_ATTEMPTS = 3
+
+
+def s3_config() -> dict:
+    """botocore settings: a bounded, quick failure for an unreachable endpoint instead of the long default back-off.
+    A fresh dict each time, because botocore rewrites the one it is given."""
+    return {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": S3_ATTEMPTS, "mode": "standard"}}
 
 
 def s3_filesystem(endpoint_url: str | None = None):
@@ -32,7 +37,7 @@ def s3_filesystem(endpoint_url: str | None = None):
     endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
     return s3fs.S3FileSystem(
         client_kwargs={"endpoint_url": endpoint} if endpoint else {},
-        config_kwargs=S3_CONFIG,
+        config_kwargs=s3_config(),
         skip_instance_cache=True,
         use_listings_cache=False,
     )
@@ -47,8 +52,7 @@ def s3_errors(url: str, endpoint_url: str | None = None) -> Iterator[None]:
     try:
         yield
     except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError) as e:
-        attempts = S3_CONFIG["retries"]["max_attempts"]
-        raise BaiError(f"{url}: S3 endpoint {endpoint} is unreachable after {attempts} attempts ({e})") from None
+        raise BaiError(f"{url}: S3 endpoint {endpoint} is unreachable after {S3_ATTEMPTS} attempts ({e})") from None
     except bx.NoCredentialsError:
         raise BaiError(
             f"{url}: no S3 credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "

@@ -8,7 +8,7 @@ import os
 from bai_core.config import StorageConfig
 from bai_core.errors import BaiError
 from bai_core.pipeline import open_store
-from bai_core.storage import S3_CONFIG
+from bai_core.storage import s3_config
 
 RESULTS_FOLDER = "_prefect-results"
 
@@ -44,7 +44,7 @@ def result_storage(storage: StorageConfig) -> str:
         LocalFileSystem(basepath=str(store.local_root / RESULTS_FOLDER)).save(name, overwrite=True)
         return f"local-file-system/{name}"
     # Only the endpoint goes into the block (block settings are stored in plain text); keys come from the env.
-    settings = {"config_kwargs": S3_CONFIG, "skip_instance_cache": True, "use_listings_cache": False}
+    settings = {"config_kwargs": s3_config(), "skip_instance_cache": True, "use_listings_cache": False}
     endpoint = storage.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint:
         settings["client_kwargs"] = {"endpoint_url": endpoint}

@@ -7,9 +7,18 @@ import shutil
 import tempfile
 from pathlib import Path
 
-# Offline and quiet, before anything imports huggingface_hub, transformers or prefect.
+from tests.services import free_port, start_moto, start_prefect_server, stop
+
+# Offline and quiet, before anything imports huggingface_hub, transformers or prefect. The Prefect API is a real
+# server for the whole session (started on first use by the `prefect_api` fixture), never ~/.prefect.
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="bai-tests-"))
+_PREFECT_PORT = free_port()
 os.environ.update(
+    PREFECT_HOME=str(_SESSION_TMP / "prefect-home"),
+    PREFECT_API_URL=f"http://127.0.0.1:{_PREFECT_PORT}/api",
+    PREFECT_SERVER_UI_ENABLED="false",
+    PREFECT_WORKER_QUERY_SECONDS="1",
+    PREFECT_WORKER_PREFETCH_SECONDS="5",
     HF_HUB_OFFLINE="1",
     TRANSFORMERS_OFFLINE="1",
     HF_DATASETS_OFFLINE="1",
@@ -30,6 +39,43 @@ TINY = SyntheticSpec(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, 
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_SESSION_TMP, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """A real `prefect server` on 127.0.0.1 for the session; flows in this process and workers both use it."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    home = Path(os.environ["PREFECT_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    proc = start_prefect_server(home, _PREFECT_PORT)
+    try:
+        # Each flow run otherwise waits ~1 s for its heartbeat thread; nothing here needs heartbeats.
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield os.environ["PREFECT_API_URL"]
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def s3_service():
+    """moto_server on 127.0.0.1 with authentication on; its keys go into this process's environment."""
+    service = start_moto()
+    os.environ.update(AWS_ACCESS_KEY_ID=service.access_key, AWS_SECRET_ACCESS_KEY=service.secret_key,
+                      AWS_ENDPOINT_URL=service.endpoint, AWS_DEFAULT_REGION="us-east-1")
+    service.client().create_bucket(Bucket="bai-tests")
+    try:
+        yield service
+    finally:
+        stop(service.proc)
+
+
+@pytest.fixture
+def s3_prefix(s3_service, request):
+    """A fresh s3://bai-tests/<test>/ prefix."""
+    import uuid
+
+    return f"s3://bai-tests/{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="session")

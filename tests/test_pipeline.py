@@ -1,0 +1,182 @@
+"""The cached pipeline: reruns reuse merges whose inputs did not change, and nothing stale is ever trusted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bai_core.config import PipelineConfig
+from bai_core.errors import BaiError
+from bai_core.storage import MARKER
+from tests.test_bad_input import rewrite
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def make_config(family: dict, store: str, name: str = "t", **merge) -> PipelineConfig:
+    return PipelineConfig(name=name, models={role: str(path) for role, path in family.items()},
+                          merge=merge, storage={"uri": store})
+
+
+def run(config: PipelineConfig) -> dict:
+    from flows.pipeline import bai_pipeline
+
+    return bai_pipeline(config)
+
+
+def states(summary: dict) -> dict[str, str]:
+    return {row["stage"]: row["state"] for row in summary["stages"]}
+
+
+def local(uri: str) -> Path:
+    return Path(uri.removeprefix("file://"))
+
+
+def weights_mtimes(folder: Path) -> dict:
+    return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.safetensors")}
+
+
+def test_rerun_hits_the_cache_and_parameter_changes_rerun_only_what_depends_on_them(editable_family, tmp_path):
+    config = make_config(editable_family, str(tmp_path / "store"))
+    first = run(config)
+    assert states(first) == {"fetch-pretrained": "Completed", "fetch-instruct": "Completed",
+                             "fetch-reasoning": "Completed", "merge-stage1": "Completed",
+                             "merge-stage2": "Completed", "train": "Skipped", "evaluate": "Skipped"}
+    sft, bai = local(first["outputs"]["sft"]), local(first["outputs"]["bai"])
+    before = weights_mtimes(sft) | weights_mtimes(bai)
+
+    again = run(config)
+    assert states(again)["merge-stage1"] == states(again)["merge-stage2"] == "Cached"
+    assert again["outputs"] == first["outputs"]
+    assert weights_mtimes(sft) | weights_mtimes(bai) == before  # no merge work: nothing was rewritten
+
+    new_alpha = run(make_config(editable_family, str(tmp_path / "store"), alpha=0.2))
+    assert states(new_alpha)["merge-stage1"] == "Cached"
+    assert states(new_alpha)["merge-stage2"] == "Completed"
+    assert new_alpha["outputs"]["bai"] != first["outputs"]["bai"]
+
+    rewrite(editable_family["reasoning"], lambda t: t["model.norm.weight"].mul_(2))
+    new_input = run(config)
+    assert states(new_input)["merge-stage1"] == states(new_input)["merge-stage2"] == "Completed"
+    assert new_input["outputs"]["sft"] != first["outputs"]["sft"]
+
+
+def test_deleted_or_altered_artifacts_are_recomputed_not_trusted(family, tmp_path):
+    config = make_config(family, str(tmp_path / "store"))
+    first = run(config)
+    sft, bai = local(first["outputs"]["sft"]), local(first["outputs"]["bai"])
+    good_bytes = (sft / "model.safetensors").read_bytes()
+
+    shutil.rmtree(bai)
+    rerun = run(config)
+    assert states(rerun)["merge-stage1"] == "Cached" and states(rerun)["merge-stage2"] == "Completed"
+    assert (bai / MARKER).is_file()
+
+    altered = bytearray(good_bytes)
+    altered[-2] ^= 0xFF
+    (sft / "model.safetensors").write_bytes(altered)
+    rerun = run(config)
+    assert states(rerun)["merge-stage1"] == "Completed"
+    assert (sft / "model.safetensors").read_bytes() == good_bytes
+    # The recomputed M_sft is bit-identical, so M_bai's key is unchanged and it stays cached.
+    assert states(rerun)["merge-stage2"] == "Cached"
+
+
+def test_artifacts_in_s3_and_a_cache_shared_across_machines(family, s3_prefix, s3_service, tmp_path, monkeypatch):
+    config = make_config(family, s3_prefix)
+    first = run(config)
+    assert first["outputs"]["bai"].startswith(s3_prefix)
+    client = s3_service.client()
+    bucket, prefix = s3_prefix.removeprefix("s3://").split("/", 1)
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]}
+    bai_key = first["outputs"]["bai"].removeprefix(f"s3://{bucket}/")
+    assert {f"{bai_key}/model.safetensors", f"{bai_key}/config.json", f"{bai_key}/{MARKER}"} <= keys
+    assert any(k.startswith(f"{prefix}/_prefect-results/") for k in keys)  # the cache records live in S3 too
+    assert any(k.startswith(f"{prefix}/runs/t/") for k in keys)
+
+    # Another machine: no local working copies at all. The cache records and artifacts in S3 are enough.
+    monkeypatch.setenv("BAI_CACHE_DIR", str(tmp_path / "other-machine-cache"))
+    again = run(config)
+    assert states(again)["merge-stage1"] == states(again)["merge-stage2"] == "Cached"
+
+    # Altering the S3 object is detected from the listing (its ETag changes), and the merge is redone.
+    client.put_object(Bucket=bucket, Key=f"{bai_key}/model.safetensors", Body=b"tampered")
+    rerun = run(config)
+    assert states(rerun)["merge-stage2"] == "Completed"
+    body = client.get_object(Bucket=bucket, Key=f"{bai_key}/model.safetensors")["Body"].read()
+    assert len(body) > 1000
+
+
+def test_s3_source_is_downloaded_once(family, s3_prefix, s3_service, tmp_path):
+    from bai_core.sources import fetch
+
+    client = s3_service.client()
+    bucket, prefix = s3_prefix.removeprefix("s3://").split("/", 1)
+    for path in family["instruct"].iterdir():
+        client.upload_file(str(path), bucket, f"{prefix}/instruct/{path.name}")
+    first = fetch(f"{s3_prefix}/instruct")
+    assert first.fingerprint == fetch(str(family["instruct"])).fingerprint  # same bytes, same fingerprint
+    inode = first.path.stat().st_ino
+    second = fetch(f"{s3_prefix}/instruct")
+    assert second.path == first.path and second.path.stat().st_ino == inode  # nothing was downloaded again
+
+
+def test_pipeline_stops_at_a_wrong_architecture_with_a_clear_error(family_factory, tmp_path):
+    from flows.pipeline import PipelineFailed
+
+    other = family_factory(dtype="bfloat16", tied=True, seed=0)
+    wrong = tmp_path / "wrong"
+    shutil.copytree(other["reasoning"], wrong)
+    config_path = wrong / "config.json"
+    config = json.loads(config_path.read_text())
+    config["num_hidden_layers"] = 3
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(PipelineFailed) as failure:
+        run(make_config({**other, "reasoning": wrong}, str(tmp_path / "store")))
+    assert "architecture mismatch: num_hidden_layers" in str(failure.value)
+    assert [(r["stage"], r["state"]) for r in failure.value.rows][3:5] == [("merge-stage1", "Failed"),
+                                                                          ("merge-stage2", "Not run")]
+
+
+@pytest.mark.parametrize("problem", ["unreachable", "missing bucket", "bad credentials"])
+def test_s3_problems_are_reported_in_one_line(family, s3_service, monkeypatch, problem):
+    from bai_core.storage import ArtifactStore
+
+    uri = "s3://bai-tests/x"
+    if problem == "unreachable":
+        monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        expected = "unreachable after 3 attempts"
+    elif problem == "missing bucket":
+        uri, expected = "s3://no-such-bucket/x", "bucket 'no-such-bucket' does not exist"
+    else:
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+        expected = "refused access"
+    with pytest.raises(BaiError) as failure:
+        ArtifactStore(uri).check()
+    assert expected in str(failure.value) and "\n" not in str(failure.value)
+    assert "wrong-secret" not in str(failure.value)
+
+
+def test_hub_ids_without_network_say_what_to_do():
+    from bai_core.sources import fetch
+
+    with pytest.raises(BaiError) as failure:
+        fetch("Qwen/Qwen2.5-Math-1.5B@main")
+    message = str(failure.value)
+    assert message.startswith("Qwen/Qwen2.5-Math-1.5B@main: cannot reach the Hugging Face hub")
+    assert "local folder" in message and "HF_HUB_OFFLINE" in message
+
+
+def test_unknown_config_keys_are_named(tmp_path):
+    from bai_core.config import load_pipeline_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("models: {pretrained: a, instruct: b, reasoning: c}\nmerge: {alpah: 0.3}\n")
+    with pytest.raises(BaiError, match=r"invalid merge\.alpah: unknown key"):
+        load_pipeline_config(path)
+    with pytest.raises(BaiError, match=r"invalid merge\.alpha: Input should be less than or equal to 1"):
+        load_pipeline_config(path.with_name("c.yaml"), ["merge={alpha: 3}"])
+    assert load_pipeline_config(path, ["merge.alpah=null", "merge={alpha: 0.25}"]).merge.alpha == 0.25
