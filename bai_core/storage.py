@@ -188,3 +188,15 @@ class ArtifactStore:
             with s3_errors(self.url, self.endpoint_url):
                 self.fs.pipe_file(self.uri(key), text.encode())
         return self.uri(key)
+
+    def get_text(self, key: str) -> str:
+        if self.is_local:
+            try:
+                return self.local_path(key).read_text()
+            except FileNotFoundError:
+                raise BaiError(f"{self.uri(key)}: not found") from None
+        with s3_errors(self.url, self.endpoint_url):
+            try:
+                return self.fs.cat_file(self.uri(key)).decode()
+            except FileNotFoundError:
+                raise BaiError(f"{self.uri(key)}: not found") from None
