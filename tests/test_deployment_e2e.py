@@ -1,0 +1,115 @@
+"""End to end as users run it: a real Prefect server, a process work pool, deployments from prefect.yaml, a worker,
+deployment runs triggered from the CLI, artifacts checked in S3. The alpha sweep exercises the pool hand-off
+(each point is a child deployment run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.services import BIN, stop
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def prefect(*args: str, env: dict) -> str:
+    result = subprocess.run([str(BIN / "prefect"), "--no-prompt", *args], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, f"prefect {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def api(api_url: str, path: str, body: dict | None = None):
+    request = urllib.request.Request(f"{api_url}{path}", method="POST" if body is not None else "GET",
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def wait_final(api_url: str, flow_run_id: str, timeout: float = 240) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = api(api_url, f"/flow_runs/{flow_run_id}")
+        if run["state"]["type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+            return run
+        time.sleep(1)
+    raise AssertionError(f"flow run {flow_run_id} not finished after {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def deployed(prefect_api, s3_service, tmp_path_factory):
+    """The process pool, every deployment in prefect.yaml, and a worker polling the pool."""
+    env = {**os.environ, "BAI_PROJECT_DIR": str(REPO),
+           "BAI_CACHE_DIR": str(tmp_path_factory.mktemp("worker-cache"))}
+    prefect("work-pool", "create", "bai-cpu", "--type", "process", env=env)
+    out = prefect("deploy", "--all", env=env)
+    assert "bai-pipeline/demo" in out and "bai-sweep/alpha-sweep" in out
+    log = open(tmp_path_factory.mktemp("worker") / "worker.log", "w")
+    worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "bai-cpu"], cwd=REPO, env=env,
+                              stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield env
+    finally:
+        stop(worker)
+
+
+def trigger(deployment: str, params: dict, env: dict) -> str:
+    out = prefect("deployment", "run", deployment, "--params", json.dumps(params), env=env)
+    return re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)
+
+
+def demo_config(storage_uri: str, name: str) -> dict:
+    return {"name": name, "storage": {"uri": storage_uri},
+            "models": {role: f"demo://synthetic/{role}" for role in ("pretrained", "instruct", "reasoning")}}
+
+
+def s3_keys(s3_service, uri: str) -> set[str]:
+    bucket, prefix = uri.removeprefix("s3://").split("/", 1)
+    pages = s3_service.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return {o["Key"].removeprefix(prefix + "/") for page in pages for o in page.get("Contents", [])}
+
+
+def test_deployment_run_by_a_worker_publishes_to_s3(deployed, prefect_api, s3_service, s3_prefix):
+    flow_run_id = trigger("bai-pipeline/demo", {"config": demo_config(s3_prefix, "e2e")}, deployed)
+    run = wait_final(prefect_api, flow_run_id)
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    keys = s3_keys(s3_service, s3_prefix)
+    for stage in ("sft", "bai"):
+        published = {k.split("/")[1] for k in keys if k.startswith(f"merges/{stage}-") and k.endswith("_bai_complete.json")}
+        assert len(published) == 1, keys
+        folder = f"merges/{published.pop()}"
+        assert {f"{folder}/model.safetensors", f"{folder}/config.json", f"{folder}/bai_merge.json"} <= keys
+    summary_key = f"runs/e2e/{flow_run_id}.json"
+    assert summary_key in keys
+    artifacts = api(prefect_api, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
+    assert {"table", "markdown", "progress"} <= {a["type"] for a in artifacts}
+
+
+def test_sweep_hands_each_point_to_a_deployment_run(deployed, prefect_api, s3_service, s3_prefix):
+    from bai_core.storage import ArtifactStore
+
+    parent_id = trigger("bai-sweep/alpha-sweep", {"config": demo_config(s3_prefix, "sweep"), "alphas": [0.3, 0.6]},
+                        deployed)
+    run = wait_final(prefect_api, parent_id, timeout=300)
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    children = api(prefect_api, "/flow_runs/filter",
+                   {"flow_runs": {"parent_flow_run_id": {"operator": "and_", "any_": [parent_id]}}})
+    assert sorted(child["name"] for child in children) == ["sweep-alpha0.3", "sweep-alpha0.6"]
+    assert all(child["state"]["type"] == "COMPLETED" for child in children)
+    store = ArtifactStore(s3_prefix)
+    states = {}
+    for child in children:
+        summary = json.loads(store.get_text(f"runs/{child['name']}/{child['id']}.json"))
+        states[child["name"]] = {row["stage"]: row["state"] for row in summary["stages"]}
+    # Stage 1 does not depend on alpha: merged by the first point, cached for the second.
+    assert states["sweep-alpha0.3"]["merge-stage1"] == "Completed"
+    assert states["sweep-alpha0.6"]["merge-stage1"] == "Cached"
+    assert states["sweep-alpha0.6"]["merge-stage2"] == "Completed"
