@@ -54,6 +54,9 @@ def prefect_api():
         with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             yield os.environ["PREFECT_API_URL"]
     finally:
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=10)  # send the last log lines while the server still listens
         stop(proc)
 
 
