@@ -180,3 +180,21 @@ def test_unknown_config_keys_are_named(tmp_path):
     with pytest.raises(BaiError, match=r"invalid merge\.alpha: Input should be less than or equal to 1"):
         load_pipeline_config(path.with_name("c.yaml"), ["merge={alpha: 3}"])
     assert load_pipeline_config(path, ["merge.alpah=null", "merge={alpha: 0.25}"]).merge.alpha == 0.25
+
+
+def test_hub_ids_resolve_to_a_commit_from_the_local_hub_cache(family):
+    """The real snapshot_download code path, offline: a hub cache laid out as huggingface_hub writes it."""
+    from huggingface_hub import constants
+
+    from bai_core.sources import fetch
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    repo = Path(constants.HF_HUB_CACHE) / "models--tiny-org--tiny-pretrained"  # the session's own HF_HOME
+    shutil.copytree(family["pretrained"], repo / "snapshots" / sha)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
+
+    fetched = fetch("tiny-org/tiny-pretrained")
+    assert fetched.revision == sha and fetched.path.name == sha
+    assert fetched.fingerprint == fetch(str(family["pretrained"])).fingerprint
+    assert fetch(f"hf://tiny-org/tiny-pretrained@{sha}").path == fetched.path
