@@ -104,6 +104,7 @@ def _cmd_run(args) -> int:
     from bai_core.config import load_pipeline_config
 
     config = load_pipeline_config(args.config, args.overrides)
+    _check_prefect_api()
     if not args.verbose:  # the table below says what happened; the Prefect UI keeps every log line
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     from flows.pipeline import PipelineFailed, bai_pipeline
@@ -120,6 +121,24 @@ def _cmd_run(args) -> int:
         _print_stages(summary["stages"])
         print(f"M_bai: {summary['outputs']['bai']}")
     return 0
+
+
+def _check_prefect_api() -> None:
+    """With PREFECT_API_URL set, fail in one line if nothing answers there (instead of Prefect's traceback)."""
+    import os
+    import urllib.request
+
+    url = os.environ.get("PREFECT_API_URL")
+    if not url:
+        return  # Prefect starts a temporary local API for this run
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=10):
+            pass
+    except OSError as e:
+        raise BaiError(
+            f"the Prefect API at {url} does not answer ({getattr(e, 'reason', e)}); start it "
+            "(infra/prefect-server.sh) or unset PREFECT_API_URL to run with a temporary local API"
+        ) from None
 
 
 def _print_stages(rows: list[dict]) -> None:

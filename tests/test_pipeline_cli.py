@@ -111,3 +111,13 @@ def test_secrets_never_reach_logs_artifacts_manifests_or_storage(family, s3_pref
     assert len(seen["logs"]) > 2 and "model.safetensors" in " ".join(seen)
     leaks = [where for where, text in seen.items() if secret in text]
     assert leaks == []
+
+
+def test_an_unreachable_prefect_api_is_one_line(family, tmp_path):
+    config = write_config(tmp_path / "c.yaml", family, str(tmp_path / "store"))
+    env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"}
+    proc = subprocess.run([sys.executable, "-m", "bai_core.cli", "run", str(config)], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 1
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("bai: error: the Prefect API at http://127.0.0.1:9/api does not answer")
