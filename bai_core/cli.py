@@ -123,6 +123,32 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _demo_parser(sub) -> None:
+    demo = sub.add_parser("demo", help="the offline demo model family").add_subparsers(dest="demo_command",
+                                                                                      required=True)
+    p = demo.add_parser(
+        "build",
+        help="train the tiny pretrained/instruct/reasoning/reward family on CPU",
+        description="Trains the demo family on synthetic arithmetic word problems (deterministic for a seed) and "
+        "prints its report. A folder that already holds the same size, seed and recipe is reused: no training.",
+    )
+    p.add_argument("--size", default="demo", help="test (well under a minute) or demo (a few minutes); default demo")
+    p.add_argument("--output", type=Path, required=True, help="folder for the four checkpoints and family.json")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace a folder holding something else")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object on stdout")
+    p.set_defaults(func=_cmd_demo_build)
+
+
+def _cmd_demo_build(args) -> int:
+    from bai_core.demo.family import build_family, format_report
+
+    with _ProgressBar(enabled=not args.json) as bar:
+        report = build_family(args.output, args.size, args.seed, overwrite=args.overwrite, progress=bar.update)
+    print(json.dumps(report.to_json()) if args.json else format_report(report))
+    return 0
+
+
 def _check_prefect_api() -> None:
     """With PREFECT_API_URL set, fail in one line if nothing answers there (instead of Prefect's traceback)."""
     import os
@@ -151,7 +177,9 @@ def _print_stages(rows: list[dict]) -> None:
 class _ProgressBar:
     """One tqdm bar per phase, on stderr (stdout stays clean for --json); silent when stderr is not a terminal."""
 
-    LABELS = {"fingerprint": "fingerprinting inputs", "merge": "merging"}
+    LABELS = {"fingerprint": "fingerprinting inputs", "merge": "merging", "pretrained": "training pretrained",
+              "instruct": "training instruct", "reasoning": "training reasoning", "reward": "training reward model",
+              "evaluate": "evaluating"}
 
     def __init__(self, enabled: bool):
         self.enabled, self.bar, self.phase = enabled, None, None
@@ -186,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _merge_parser(sub)
     _run_parser(sub)
+    _demo_parser(sub)
     return parser
 
 

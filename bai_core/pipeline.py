@@ -47,13 +47,13 @@ def open_store(storage: StorageConfig) -> ArtifactStore:
 
 
 def fetch_checkpoint(role: str, source: str, storage: StorageConfig) -> CheckpointRef:
-    fetched = fetch(source, storage.endpoint_url)
+    fetched = fetch(source, storage.endpoint_url, open_store(storage))
     return CheckpointRef(role=role, source=source, fingerprint=fetched.fingerprint, revision=fetched.revision)
 
 
 def local_checkpoint(ref: CheckpointRef, storage: StorageConfig) -> Path:
     """The checkpoint on this machine (fetching it here if needed), refusing content that changed since its fetch."""
-    fetched = fetch(ref.source, storage.endpoint_url)
+    fetched = fetch(ref.source, storage.endpoint_url, open_store(storage))
     if fetched.fingerprint != ref.fingerprint:
         raise BaiError(f"{ref.source}: content changed since it was fetched in this run; run the pipeline again")
     return fetched.path

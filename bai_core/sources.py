@@ -7,7 +7,8 @@ sha), so fetching the same content again downloads nothing.
     /data/qwen-math, ./models/x, ~/ckpt        a local folder
     s3://bucket/prefix                         an S3 (or S3-compatible) prefix; endpoint/keys from the environment
     Qwen/Qwen2.5-Math-1.5B[@revision]          a hub repo (also hf://...), pinned to the commit the revision names
-    demo://synthetic/pretrained                the offline synthetic family (instruct, reasoning likewise)
+    demo://demo/pretrained[@seed]              the trained demo family (also instruct, reasoning, reward);
+    demo://test/pretrained[@seed]              the same recipe at test size; demo://synthetic/<role> random weights
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bai_core.errors import BaiError
 from bai_core.fingerprint import cache_dir, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder
 from bai_core.io.checkpoint import CONFIG_FILE, INDEX_FILE, TOKENIZER_FILES, Checkpoint
+from bai_core.storage import ArtifactStore, s3_errors, s3_filesystem
 
 HUB_ID = re.compile(r"^(?:hf://)?(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<revision>[\w./-]+))?$")
 # Only what a merge needs: never pickles, never code (trust_remote_code stays off).
@@ -36,10 +38,12 @@ class FetchedCheckpoint:
     revision: str | None = None  # hub commit sha, or the S3 listing digest
 
 
-def fetch(source: str, endpoint_url: str | None = None) -> FetchedCheckpoint:
-    """Resolve `source` to a validated local checkpoint folder and its content fingerprint."""
+def fetch(source: str, endpoint_url: str | None = None, store: ArtifactStore | None = None) -> FetchedCheckpoint:
+    """Resolve `source` to a validated local checkpoint folder and its content fingerprint.
+
+    With a `store`, trained demo families live in it (built there once, then found there by every machine)."""
     if source.startswith("demo://"):
-        path, revision = _fetch_demo(source), None
+        path, revision = _fetch_demo(source, store), None
     elif source.startswith("s3://"):
         path, revision = _fetch_s3(source, endpoint_url)
     elif _is_local(source):
@@ -56,20 +60,38 @@ def _is_local(source: str) -> bool:
     return source.startswith(("/", "./", "../", "~", "file://")) or Path(source).expanduser().exists()
 
 
-def _fetch_demo(source: str) -> Path:
-    from bai_core.synthetic import DEMO_SPEC, ROLES, write_synthetic_family
+def parse_demo(source: str) -> tuple[str, str, int]:
+    """demo://<family>/<role>[@seed] -> (family, role, seed)."""
+    from bai_core.demo.family import MEMBERS, SIZES
+    from bai_core.synthetic import ROLES
 
-    family, _, role = source.removeprefix("demo://").partition("/")
-    if family != "synthetic" or role not in ROLES:
-        raise BaiError(f"{source}: unknown demo checkpoint (known: demo://synthetic/{{{','.join(ROLES)}}})")
+    rest, _, seed = source.removeprefix("demo://").partition("@")
+    family, _, role = rest.partition("/")
+    roles = ROLES if family == "synthetic" else MEMBERS
+    if (family != "synthetic" and family not in SIZES) or role not in roles or (seed and not seed.isdigit()):
+        raise BaiError(f"{source}: unknown demo checkpoint (known: demo://{{synthetic,{','.join(SIZES)}}}/<role>"
+                       f"[@seed], roles {', '.join(MEMBERS)})")
+    return family, role, int(seed or 0)
+
+
+def _fetch_demo(source: str, store: ArtifactStore | None) -> Path:
+    family, role, seed = parse_demo(source)
+    if family != "synthetic":
+        from bai_core.demo.publish import ensure_demo_family, member_key
+
+        if store is not None and (marker := store.find(member_key(family, seed, role))) is not None:
+            return store.materialize(member_key(family, seed, role), marker)
+        return ensure_demo_family(family, seed, store).root / role
+    from bai_core.synthetic import DEMO_SPEC, write_synthetic_family
+
     spec = DEMO_SPEC
-    digest = hashlib.sha256(json.dumps(spec.__dict__, sort_keys=True).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(json.dumps({**spec.__dict__, "seed": seed}, sort_keys=True).encode()).hexdigest()[:12]
     # Keyed by the spec, so a changed spec builds a new family instead of reusing a stale one.
     root = cache_dir() / "demo" / f"synthetic-{digest}"
     if not root.is_dir():
         staging = AtomicFolder(root)
         try:
-            write_synthetic_family(staging.path, spec, seed=0)
+            write_synthetic_family(staging.path, spec, seed=seed)
         except BaseException:
             staging.discard()
             raise
@@ -78,7 +100,6 @@ def _fetch_demo(source: str) -> Path:
 
 
 def _fetch_s3(source: str, endpoint_url: str | None) -> tuple[Path, str]:
-    from bai_core.storage import s3_errors, s3_filesystem
 
     fs = s3_filesystem(endpoint_url)
     wanted = {CONFIG_FILE, INDEX_FILE, *TOKENIZER_FILES}

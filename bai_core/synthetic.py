@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import string
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +19,10 @@ from safetensors.torch import save_file
 
 from bai_core.io.checkpoint import CONFIG_FILE
 from bai_core.io.checkpoint_writer import plan_shards, shard_names
+from bai_core.demo.tokenizer import write_char_tokenizer
 from bai_core.io.safetensors_file import CODES
 
 ROLES = ("pretrained", "instruct", "reasoning")
-SPECIAL_TOKENS = ["<pad>", "<s>", "</s>"]
-THINK_TOKENS = ["<think>", "</think>"]  # ordinary added tokens: decoders that skip special tokens must keep them
 
 CHAT_TEMPLATES = {
     "pretrained": "{% for m in messages %}{{ m['content'] }}\n{% endfor %}",
@@ -158,22 +156,3 @@ def write_synthetic_family(
     return {
         role: write_synthetic_checkpoint(root / role, spec, role, seed, max_shard_bytes) for role in ROLES
     }
-
-
-def write_char_tokenizer(folder: Path, chat_template: str, vocab_size: int) -> None:
-    """A character-level tokenizer in Hugging Face format (printable ASCII + specials + think tags)."""
-    from tokenizers import Tokenizer, decoders, models
-    from transformers import PreTrainedTokenizerFast
-
-    chars = list(dict.fromkeys(string.printable))
-    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS + chars)}
-    if len(vocab) + len(THINK_TOKENS) > vocab_size:
-        raise ValueError(f"vocab_size {vocab_size} is too small for the character tokenizer ({len(vocab) + 2})")
-    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="?"))  # no merges: one token per character
-    tokenizer.decoder = decoders.Fuse()
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="?"
-    )
-    fast.add_tokens(THINK_TOKENS)
-    fast.chat_template = chat_template
-    fast.save_pretrained(str(folder))

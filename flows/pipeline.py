@@ -19,6 +19,8 @@ from bai_core.config import PipelineConfig
 from bai_core.errors import BaiError
 from bai_core.pipeline import open_store
 from bai_core.synthetic import ROLES
+from bai_core.sources import parse_demo
+from tasks.demo import build_demo_family
 from tasks.merge import fetch_checkpoint, merge_stage1, merge_stage2, stage1_is_published, stage2_is_published
 from tasks.storage import apply_credentials, result_storage
 
@@ -34,8 +36,9 @@ class PipelineFailed(BaiError):
 
 
 class _StageTable:
-    def __init__(self):
+    def __init__(self, planned: list[str]):
         self.rows: list[dict] = []
+        self.planned = planned
 
     def run(self, name: str, call: Callable, *args, output: Callable[[dict], str] = lambda r: "") -> dict:
         started = time.perf_counter()
@@ -46,7 +49,7 @@ class _StageTable:
             message = str(error) if isinstance(error, BaseException) else state.message or state.name
             self.rows.append({"stage": name, "state": "Failed", "seconds": seconds, "output": "", "error": message})
             self.rows += [{"stage": s, "state": "Not run", "seconds": 0.0, "output": ""}
-                          for s in STAGES[STAGES.index(name) + 1:]]
+                          for s in self.planned[self.planned.index(name) + 1:]]
             raise PipelineFailed(message, self.rows)
         result = state.result()
         self.rows.append({"stage": name, "state": state.name, "seconds": seconds, "output": output(result)})
@@ -61,8 +64,11 @@ def bai_pipeline(config: PipelineConfig) -> dict:
     """Fetch, merge stage 1, merge stage 2 (cached by content), and report. Returns the stage table and outputs."""
     apply_credentials(config.storage)
     results = result_storage(config.storage)
-    table = _StageTable()
+    families = _demo_families(config)
+    table = _StageTable([f"build-demo-{size}" for size, _ in families] + STAGES)
     try:
+        for size, seed in families:
+            table.run(f"build-demo-{size}", build_demo_family, size, seed, config.storage, output=lambda r: r["uri"])
         refs = {role: table.run(f"fetch-{role}", fetch_checkpoint, role, getattr(config.models, role),
                                 config.storage, output=lambda r: r["fingerprint"][:19])
                 for role in ROLES}
@@ -84,6 +90,17 @@ def bai_pipeline(config: PipelineConfig) -> dict:
                "merge": config.merge.model_dump(mode="json")}
     _publish_summary(summary, config)
     return summary
+
+
+def _demo_families(config: PipelineConfig) -> list[tuple[str, int]]:
+    """The trained demo families the config's sources name (built as a stage of their own before the fetches)."""
+    families = set()
+    for source in (config.models.pretrained, config.models.instruct, config.models.reasoning):
+        if source.startswith("demo://"):
+            family, _, seed = parse_demo(source)
+            if family != "synthetic":
+                families.add((family, seed))
+    return sorted(families)
 
 
 def _artifact_key(config: PipelineConfig, what: str) -> str:

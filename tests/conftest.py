@@ -111,3 +111,21 @@ def editable_family(family, tmp_path):
         copies[role] = tmp_path / "inputs" / role
         shutil.copytree(folder, copies[role])
     return copies
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory):
+    """A local artifact store holding the trained `test`-size demo family (trained once per session, ~30 s)."""
+    from bai_core.demo.publish import ensure_demo_family
+    from bai_core.storage import ArtifactStore
+
+    store = ArtifactStore(str(tmp_path_factory.mktemp("demo-store")))
+    ensure_demo_family("test", 0, store)
+    return store
+
+
+@pytest.fixture(scope="session")
+def demo_family(demo_store):
+    from bai_core.demo.publish import ensure_demo_family
+
+    return ensure_demo_family("test", 0, demo_store)  # found in the store: no training

@@ -198,3 +198,23 @@ def test_hub_ids_resolve_to_a_commit_from_the_local_hub_cache(family):
     assert fetched.revision == sha and fetched.path.name == sha
     assert fetched.fingerprint == fetch(str(family["pretrained"])).fingerprint
     assert fetch(f"hf://tiny-org/tiny-pretrained@{sha}").path == fetched.path
+
+
+def test_pipeline_on_the_trained_demo_family(demo_store, prefect_api):
+    import urllib.request
+
+    config = PipelineConfig(name="demo-test", storage={"uri": str(demo_store.local_root)},
+                            models={role: f"demo://test/{role}" for role in ("pretrained", "instruct", "reasoning")})
+    summary = run(config)
+    assert states(summary)["build-demo-test"] == "Completed"  # found in the store, not trained again
+    assert states(summary)["merge-stage2"] in {"Completed", "Cached"}
+    fingerprints = {ref["role"]: ref["fingerprint"] for ref in summary["inputs"].values()}
+    [manifest] = (demo_store.local_root / "families").glob("test-seed0-*/family.json")
+    family = json.loads(manifest.read_text())
+    assert fingerprints == {m: family["models"][m]["fingerprint"] for m in fingerprints}
+    request = urllib.request.Request(f"{prefect_api}/artifacts/filter", method="POST",
+                                     data=json.dumps({"artifacts": {"key": {"any_": ["demo-family-test-seed0"]}}}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        [artifact] = json.loads(response.read())[:1]
+    assert {row["model"] for row in json.loads(artifact["data"])} == {"pretrained", "instruct", "reasoning", "reward"}

@@ -1,0 +1,125 @@
+"""Small, deterministic training loops for the demo family: causal-LM fine-tuning and a pairwise reward model.
+
+Plain PyTorch on purpose: the models are ~1M parameters, the data fits in memory, and a loop this short is easier to
+make bit-for-bit reproducible (same seed, same weights) than a general trainer. Loss is taken only where the mask
+says (the answer part of a chat example, everything of pretraining text).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+Example = tuple[list[int], list[int]]  # token ids, loss mask (1 = learn this token)
+StepCallback = Callable[[int, int, float], None]  # (step, total steps, loss)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    steps: int
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    warmup: int = 20
+    weight_decay: float = 0.01
+
+    def rate(self, step: int) -> float:
+        if step < self.warmup:
+            return self.learning_rate * (step + 1) / self.warmup
+        progress = (step - self.warmup) / max(1, self.steps - self.warmup)
+        return self.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def encode_chat(tokenizer, prompt: str, answer: str) -> Example:
+    """A user turn and the assistant's answer; only the answer (and its end-of-turn) is learned."""
+    prefix = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                           tokenize=False)
+    prompt_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    return prompt_ids + answer_ids, [0] * len(prompt_ids) + [1] * len(answer_ids)
+
+
+def encode_text(tokenizer, text: str) -> Example:
+    ids = tokenizer(tokenizer.bos_token + text + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    return ids, [0] + [1] * (len(ids) - 1)
+
+
+def _batch(examples: list[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    width = max(len(ids) for ids, _ in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    attention = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, (tokens, loss_mask) in enumerate(examples):
+        ids[row, : len(tokens)] = torch.tensor(tokens)
+        mask[row, : len(tokens)] = torch.tensor(loss_mask)
+        attention[row, : len(tokens)] = 1
+    return ids, mask, attention
+
+
+def _optimizer(model: torch.nn.Module, schedule: Schedule) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay,
+                             betas=(0.9, 0.98))
+
+
+def train_causal_lm(model, examples: list[Example], schedule: Schedule, seed: int, pad_id: int,
+                    on_step: StepCallback | None = None) -> list[float]:
+    """Next-token training on the masked tokens; returns the loss per step."""
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = _optimizer(model, schedule)
+    model.train()
+    losses = []
+    for step in range(schedule.steps):
+        picks = torch.randint(len(examples), (schedule.batch_size,), generator=generator).tolist()
+        ids, mask, attention = _batch([examples[i] for i in picks], pad_id)
+        logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1]
+        targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+        _step(optimizer, model, loss, schedule.rate(step))
+        losses.append(loss.item())
+        if on_step:
+            on_step(step + 1, schedule.steps, losses[-1])
+    model.eval()
+    return losses
+
+
+def train_reward_model(model, pairs: list[tuple[list[int], list[int]]], schedule: Schedule, seed: int, pad_id: int,
+                       on_step: StepCallback | None = None) -> list[float]:
+    """Bradley-Terry training on (chosen, rejected) token sequences: push r(chosen) above r(rejected)."""
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = _optimizer(model, schedule)
+    model.train()
+    losses = []
+    for step in range(schedule.steps):
+        picks = torch.randint(len(pairs), (schedule.batch_size,), generator=generator).tolist()
+        sequences = [(pairs[i][0], []) for i in picks] + [(pairs[i][1], []) for i in picks]
+        ids, _, attention = _batch([(s, [0] * len(s)) for s, _ in sequences], pad_id)
+        scores = model(input_ids=ids, attention_mask=attention).logits.squeeze(-1)
+        chosen, rejected = scores[: len(picks)], scores[len(picks):]
+        loss = -F.logsigmoid(chosen - rejected).mean()
+        _step(optimizer, model, loss, schedule.rate(step))
+        losses.append(loss.item())
+        if on_step:
+            on_step(step + 1, schedule.steps, losses[-1])
+    model.eval()
+    return losses
+
+
+def _step(optimizer: torch.optim.Optimizer, model: torch.nn.Module, loss: torch.Tensor, rate: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = rate
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+
+
+@torch.no_grad()
+def reward_scores(model, sequences: list[list[int]], pad_id: int, batch_size: int = 64) -> list[float]:
+    scores = []
+    for start in range(0, len(sequences), batch_size):
+        ids, _, attention = _batch([(s, [0] * len(s)) for s in sequences[start: start + batch_size]], pad_id)
+        scores += model(input_ids=ids, attention_mask=attention).logits.squeeze(-1).tolist()
+    return scores

@@ -1,0 +1,113 @@
+"""The trained demo family at `test` size: real behaviour, determinism, caching, and a merge that still works."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from bai_core.cli import main
+from bai_core.demo.arithmetic import extract_answer, problems
+from bai_core.demo.family import LANGUAGE_MODELS, MANIFEST, SIZES
+
+
+def generate(folder, questions: list[str], max_new_tokens: int = 48) -> list[tuple[str, bool]]:
+    """Greedy answers from a checkpoint loaded the way any user loads it; (text, stopped by end-of-sequence)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder, padding_side="left")
+    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
+                                             tokenize=False) for q in questions]
+    inputs = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id)
+    new = out[:, inputs["input_ids"].shape[1]:]
+    return [(tokenizer.decode(row, skip_special_tokens=True), tokenizer.eos_token_id in row.tolist()) for row in new]
+
+
+def eval_questions(n: int = 32):
+    spec = SIZES["test"]
+    return problems("eval", 0, spec.a_range, spec.b_range, n)
+
+
+def test_members_behave_as_intended(demo_family):
+    report = demo_family.report.models
+    items = eval_questions()
+    instruct = generate(demo_family.root / "instruct", [p.question for p in items])
+    reasoning = generate(demo_family.root / "reasoning", [p.question for p in items])
+    # instruct answers briefly, with no working; reasoning thinks first, in a <think> block, then answers.
+    assert all("<think>" not in text and len(text) <= 12 for text, _ in instruct)
+    assert sum(text.startswith("<think>") and "</think>" in text for text, _ in reasoning) >= 0.9 * len(items)
+    assert report["reasoning"]["mean_answer_tokens"] > 3 * report["instruct"]["mean_answer_tokens"]
+    # Better than chance: a guess among the task's possible answers (1..108) is right ~1% of the time.
+    chance = 1 / 108
+    for member, style in [("instruct", "instruct"), ("reasoning", "reasoning")]:
+        texts = instruct if member == "instruct" else reasoning
+        correct = sum(extract_answer(text, style) == p.answer for (text, _), p in zip(texts, items))
+        assert report[member]["accuracy"] > chance and correct >= 1, (member, report[member])
+    assert report["reasoning"]["accuracy"] > report["pretrained"]["accuracy"]
+    assert report["reward"]["pairwise_accuracy"] > 0.5
+
+
+def test_reward_model_loads_as_a_sequence_classifier(demo_family):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(demo_family.root / "reward")
+    tokenizer = AutoTokenizer.from_pretrained(demo_family.root / "reward")
+    assert model.config.num_labels == 1
+    ids = tokenizer("<s>user: 1+1</s><s>assistant: 1+1=2</s>", return_tensors="pt", add_special_tokens=False)
+    assert model(**ids).logits.shape == (1, 1)
+
+
+def test_cli_build_is_deterministic_and_never_trains_twice(demo_family, tmp_path):
+    command = [sys.executable, "-m", "bai_core.cli", "demo", "build", "--size", "test", "--seed", "0",
+               "--output", str(tmp_path / "family"), "--json"]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    # Another process, the same seed: the same weights, to the bit.
+    assert {m: report["models"][m]["fingerprint"] for m in report["models"]} == \
+           {m: demo_family.report.models[m]["fingerprint"] for m in demo_family.report.models}
+    manifest_mtime = (tmp_path / "family" / MANIFEST).stat().st_mtime_ns
+    second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0 and json.loads(second.stdout) == report
+    assert (tmp_path / "family" / MANIFEST).stat().st_mtime_ns == manifest_mtime  # reused, not retrained
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--size", "huge"], "unknown demo size 'huge'"),
+    (["--seed", "-1"], "seed must be >= 0"),
+])
+def test_bad_arguments_are_one_line_errors(tmp_path, capsys, args, message):
+    code = main(["demo", "build", "--output", str(tmp_path / "f"), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and message in err[0]
+    assert not (tmp_path / "f").exists()
+
+
+def test_an_output_that_holds_something_else_is_refused(tmp_path, capsys):
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "notes.txt").write_text("mine")
+    code = main(["demo", "build", "--size", "test", "--output", str(tmp_path / "f")])
+    assert code == 1 and "already exists" in capsys.readouterr().err
+    assert (tmp_path / "f" / "notes.txt").read_text() == "mine"
+
+
+def test_the_merged_family_still_generates_well_formed_text(demo_family, tmp_path):
+    from bai_core.config import MergeConfig
+    from bai_core.merge import bai_merge
+
+    members = {m: demo_family.root / m for m in LANGUAGE_MODELS}
+    bai_merge(MergeConfig(**members, output=tmp_path / "bai", alpha=0.5, instruct_weight=0.5))
+    outputs = generate(tmp_path / "bai", [p.question for p in eval_questions(16)], max_new_tokens=64)
+    printable = set(map(chr, range(32, 127))) | {"\n"}
+    for text, _ in outputs:
+        assert set(text.replace("<think>", "").replace("</think>", "")) <= printable
+    assert sum(stopped for _, stopped in outputs) >= len(outputs) // 2  # it ends its answers
+    assert sum(extract_answer(text, "reasoning" if "</think>" in text else "instruct") is not None
+               for text, _ in outputs) >= len(outputs) // 2  # and they contain an answer
