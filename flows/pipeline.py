@@ -18,8 +18,8 @@ from prefect.runtime import flow_run
 from bai_core.config import PipelineConfig
 from bai_core.errors import BaiError
 from bai_core.pipeline import open_store
-from bai_core.synthetic import ROLES
 from bai_core.sources import parse_demo
+from bai_core.synthetic import ROLES
 from tasks.demo import build_demo_family
 from tasks.merge import fetch_checkpoint, merge_stage1, merge_stage2, stage1_is_published, stage2_is_published
 from tasks.storage import apply_credentials, result_storage
@@ -80,11 +80,11 @@ def bai_pipeline(config: PipelineConfig) -> dict:
         fresh = not stage2_is_published(refs["pretrained"], sft, config.merge, config.storage)
         bai = table.run("merge-stage2", merge_stage2.with_options(result_storage=results, refresh_cache=fresh),
                         refs["pretrained"], sft, config.merge, config.storage, output=lambda r: r["uri"])
-    finally:
+        table.skip("train", "not configured (config.train)")
+        table.skip("evaluate", "not configured (config.evaluate)")
+    finally:  # the UI gets the stage table whether the run succeeded or not
         _publish_table(table.rows, config)
 
-    table.skip("train", "not configured (config.train)")
-    table.skip("evaluate", "not configured (config.evaluate)")
     summary = {"name": config.name, "flow_run_id": str(flow_run.id), "stages": table.rows,
                "outputs": {"sft": sft["uri"], "bai": bai["uri"]}, "inputs": refs,
                "merge": config.merge.model_dump(mode="json")}
