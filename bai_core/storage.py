@@ -145,7 +145,8 @@ class ArtifactStore:
             os.replace(temporary, folder / MARKER)
             return marker
         with s3_errors(self.url, self.endpoint_url):
-            self.fs.rm(self.uri(key), recursive=True) if self.fs.exists(self.uri(key)) else None
+            if self.fs.exists(self.uri(key)):  # leftovers of an upload that died before its marker
+                self.fs.rm(self.uri(key), recursive=True)
             for path in files:
                 self.fs.put_file(str(path), f"{self.uri(key)}/{path.name}")
             listing = self.fs.ls(self.uri(key), detail=True, refresh=True)

@@ -8,6 +8,7 @@ training it again, and a member that was deleted or altered is noticed.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from bai_core.demo.family import MANIFEST, MEMBERS, FamilyReport, Progress, build_family, recipe_id
@@ -23,9 +24,10 @@ def member_key(size: str, seed: int, member: str) -> str:
     return f"{family_key(size, seed)}/{member}"
 
 
+@dataclass(frozen=True)
 class DemoFamily:
-    def __init__(self, root: Path, report: FamilyReport):
-        self.root, self.report = root, report
+    root: Path  # holds one folder per member
+    report: FamilyReport
 
 
 def ensure_demo_family(size: str, seed: int, store: ArtifactStore | None = None,
