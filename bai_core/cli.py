@@ -107,14 +107,19 @@ def _cmd_run(args) -> int:
     _check_prefect_api()
     if not args.verbose:  # the table below says what happened; the Prefect UI keeps every log line
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    from bai_core.progress import set_sink
     from flows.pipeline import PipelineFailed, bai_pipeline
 
     try:
-        summary = bai_pipeline(config)
+        with _ProgressBar(enabled=not args.json) as bar:
+            set_sink(bar.update)
+            summary = bai_pipeline(config)
     except PipelineFailed as e:
         if not args.json:
             _print_stages(e.rows)
         raise
+    finally:
+        set_sink(None)
     if args.json:
         print(json.dumps(summary))
     else:

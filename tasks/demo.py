@@ -10,6 +10,7 @@ from bai_core.config import StorageConfig
 from bai_core.demo.family import LANGUAGE_MODELS, MEMBERS
 from bai_core.demo.publish import ensure_demo_family, family_key
 from bai_core.pipeline import open_store
+from bai_core import progress
 
 PHASES = [*MEMBERS, "evaluate"]
 
@@ -20,6 +21,7 @@ class _TrainingProgress:
         self.shown = 0.0
 
     def __call__(self, phase: str, step: int, total: int) -> None:
+        progress.report(phase, step, total)
         percent = 100.0 * (PHASES.index(phase) + step / max(total, 1)) / len(PHASES)
         if percent - self.shown >= 2.0:
             update_progress_artifact(self.artifact_id, progress=percent)

@@ -19,6 +19,7 @@ from prefect.cache_policies import CacheKeyFnPolicy
 from bai_core import pipeline
 from bai_core.config import MergeSettings, StorageConfig
 from bai_core.errors import BaiError
+from bai_core import progress
 from bai_core.pipeline import ArtifactRef, CheckpointRef
 
 
@@ -53,6 +54,7 @@ class _MergeProgress:
         self.shown = 0.0
 
     def __call__(self, phase: str, done: int, total: int) -> None:
+        progress.report(phase, done, total)
         if phase != "merge" or total == 0:
             return
         percent = 100.0 * done / total
@@ -72,9 +74,9 @@ def fetch_checkpoint(role: str, source: str, storage: StorageConfig) -> dict:
       result_serializer="json", retries=1, retry_condition_fn=_not_a_user_error)
 def merge_stage1(instruct: dict, reasoning: dict, merge: MergeSettings, storage: StorageConfig) -> dict:
     """M_sft = w * instruct + (1 - w) * reasoning, published to the artifact store."""
-    progress = _MergeProgress(f"stage 1: {merge.instruct_weight:g}*instruct + {1 - merge.instruct_weight:g}*reasoning")
+    on_progress = _MergeProgress(f"stage 1: {merge.instruct_weight:g}*instruct + {1 - merge.instruct_weight:g}*reasoning")
     ref = pipeline.merge_stage1(CheckpointRef.model_validate(instruct), CheckpointRef.model_validate(reasoning),
-                                merge, storage, progress)
+                                merge, storage, on_progress)
     return ref.model_dump()
 
 
@@ -82,9 +84,9 @@ def merge_stage1(instruct: dict, reasoning: dict, merge: MergeSettings, storage:
       result_serializer="json", retries=1, retry_condition_fn=_not_a_user_error)
 def merge_stage2(pretrained: dict, sft: dict, merge: MergeSettings, storage: StorageConfig) -> dict:
     """M_bai = alpha * pretrained + (1 - alpha) * M_sft, published to the artifact store."""
-    progress = _MergeProgress(f"stage 2: {merge.alpha:g}*pretrained + {1 - merge.alpha:g}*sft")
+    on_progress = _MergeProgress(f"stage 2: {merge.alpha:g}*pretrained + {1 - merge.alpha:g}*sft")
     ref = pipeline.merge_stage2(CheckpointRef.model_validate(pretrained), ArtifactRef.model_validate(sft),
-                                merge, storage, progress)
+                                merge, storage, on_progress)
     return ref.model_dump()
 
 

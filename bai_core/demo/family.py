@@ -143,7 +143,9 @@ def _config(spec: FamilySize, vocab_size: int, **extra):
 
 def _train(root: Path, spec: FamilySize, size: str, seed: int, progress: Progress) -> FamilyReport:
     from transformers import LlamaForCausalLM, LlamaForSequenceClassification, PreTrainedTokenizerFast
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # ours (or the Prefect artifact) shows progress; theirs is noise
     started = time.perf_counter()
     torch.manual_seed(seed)
     tokenizer_dir = root / ".tokenizer"
