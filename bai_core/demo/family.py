@@ -70,7 +70,8 @@ SIZES = {
                        reasoning=Schedule(500, batch_size=16), reward=Schedule(40, batch_size=16),
                        train_problems=4000, eval_problems=64),
     "demo": FamilySize(hidden=128, layers=4, heads=4, intermediate=512,
-                       pretrain=Schedule(500), instruct=Schedule(700), reasoning=Schedule(600),
+                       pretrain=Schedule(500), instruct=Schedule(700, learning_rate=1e-3),
+                       reasoning=Schedule(600, learning_rate=1e-3),
                        reward=Schedule(200)),
 }
 
