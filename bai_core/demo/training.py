@@ -67,38 +67,39 @@ def _optimizer(model: torch.nn.Module, schedule: Schedule) -> torch.optim.Optimi
 def train_causal_lm(model, examples: list[Example], schedule: Schedule, seed: int, pad_id: int,
                     on_step: StepCallback | None = None) -> list[float]:
     """Next-token training on the masked tokens; returns the loss per step."""
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = _optimizer(model, schedule)
-    model.train()
-    losses = []
-    for step in range(schedule.steps):
-        picks = torch.randint(len(examples), (schedule.batch_size,), generator=generator).tolist()
+
+    def loss(picks: list[int]) -> torch.Tensor:
         ids, mask, attention = _batch([examples[i] for i in picks], pad_id)
         logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1]
         targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
-        _step(optimizer, model, loss, schedule.rate(step))
-        losses.append(loss.item())
-        if on_step:
-            on_step(step + 1, schedule.steps, losses[-1])
-    model.eval()
-    return losses
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+
+    return _train(model, len(examples), loss, schedule, seed, on_step)
 
 
 def train_reward_model(model, pairs: list[tuple[list[int], list[int]]], schedule: Schedule, seed: int, pad_id: int,
                        on_step: StepCallback | None = None) -> list[float]:
     """Bradley-Terry training on (chosen, rejected) token sequences: push r(chosen) above r(rejected)."""
+
+    def loss(picks: list[int]) -> torch.Tensor:
+        sequences = [pairs[i][0] for i in picks] + [pairs[i][1] for i in picks]
+        ids, _, attention = _batch([(s, [0] * len(s)) for s in sequences], pad_id)
+        scores = model(input_ids=ids, attention_mask=attention).logits.squeeze(-1)
+        return -F.logsigmoid(scores[: len(picks)] - scores[len(picks):]).mean()
+
+    return _train(model, len(pairs), loss, schedule, seed, on_step)
+
+
+def _train(model, n_items: int, loss_of: Callable[[list[int]], torch.Tensor], schedule: Schedule, seed: int,
+           on_step: StepCallback | None) -> list[float]:
+    """The shared loop: seeded sampling with replacement, AdamW, warmup + cosine, gradient clipping."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = _optimizer(model, schedule)
     model.train()
     losses = []
     for step in range(schedule.steps):
-        picks = torch.randint(len(pairs), (schedule.batch_size,), generator=generator).tolist()
-        sequences = [(pairs[i][0], []) for i in picks] + [(pairs[i][1], []) for i in picks]
-        ids, _, attention = _batch([(s, [0] * len(s)) for s, _ in sequences], pad_id)
-        scores = model(input_ids=ids, attention_mask=attention).logits.squeeze(-1)
-        chosen, rejected = scores[: len(picks)], scores[len(picks):]
-        loss = -F.logsigmoid(chosen - rejected).mean()
+        picks = torch.randint(n_items, (schedule.batch_size,), generator=generator).tolist()
+        loss = loss_of(picks)
         _step(optimizer, model, loss, schedule.rate(step))
         losses.append(loss.item())
         if on_step:
