@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -110,33 +111,44 @@ def _ref(store: ArtifactStore, stage: str, key: str, marker: dict) -> ArtifactRe
 def merge_stage1(instruct: CheckpointRef, reasoning: CheckpointRef, merge: MergeSettings, storage: StorageConfig,
                  progress: Progress | None = None) -> ArtifactRef:
     store = open_store(storage)
-    key = stage1_key(instruct, reasoning, merge)
-    if (ref := published(store, "sft", key)) is not None:
-        return ref
     parameters = stage1_parameters(merge)
-    output = store.local_path(artifact_key("sft", key))
-    config = Stage1Config(instruct=local_checkpoint(instruct, storage), reasoning=local_checkpoint(reasoning, storage),
-                          output=output, overwrite=True, **parameters)
-    bai_merge_module.merge_stage1(config, progress)
-    return _publish(store, "sft", key, output, parameters, {"instruct": instruct, "reasoning": reasoning})
+
+    def build(output: Path) -> None:
+        config = Stage1Config(instruct=local_checkpoint(instruct, storage),
+                              reasoning=local_checkpoint(reasoning, storage), output=output, overwrite=True,
+                              **parameters)
+        bai_merge_module.merge_stage1(config, progress)
+
+    return _adopt_or_build(store, "sft", stage1_key(instruct, reasoning, merge), parameters,
+                           {"instruct": instruct, "reasoning": reasoning}, build)
 
 
 def merge_stage2(pretrained: CheckpointRef, sft: ArtifactRef, merge: MergeSettings, storage: StorageConfig,
                  progress: Progress | None = None) -> ArtifactRef:
     store = open_store(storage)
-    key = stage2_key(pretrained, sft, merge)
-    if (ref := published(store, "bai", key)) is not None:
-        return ref
-    sft_marker = store.find(artifact_key("sft", sft.key))
-    if sft_marker is None:
-        raise BaiError(f"{sft.uri}: the stage-1 artifact is missing or altered; run the pipeline again")
     parameters = stage2_parameters(merge)
-    output = store.local_path(artifact_key("bai", key))
-    config = Stage2Config(pretrained=local_checkpoint(pretrained, storage),
-                          sft=store.materialize(artifact_key("sft", sft.key), sft_marker),
-                          output=output, overwrite=True, **parameters)
-    bai_merge_module.merge_stage2(config, progress)
-    return _publish(store, "bai", key, output, parameters, {"pretrained": pretrained, "sft": sft})
+
+    def build(output: Path) -> None:
+        sft_marker = store.find(artifact_key("sft", sft.key))
+        if sft_marker is None:
+            raise BaiError(f"{sft.uri}: the stage-1 artifact is missing or altered; run the pipeline again")
+        config = Stage2Config(pretrained=local_checkpoint(pretrained, storage),
+                              sft=store.materialize(artifact_key("sft", sft.key), sft_marker),
+                              output=output, overwrite=True, **parameters)
+        bai_merge_module.merge_stage2(config, progress)
+
+    return _adopt_or_build(store, "bai", stage2_key(pretrained, sft, merge), parameters,
+                           {"pretrained": pretrained, "sft": sft}, build)
+
+
+def _adopt_or_build(store: ArtifactStore, stage: str, key: str, parameters: dict, inputs: dict,
+                    build: Callable[[Path], None]) -> ArtifactRef:
+    """The published artifact for `key` if it is intact; otherwise build it in the local working copy and publish."""
+    if (ref := published(store, stage, key)) is not None:
+        return ref
+    output = store.local_path(artifact_key(stage, key))
+    build(output)
+    return _publish(store, stage, key, output, parameters, inputs)
 
 
 def _publish(store: ArtifactStore, stage: str, key: str, folder: Path, parameters: dict, inputs: dict) -> ArtifactRef:

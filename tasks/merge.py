@@ -34,16 +34,22 @@ def _not_a_user_error(task, task_run, state) -> bool:
     return False
 
 
+def _key1(instruct: dict, reasoning: dict, merge) -> str:
+    return pipeline.stage1_key(CheckpointRef.model_validate(instruct), CheckpointRef.model_validate(reasoning),
+                               MergeSettings.model_validate(merge))
+
+
+def _key2(pretrained: dict, sft: dict, merge) -> str:
+    return pipeline.stage2_key(CheckpointRef.model_validate(pretrained), ArtifactRef.model_validate(sft),
+                               MergeSettings.model_validate(merge))
+
+
 def _stage1_key(context, inputs) -> str:
-    return "bai-sft-" + pipeline.stage1_key(CheckpointRef.model_validate(inputs["instruct"]),
-                                            CheckpointRef.model_validate(inputs["reasoning"]),
-                                            MergeSettings.model_validate(inputs["merge"]))
+    return "bai-sft-" + _key1(inputs["instruct"], inputs["reasoning"], inputs["merge"])
 
 
 def _stage2_key(context, inputs) -> str:
-    return "bai-bai-" + pipeline.stage2_key(CheckpointRef.model_validate(inputs["pretrained"]),
-                                            ArtifactRef.model_validate(inputs["sft"]),
-                                            MergeSettings.model_validate(inputs["merge"]))
+    return "bai-bai-" + _key2(inputs["pretrained"], inputs["sft"], inputs["merge"])
 
 
 class _MergeProgress:
@@ -91,10 +97,9 @@ def merge_stage2(pretrained: dict, sft: dict, merge: MergeSettings, storage: Sto
 
 
 def stage1_is_published(instruct: dict, reasoning: dict, merge: MergeSettings, storage: StorageConfig) -> bool:
-    key = pipeline.stage1_key(CheckpointRef.model_validate(instruct), CheckpointRef.model_validate(reasoning), merge)
-    return pipeline.published(pipeline.open_store(storage), "sft", key) is not None
+    """Is stage 1's artifact for these inputs intact? (The flow asks before trusting a cache record.)"""
+    return pipeline.published(pipeline.open_store(storage), "sft", _key1(instruct, reasoning, merge)) is not None
 
 
 def stage2_is_published(pretrained: dict, sft: dict, merge: MergeSettings, storage: StorageConfig) -> bool:
-    key = pipeline.stage2_key(CheckpointRef.model_validate(pretrained), ArtifactRef.model_validate(sft), merge)
-    return pipeline.published(pipeline.open_store(storage), "bai", key) is not None
+    return pipeline.published(pipeline.open_store(storage), "bai", _key2(pretrained, sft, merge)) is not None
