@@ -15,9 +15,11 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from bai_core import progress
 from bai_core.config import MergeSettings, Stage1Config, Stage2Config, StorageConfig
 from bai_core.errors import BaiError
 from bai_core.fingerprint import fingerprint_folder
+from bai_core.locks import exclusive
 from bai_core.merge import bai as bai_merge_module
 from bai_core.merge.bai import ENGINE_VERSION, Progress
 from bai_core.sources import fetch
@@ -143,12 +145,18 @@ def merge_stage2(pretrained: CheckpointRef, sft: ArtifactRef, merge: MergeSettin
 
 def _adopt_or_build(store: ArtifactStore, stage: str, key: str, parameters: dict, inputs: dict,
                     build: Callable[[Path], None]) -> ArtifactRef:
-    """The published artifact for `key` if it is intact; otherwise build it in the local working copy and publish."""
+    """The published artifact for `key` if it is intact; otherwise build it in the local working copy and publish.
+
+    Under the artifact's lock: a second run that wants the same artifact waits for the first and adopts its result."""
     if (ref := published(store, stage, key)) is not None:
         return ref
-    output = store.local_path(artifact_key(stage, key))
-    build(output)
-    return _publish(store, stage, key, output, parameters, inputs)
+    name = artifact_key(stage, key)
+    with exclusive(f"{store.url}/{name}", on_wait=lambda: progress.note(f"waiting for another run building {name}")):
+        if (ref := published(store, stage, key)) is not None:
+            return ref
+        output = store.local_path(name)
+        build(output)
+        return _publish(store, stage, key, output, parameters, inputs)
 
 
 def _publish(store: ArtifactStore, stage: str, key: str, folder: Path, parameters: dict, inputs: dict) -> ArtifactRef:

@@ -1,22 +1,67 @@
-"""Where long work reports progress when no caller passed a callback down: a process-wide sink.
+"""Where long work reports what it is doing when no caller passed a callback down: process-wide progress events.
 
-`bai run` runs the flow in its own process and installs a terminal progress bar here; the Prefect tasks report to it
-as well as to their progress artifacts, so a long stage (training the demo family, a big merge) is visible on the
-command line too. On a worker nothing is installed and reports go only to the UI.
+Two kinds of event: a stage starts or ends (`stage_started`, `stage_finished`: the pipeline's stages), and work
+inside a stage advances (`report(phase, done, total)`: a merge's bytes, a training run's steps). `bai run` installs a
+sink that shows them on the terminal (a bar) or, when stderr is a log file, as plain lines; on a worker nothing is
+installed and the tasks' Prefect artifacts show progress in the UI. Whatever the sink, this module remembers the
+latest stage and phase, so an interrupted run can say where it stopped (`where()`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-_sink: Callable[[str, int, int], None] | None = None
+from typing import Protocol
 
 
-def set_sink(sink: Callable[[str, int, int], None] | None) -> None:
+class Sink(Protocol):
+    def stage(self, name: str, state: str, seconds: float | None) -> None: ...
+
+    def progress(self, phase: str, done: int, total: int) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+
+_sink: Sink | None = None
+_stage: str | None = None  # the stage running now (None between stages)
+_phase: tuple[str, int, int] | None = None  # the latest progress report inside it
+
+
+def set_sink(sink: Sink | None) -> None:
     global _sink
     _sink = sink
 
 
-def report(phase: str, done: int, total: int) -> None:
+def stage_started(name: str) -> None:
+    global _stage, _phase
+    _stage, _phase = name, None
     if _sink is not None:
-        _sink(phase, done, total)
+        _sink.stage(name, "started", None)
+
+
+def stage_finished(name: str, state: str, seconds: float) -> None:
+    global _stage, _phase
+    _stage, _phase = None, None
+    if _sink is not None:
+        _sink.stage(name, state, seconds)
+
+
+def report(phase: str, done: int, total: int) -> None:
+    global _phase
+    _phase = (phase, done, total)
+    if _sink is not None:
+        _sink.progress(phase, done, total)
+
+
+def note(text: str) -> None:
+    """Something worth a line while a stage runs (e.g. that it waits for another run building the same thing)."""
+    if _sink is not None:
+        _sink.note(text)
+
+
+def where() -> str | None:
+    """'merge-stage2 (merge 43%)', or None outside any stage."""
+    if _stage is None:
+        return None
+    if _phase is None or not _phase[2]:
+        return _stage
+    phase, done, total = _phase
+    return f"{_stage} ({phase} {100 * done // total}%)"

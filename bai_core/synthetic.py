@@ -129,7 +129,7 @@ def write_synthetic_checkpoint(
     """Write one member of a synthetic family (weights, config, tokenizer) into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     dtype = getattr(torch, spec.dtype)
-    code = CODES[dtype]
+    code = CODES[spec.dtype]
     specs = [(name, code, shape) for name, shape in tensor_shapes(spec)]
     shards = plan_shards(specs, max_shard_bytes or 1 << 62)
     files = shard_names(len(shards))

@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
+from bai_core import progress
 from bai_core.config import PipelineConfig
 from bai_core.errors import BaiError
 from bai_core.pipeline import open_store
@@ -41,9 +42,11 @@ class _StageTable:
         self.planned = planned
 
     def run(self, name: str, call: Callable, *args, output: Callable[[dict], str] = lambda r: "") -> dict:
+        progress.stage_started(name)
         started = time.perf_counter()
         state = call(*args, return_state=True)
         seconds = round(time.perf_counter() - started, 3)
+        progress.stage_finished(name, state.name, seconds)
         if not state.is_completed():
             error = state.result(raise_on_failure=False)
             message = str(error) if isinstance(error, BaseException) else state.message or state.name
@@ -56,10 +59,19 @@ class _StageTable:
         return result
 
     def skip(self, name: str, why: str) -> None:
+        progress.stage_finished(name, f"Skipped: {why}", 0.0)
         self.rows.append({"stage": name, "state": "Skipped", "seconds": 0.0, "output": "", "note": why})
 
 
-@flow(name="bai-pipeline", flow_run_name="{config.name}")
+def run_name() -> str:
+    """What tells runs apart in the UI's list: the config's name, the merge weights and the store."""
+    config = flow_run.parameters["config"]
+    if isinstance(config, dict):
+        config = PipelineConfig.model_validate(config)
+    return f"{config.name}: w={config.merge.instruct_weight:g} alpha={config.merge.alpha:g} -> {config.storage.uri}"
+
+
+@flow(name="bai-pipeline", flow_run_name=run_name)
 def bai_pipeline(config: PipelineConfig) -> dict:
     """Fetch, merge stage 1, merge stage 2 (cached by content), and report. Returns the stage table and outputs."""
     apply_credentials(config.storage)
@@ -109,8 +121,9 @@ def _artifact_key(config: PipelineConfig, what: str) -> str:
 
 
 def _publish_table(rows: list[dict], config: PipelineConfig) -> None:
-    columns = ["stage", "state", "seconds", "output"]
-    create_table_artifact(table=[{c: row.get(c, "") for c in columns} for row in rows],
+    table = [{"stage": row["stage"], "state": row["state"], "time": f"{row['seconds']:.1f} s",
+              "output or note": row.get("output") or row.get("note") or row.get("error", "")} for row in rows]
+    create_table_artifact(table=table,
                           key=_artifact_key(config, "stages"),
                           description=f"BAI pipeline {config.name!r}: stages, states, timings and outputs")
 

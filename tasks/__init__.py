@@ -1,4 +1,5 @@
-"""Thin Prefect tasks over `bai_core` (cache policy, retries, artifacts, result storage).
+"""Thin Prefect tasks over `bai_core`: cache policy, retries, progress and table artifacts, result storage."""
 
-Empty until the pipeline lands: the merge it will wrap is `bai_core.merge`.
-"""
+from tasks.artifacts import install_log_filter
+
+install_log_filter()

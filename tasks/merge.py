@@ -13,14 +13,13 @@ Caching, and why it is built this way:
 from __future__ import annotations
 
 from prefect import task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import CacheKeyFnPolicy
 
 from bai_core import pipeline
 from bai_core.config import MergeSettings, StorageConfig
 from bai_core.errors import BaiError
-from bai_core import progress
 from bai_core.pipeline import ArtifactRef, CheckpointRef
+from tasks.artifacts import ProgressArtifact
 
 
 def _not_a_user_error(task, task_run, state) -> bool:
@@ -52,21 +51,10 @@ def _stage2_key(context, inputs) -> str:
     return "bai-bai-" + _key2(inputs["pretrained"], inputs["sft"], inputs["merge"])
 
 
-class _MergeProgress:
-    """A Prefect progress artifact for a long merge, updated at most every 2%."""
-
-    def __init__(self, description: str):
-        self.artifact_id = create_progress_artifact(progress=0.0, description=description)
-        self.shown = 0.0
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        progress.report(phase, done, total)
-        if phase != "merge" or total == 0:
-            return
-        percent = 100.0 * done / total
-        if percent - self.shown >= 2.0 or done == total:
-            update_progress_artifact(self.artifact_id, progress=percent)
-            self.shown = percent
+def _merge_progress(description: str) -> ProgressArtifact:
+    """The UI's bar follows the merge's bytes; fingerprinting the inputs first is not shown there."""
+    return ProgressArtifact(description, lambda phase, done, total: 100.0 * done / total
+                            if phase == "merge" and total else None)
 
 
 @task(name="fetch-checkpoint", task_run_name="fetch-{role}", retries=2, retry_delay_seconds=2,
@@ -80,7 +68,8 @@ def fetch_checkpoint(role: str, source: str, storage: StorageConfig) -> dict:
       result_serializer="json", retries=1, retry_condition_fn=_not_a_user_error)
 def merge_stage1(instruct: dict, reasoning: dict, merge: MergeSettings, storage: StorageConfig) -> dict:
     """M_sft = w * instruct + (1 - w) * reasoning, published to the artifact store."""
-    on_progress = _MergeProgress(f"stage 1: {merge.instruct_weight:g}*instruct + {1 - merge.instruct_weight:g}*reasoning")
+    w = merge.instruct_weight
+    on_progress = _merge_progress(f"stage 1: {w:g} × instruct + {1 - w:g} × reasoning")
     ref = pipeline.merge_stage1(CheckpointRef.model_validate(instruct), CheckpointRef.model_validate(reasoning),
                                 merge, storage, on_progress)
     return ref.model_dump()
@@ -90,7 +79,7 @@ def merge_stage1(instruct: dict, reasoning: dict, merge: MergeSettings, storage:
       result_serializer="json", retries=1, retry_condition_fn=_not_a_user_error)
 def merge_stage2(pretrained: dict, sft: dict, merge: MergeSettings, storage: StorageConfig) -> dict:
     """M_bai = alpha * pretrained + (1 - alpha) * M_sft, published to the artifact store."""
-    on_progress = _MergeProgress(f"stage 2: {merge.alpha:g}*pretrained + {1 - merge.alpha:g}*sft")
+    on_progress = _merge_progress(f"stage 2: {merge.alpha:g} × pretrained + {1 - merge.alpha:g} × M_sft")
     ref = pipeline.merge_stage2(CheckpointRef.model_validate(pretrained), ArtifactRef.model_validate(sft),
                                 merge, storage, on_progress)
     return ref.model_dump()

@@ -102,13 +102,16 @@ def test_sweep_hands_each_point_to_a_deployment_run(deployed, prefect_api, s3_se
     assert run["state"]["type"] == "COMPLETED", run["state"]
     children = api(prefect_api, "/flow_runs/filter",
                    {"flow_runs": {"parent_flow_run_id": {"operator": "and_", "any_": [parent_id]}}})
-    assert sorted(child["name"] for child in children) == ["sweep-alpha0.3", "sweep-alpha0.6"]
+    # Runs are named so a person can tell them apart: config name, weights, store.
+    assert sorted(child["name"] for child in children) == [f"sweep-alpha{a}: w=0.5 alpha={a} -> {s3_prefix}"
+                                                           for a in ("0.3", "0.6")]
     assert all(child["state"]["type"] == "COMPLETED" for child in children)
     store = ArtifactStore(s3_prefix)
     states = {}
     for child in children:
-        summary = json.loads(store.get_text(f"runs/{child['name']}/{child['id']}.json"))
-        states[child["name"]] = {row["stage"]: row["state"] for row in summary["stages"]}
+        name = child["parameters"]["config"]["name"]
+        summary = json.loads(store.get_text(f"runs/{name}/{child['id']}.json"))
+        states[name] = {row["stage"]: row["state"] for row in summary["stages"]}
     # Stage 1 does not depend on alpha: merged by the first point, cached for the second.
     assert states["sweep-alpha0.3"]["merge-stage1"] == "Completed"
     assert states["sweep-alpha0.6"]["merge-stage1"] == "Cached"

@@ -10,7 +10,7 @@ import json
 import math
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from bai_core.io.checkpoint import INDEX_FILE, SINGLE_WEIGHTS_FILE
 from bai_core.io.safetensors_file import SafetensorsWriter, itemsize
@@ -55,7 +55,7 @@ class CheckpointWriter:
             raise
         self.total_bytes = sum(math.prod(s[2]) * itemsize(s[1]) for s in tensors)
 
-    def write(self, name: str, element_offset: int, piece: torch.Tensor) -> None:
+    def write(self, name: str, element_offset: int, piece: np.ndarray) -> None:
         self._where[name].write(name, element_offset, piece)
 
     def close(self) -> None:

@@ -18,33 +18,38 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from bai_core.errors import BaiError
 
-# safetensors dtype code -> (torch dtype, bytes per element)
-DTYPES: dict[str, torch.dtype] = {
-    "F64": torch.float64,
-    "F32": torch.float32,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-    "F8_E4M3": torch.float8_e4m3fn,
-    "F8_E5M2": torch.float8_e5m2,
-    "I64": torch.int64,
-    "I32": torch.int32,
-    "I16": torch.int16,
-    "I8": torch.int8,
-    "U8": torch.uint8,
-    "BOOL": torch.bool,
+# safetensors dtype code -> how its elements are held in numpy. bfloat16 and float8 have no numpy type: their raw
+# bits are held as unsigned integers of the same width and converted by bai_core.merge.numerics.
+STORAGE: dict[str, np.dtype] = {
+    "F64": np.dtype(np.float64),
+    "F32": np.dtype(np.float32),
+    "F16": np.dtype(np.float16),
+    "BF16": np.dtype(np.uint16),
+    "F8_E4M3": np.dtype(np.uint8),
+    "F8_E5M2": np.dtype(np.uint8),
+    "I64": np.dtype(np.int64),
+    "I32": np.dtype(np.int32),
+    "I16": np.dtype(np.int16),
+    "I8": np.dtype(np.int8),
+    "U8": np.dtype(np.uint8),
+    "BOOL": np.dtype(np.bool_),
 }
-CODES: dict[torch.dtype, str] = {dtype: code for code, dtype in DTYPES.items()}
+# The names torch and config.json use for them.
+TORCH_NAMES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "F8_E4M3": "float8_e4m3fn",
+               "F8_E5M2": "float8_e5m2", "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8",
+               "BOOL": "bool"}
+CODES: dict[str, str] = {name: code for code, name in TORCH_NAMES.items()}  # "bfloat16" -> "BF16"
 FLOAT_CODES = frozenset({"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"})
 
 _MAX_HEADER_BYTES = 100 * 1024 * 1024  # the reference implementation's limit too
 
 
 def itemsize(code: str) -> int:
-    return DTYPES[code].itemsize
+    return STORAGE[code].itemsize
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,7 @@ def read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
             code, shape, (begin, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
         except (TypeError, KeyError, ValueError):
             raise corrupt(f"tensor {name!r} has a malformed entry") from None
-        if code not in DTYPES:
+        if code not in STORAGE:
             raise corrupt(f"tensor {name!r} has unsupported dtype {code!r}")
         if not all(isinstance(d, int) and d >= 0 for d in shape) or not (0 <= begin <= end):
             raise corrupt(f"tensor {name!r} has a malformed shape or offsets")
@@ -126,9 +131,9 @@ def read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
     return tensors, metadata
 
 
-def pread_into(fd: int, buffer: torch.Tensor, offset: int, path: Path) -> None:
-    """Fill a contiguous tensor with the file's bytes at `offset` (loops over short reads)."""
-    view = memoryview(buffer.view(torch.uint8).numpy()).cast("B")
+def pread_into(fd: int, buffer: np.ndarray, offset: int, path: Path) -> None:
+    """Fill a contiguous array with the file's bytes at `offset` (loops over short reads)."""
+    view = memoryview(buffer.view(np.uint8))
     done = 0
     while done < len(view):
         n = os.preadv(fd, [view[done:]], offset + done)
@@ -179,11 +184,11 @@ class SafetensorsWriter:
         os.pwrite(self._fd, struct.pack("<Q", len(blob)) + blob, 0)
         os.ftruncate(self._fd, self.size)
 
-    def write(self, name: str, element_offset: int, piece: torch.Tensor) -> None:
+    def write(self, name: str, element_offset: int, piece: np.ndarray) -> None:
         """Write a contiguous run of elements of tensor `name`, starting at its element `element_offset`."""
         slot = self.slots[name]
-        data = memoryview(piece.reshape(-1).view(torch.uint8).numpy()).cast("B")
-        offset = slot.start + element_offset * piece.element_size()
+        data = memoryview(piece.reshape(-1).view(np.uint8))
+        offset = slot.start + element_offset * piece.itemsize
         done = 0
         while done < len(data):
             done += os.pwrite(self._fd, data[done:], offset + done)

@@ -19,14 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+import numpy as np
 
 import bai_core
 from bai_core.config import MergeConfig, Stage1Config, Stage2Config, WriteOptions
 from bai_core.fingerprint import fingerprint_folders
 from bai_core.io.atomic import atomic_folders
 from bai_core.io.checkpoint import CONFIG_FILE, TOKENIZER_FILES, Checkpoint, check_compatible
-from bai_core.io.safetensors_file import DTYPES, read_header
+from bai_core.io.safetensors_file import TORCH_NAMES, read_header
 from bai_core.merge.engine import Stage, Term, dtype_code, merge_weights
 
 MANIFEST_FILE = "bai_merge.json"
@@ -132,7 +132,7 @@ def _dominant_float_dtype(files: list[Path]) -> str:
             if info.is_float:
                 weight[info.dtype] += info.nbytes
     code = weight.most_common(1)[0][0] if weight else "F32"
-    return str(DTYPES[code]).removeprefix("torch.")
+    return TORCH_NAMES[code]
 
 
 def _write_config(donor: Path, folder: Path, dtype: str, untied: bool) -> None:
@@ -163,7 +163,7 @@ def _manifest(stages, stage, inputs, fingerprints, donor, dtype, written) -> dic
         "kind": "bai-merge",
         "bai_version": bai_core.__version__,
         "engine_version": ENGINE_VERSION,
-        "torch_version": torch.__version__.split("+")[0],
+        "numpy_version": np.__version__,
         "stages": [
             {"name": s.name, "terms": [{"source": t.source, "weight": t.weight} for t in s.terms]} for s in needed
         ],

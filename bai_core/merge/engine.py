@@ -8,8 +8,10 @@ Why it is fast and small:
 - Every tensor is cut into flat chunks of at most `chunk_elements`; a chunk is read with `pread`, computed in
   float32, rounded to the output dtype and written with `pwrite` at its final offset. Peak memory is a few chunks
   per worker, whatever the model or tensor size.
-- Chunks are independent, so a thread pool overlaps reading, arithmetic and writing on all cores (torch and the
-  file system calls release the GIL). Torch's own intra-op threads are pinned to 1 meanwhile to avoid oversubscription.
+- Chunks are independent, so a thread pool overlaps reading, arithmetic and writing on all cores (numpy and the
+  file system calls release the GIL).
+- No torch: importing it costs seconds, more than the merge of a 1 GB checkpoint. The arithmetic is numpy, with
+  conversions that match torch's bit for bit (numerics.py).
 
 Exactness: each term is multiplied, then added (no fused multiply-add), in float32 with float32 weights; a stage's
 result is rounded to the output dtype before a later stage reads it. So running the stages fused in one pass, or
@@ -22,23 +24,24 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from bai_core.errors import BaiError
 from bai_core.io.checkpoint import Checkpoint
 from bai_core.io.checkpoint_writer import CheckpointWriter
-from bai_core.io.safetensors_file import CODES, DTYPES, TensorInfo, pread_into
+from bai_core.io.safetensors_file import CODES, STORAGE, TORCH_NAMES, TensorInfo, itemsize, pread_into
+from bai_core.merge import numerics
 
 DEFAULT_CHUNK_ELEMENTS = 512 * 1024  # 2 MB per float32 buffer: the arithmetic stays in cache
 
 
 def float32_exact(weight: float) -> float:
-    """The float32 value a weight will be used as (so Python and torch agree on it to the bit)."""
-    return torch.tensor(weight, dtype=torch.float32).item()
+    """The float32 value a weight will be used as (so the manifest and the arithmetic agree on it to the bit)."""
+    return float(np.float32(weight))
 
 
 @dataclass(frozen=True)
@@ -100,10 +103,9 @@ def merge_weights(
         progress = _Progress(total, on_progress)
 
         def done(chunk: _Chunk) -> None:
-            progress.add(sum((chunk.stop - chunk.start) * DTYPES[ckpt.info(chunk.name).dtype].itemsize
+            progress.add(sum((chunk.stop - chunk.start) * itemsize(ckpt.info(chunk.name).dtype)
                              for ckpt in inputs.values()))
 
-        stack.enter_context(_torch_threads(1 if workers > 1 else torch.get_num_threads()))
         _run_bounded(job, _chunks(inputs, tensor_names, chunk_elements), workers, on_done=done)
         return {name: writer.finish() for name, writer in writers.items()}
 
@@ -141,21 +143,17 @@ def _run_bounded(
 class _Workspace:
     """One worker thread's buffers, reused for every chunk.
 
-    Allocating fresh chunk-sized tensors costs page faults on every chunk (large allocations come from mmap and
+    Allocating fresh chunk-sized arrays costs page faults on every chunk (large allocations come from mmap and
     go back to the OS when freed); reusing a thread's buffers keeps the merge at memory speed and its RSS flat.
     """
 
     def __init__(self, chunk_elements: int, stage_names: list[str]):
-        self.total = torch.empty(chunk_elements, dtype=torch.float32)
-        self.term = torch.empty(chunk_elements, dtype=torch.float32)
-        self.raw = torch.empty(chunk_elements * 8, dtype=torch.uint8)  # 8: the widest element type
-        self.raw_other = torch.empty(chunk_elements * 8, dtype=torch.uint8)
-        self.rounded = {name: torch.empty(chunk_elements * 8, dtype=torch.uint8) for name in stage_names}
-
-
-def _typed(buffer: torch.Tensor, dtype: torch.dtype, n: int) -> torch.Tensor:
-    """The first n elements of a byte buffer, seen as `dtype`."""
-    return buffer[: n * dtype.itemsize].view(dtype)
+        self.total = np.empty(chunk_elements, dtype=np.float32)
+        self.term = np.empty(chunk_elements, dtype=np.float32)
+        self.scratch = np.empty(chunk_elements, dtype=np.uint32)
+        self.raw = np.empty(chunk_elements * 8, dtype=np.uint8)  # 8: the widest element type
+        self.raw_other = np.empty(chunk_elements * 8, dtype=np.uint8)
+        self.rounded = {name: np.empty(chunk_elements * 8, dtype=np.uint8) for name in stage_names}
 
 
 class _ChunkJob:
@@ -163,7 +161,7 @@ class _ChunkJob:
 
     def __init__(self, inputs, stages, out_codes, fds, writers, chunk_elements):
         self.inputs, self.stages, self.out_codes, self.fds, self.writers = inputs, stages, out_codes, fds, writers
-        self.weights = {(s.name, t.source): float32_exact(t.weight) for s in stages for t in s.terms}
+        self.weights = {(s.name, t.source): np.float32(t.weight) for s in stages for t in s.terms}
         self.chunk_elements = chunk_elements
         self._local = threading.local()
 
@@ -172,11 +170,12 @@ class _ChunkJob:
             self._local.workspace = _Workspace(self.chunk_elements, [s.name for s in self.stages])
         return self._local.workspace
 
-    def read(self, info: TensorInfo, chunk: _Chunk, buffer: torch.Tensor) -> torch.Tensor:
+    def read(self, info: TensorInfo, chunk: _Chunk, buffer: np.ndarray) -> np.ndarray:
         """Read the chunk's elements of `info` into `buffer` (bytes, or float32 when the input is float32)."""
-        dtype = DTYPES[info.dtype]
-        target = _typed(buffer.view(torch.uint8), dtype, chunk.stop - chunk.start)
-        pread_into(self.fds[info.file], target, info.start + chunk.start * dtype.itemsize, info.file)
+        storage = STORAGE[info.dtype]
+        n = chunk.stop - chunk.start
+        target = buffer.view(np.uint8)[: n * storage.itemsize].view(storage)
+        pread_into(self.fds[info.file], target, info.start + chunk.start * storage.itemsize, info.file)
         return target
 
     def __call__(self, chunk: _Chunk) -> None:
@@ -185,52 +184,47 @@ class _ChunkJob:
         if not next(iter(infos.values())).is_float:
             return self._copy_identical(chunk, infos, ws)
         n = chunk.stop - chunk.start
-        out_dtype = DTYPES[self.out_codes[chunk.name]]
+        out_code = self.out_codes[chunk.name]
         total, term = ws.total[:n], ws.term[:n]
-        rounded: dict[str, torch.Tensor] = {}  # each stage's result in the output dtype, for later stages
+        rounded: dict[str, tuple[np.ndarray, str]] = {}  # each stage's result in the output dtype, for later stages
         for stage in self.stages:
             for k, t in enumerate(stage.terms):
                 value = total if k == 0 else term
                 if t.source in rounded:
-                    value.copy_(rounded[t.source])  # widening to float32 is exact
+                    numerics.widen(*rounded[t.source], out=value)  # widening to float32 is exact
                 elif infos[t.source].dtype == "F32":
                     self.read(infos[t.source], chunk, value)
                 else:
-                    value.copy_(self.read(infos[t.source], chunk, ws.raw))
-                value.mul_(self.weights[(stage.name, t.source)])
+                    numerics.widen(self.read(infos[t.source], chunk, ws.raw), infos[t.source].dtype, out=value)
+                np.multiply(value, self.weights[(stage.name, t.source)], out=value)
                 if k > 0:
-                    total.add_(term)
-            result = _typed(ws.rounded[stage.name], out_dtype, n)
-            result.copy_(total)  # round to the output dtype
-            if not _all_finite(result):
-                raise BaiError(
-                    f"tensor {chunk.name!r}: the {stage.name} merge produced NaN or Inf values "
-                    f"(non-finite inputs, or values out of range for {out_dtype})"
-                )
-            rounded[stage.name] = result
+                    np.add(total, term, out=total)
+            if not numerics.all_finite(total):
+                raise self._non_finite(chunk, stage, out_code)
+            result = numerics.narrow(total, out_code, ws.rounded[stage.name], ws.scratch)  # round to the output dtype
+            if not numerics.rounded_finite(result, out_code):
+                raise self._non_finite(chunk, stage, out_code)
+            rounded[stage.name] = (result, out_code)
             if stage.name in self.writers:
                 self.writers[stage.name].write(chunk.name, chunk.start, result)
+
+    @staticmethod
+    def _non_finite(chunk: _Chunk, stage: Stage, code: str) -> BaiError:
+        return BaiError(f"tensor {chunk.name!r}: the {stage.name} merge produced NaN or Inf values "
+                        f"(non-finite inputs, or values out of range for {TORCH_NAMES[code]})")
 
     def _copy_identical(self, chunk: _Chunk, infos: dict[str, TensorInfo], ws: _Workspace) -> None:
         """Integer/bool buffers are not averaged: all inputs must hold the same values; they are copied."""
         (first_role, first), *others = infos.items()
         reference = self.read(first, chunk, ws.raw)
         for role, info in others:
-            if not torch.equal(reference, self.read(info, chunk, ws.raw_other)):
+            if not np.array_equal(reference, self.read(info, chunk, ws.raw_other)):
                 raise BaiError(
                     f"tensor {chunk.name!r} ({info.dtype}) is not floating point and differs between {first.file} "
                     f"and {info.file}; non-float tensors can only be merged when identical"
                 )
         for writer in self.writers.values():
             writer.write(chunk.name, chunk.start, reference)
-
-
-def _all_finite(values: torch.Tensor) -> bool:
-    """One reduction pass: the extremes are finite iff every value is (NaN propagates through min/max)."""
-    if values.numel() == 0:
-        return True
-    low, high = torch.aminmax(values)
-    return bool(torch.isfinite(low)) and bool(torch.isfinite(high))
 
 
 def _check_stages(inputs: dict[str, Checkpoint], stages: list[Stage]) -> None:
@@ -284,16 +278,6 @@ class _Progress:
             self.callback(self.done, self.total)
 
 
-@contextmanager
-def _torch_threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def dtype_code(name: str) -> str:
     """'bfloat16' -> 'BF16' (the CLI speaks torch names, files speak safetensors codes)."""
-    return CODES[getattr(torch, name)]
+    return CODES[name]

@@ -1,0 +1,98 @@
+"""The `bai` command: one small module per verb (merge, run, demo, server); heavy imports happen per verb.
+
+Exits: 0 done; 1 a user error (BaiError), printed as one line on stderr; 2 a usage error; 130 / 143 stopped by
+Ctrl-C / SIGTERM, with one line saying where; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+from bai_core.errors import BaiError
+
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Stopped(BaseException):
+    """SIGTERM, raised where the main thread is (like KeyboardInterrupt for Ctrl-C), so `finally` blocks and
+    temporary folders are cleaned up on the way out."""
+
+
+def _on_sigterm(signum, frame):
+    raise Stopped()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bai_core.cli import demo, merge, run, server
+
+    parser = argparse.ArgumentParser(prog="bai", description="Balanced Actor Initialization for stable RLHF.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for verb in (merge, run, demo, server):
+        verb.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return args.func(args)
+    except BaiError as e:
+        print(f"bai: error: {e}", file=sys.stderr)
+        return 1
+    except BaseException as e:
+        signum = _stop_signal(e)
+        if signum is None:
+            raise
+        _report_stop(args.command, signum)
+        _exit_now(SIGNAL_EXIT[signum])
+
+
+def _stop_signal(error: BaseException) -> int | None:
+    """Which signal this exception stands for: ours, Ctrl-C, or Prefect's own SIGTERM handler inside a flow run."""
+    if isinstance(error, KeyboardInterrupt):
+        return signal.SIGINT
+    if isinstance(error, Stopped) or type(error).__name__ == "TerminationSignal":
+        return signal.SIGTERM
+    return None
+
+
+def _report_stop(command: str, signum: int) -> None:
+    from bai_core import progress
+
+    where = progress.where()
+    name = signal.Signals(signum).name
+    line = f"bai: stopped by {name}" + (f" during {where}" if where else "") + "; nothing partial was published"
+    if command == "run":
+        line += "; run the same command again to resume from the last finished stage"
+    print(line, file=sys.stderr, flush=True)
+
+
+def _exit_now(code: int) -> None:
+    """Leave within seconds. Prefect's log and event workers drain at interpreter exit and, with the API slow or
+    gone, that can take minutes: give them a bounded moment, then exit without waiting for them."""
+    if "prefect" in sys.modules:
+        def drain() -> None:
+            try:
+                from prefect.events.worker import EventsWorker
+                from prefect.logging.handlers import APILogWorker
+
+                APILogWorker.drain_all(timeout=3)
+                EventsWorker.drain_all(timeout=2)
+            except Exception:
+                pass
+
+        worker = threading.Thread(target=drain, daemon=True)
+        worker.start()
+        worker.join(timeout=5)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""`bai merge`: the two-stage BAI merge of local checkpoint folders (no Prefect involved)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bai_core.cli.display import make_display
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "merge",
+        help="two-stage BAI merge of pretrained, instruct and reasoning checkpoints",
+        description="M_sft = w*instruct + (1-w)*reasoning;  M_bai = alpha*pretrained + (1-alpha)*M_sft. "
+        "Inputs are local Hugging Face checkpoint folders with safetensors weights.",
+    )
+    p.add_argument("--pretrained", required=True, type=Path, help="the pretrained base checkpoint folder")
+    p.add_argument("--instruct", required=True, type=Path, help="the instruction-tuned checkpoint folder")
+    p.add_argument("--reasoning", required=True, type=Path, help="the distillation-trained reasoning checkpoint")
+    p.add_argument("--output", required=True, type=Path, help="where to write M_bai (must not exist)")
+    p.add_argument("--instruct-weight", type=float, default=0.5, help="w in stage 1 (default 0.5)")
+    p.add_argument("--alpha", type=float, default=0.5, help="the pretrained model's weight in stage 2 (default 0.5)")
+    p.add_argument("--stage1-output", type=Path, help="also write M_sft to this folder")
+    p.add_argument("--dtype", default="auto", help="auto|float32|bfloat16|float16 (default auto: keep the inputs')")
+    p.add_argument("--tokenizer-from", default="reasoning", help="reasoning|instruct|pretrained (default reasoning)")
+    p.add_argument("--max-shard-size", default="5GB", help="largest weight file to write (default 5GB)")
+    p.add_argument("--workers", type=int, help="threads (default: number of cores)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output folders")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from bai_core.config import MergeConfig, validated
+    from bai_core.merge import bai_merge
+
+    config = validated(
+        MergeConfig,
+        pretrained=args.pretrained,
+        instruct=args.instruct,
+        reasoning=args.reasoning,
+        output=args.output,
+        instruct_weight=args.instruct_weight,
+        alpha=args.alpha,
+        stage1_output=args.stage1_output,
+        dtype=args.dtype,
+        tokenizer_from=args.tokenizer_from,
+        max_shard_size=args.max_shard_size,
+        workers=args.workers,
+        overwrite=args.overwrite,
+    )
+    display = make_display(quiet=args.json)
+    try:
+        result = bai_merge(config, progress=display.progress if display else None)
+    finally:
+        if display:
+            display.close()
+    summary = {
+        "output": str(result.output),
+        "stage1_output": str(result.stage1_output) if result.stage1_output else None,
+        "seconds": round(result.seconds, 3),
+        "bytes_read": result.bytes_read,
+        "bytes_written": result.bytes_written,
+        "manifest": result.manifest,
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"wrote {result.output}" + (f" and {result.stage1_output}" if result.stage1_output else ""))
+        print(f"  {result.manifest['formula']}  ({result.manifest['dtype']}, {result.manifest['tensors']} tensors)")
+        print(f"  {_size(result.bytes_read)} read, {_size(result.bytes_written)} written in {result.seconds:.2f} s")
+    return 0
+
+
+def _size(nbytes: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.2f} {unit}"
+    return f"{nbytes} B"

@@ -1,0 +1,88 @@
+"""`bai run`: the BAI pipeline as a Prefect flow, from a YAML config.
+
+The flow runs in this process; the Prefect API is the configured one or a local server kept between runs (see
+prefect_api.py). Progress goes to stderr (a bar, or plain lines when stderr is not a terminal), the stage table or
+the --json summary to stdout. A failure of Prefect's own machinery is one line, like any user error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from bai_core import progress
+from bai_core.cli import prefect_api
+from bai_core.cli.display import make_display
+from bai_core.errors import BaiError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run the BAI pipeline (Prefect flow) from a YAML config",
+        description="Fetch the three checkpoints, merge stage 1 and stage 2 as cached Prefect tasks, publish the "
+        "artifacts. Uses the Prefect API in PREFECT_API_URL, or a local server that bai starts once and keeps.",
+    )
+    p.add_argument("config", type=Path, help="pipeline config (YAML), e.g. configs/demo.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set merge.alpha=0.2 (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the run summary as one JSON object on stdout")
+    p.add_argument("--verbose", action="store_true", help="show Prefect's own log lines and full tracebacks")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from bai_core.config import load_pipeline_config
+
+    config = load_pipeline_config(args.config, args.overrides)
+    if not args.verbose:  # the table below says what happened; the Prefect UI keeps every log line
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    display = make_display(quiet=args.json)
+    api_url = prefect_api.api_url_for_run(announce=lambda message: print(f"bai: {message}", file=sys.stderr))
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.pipeline import PipelineFailed, bai_pipeline
+
+    progress.set_sink(display)
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            summary = bai_pipeline(config)
+    except PipelineFailed as e:
+        if not args.json:
+            print_stages(e.rows)
+        raise
+    except BaiError:
+        raise
+    except Exception as e:
+        if args.verbose or not _from_prefect_machinery(e):
+            raise
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        raise BaiError(f"the Prefect API at {api_url} failed during the run ({type(e).__name__}: {first}); "
+                       "check the server (its log, its disk), then run again: finished stages are cached "
+                       "(--verbose shows the traceback)") from None
+    finally:
+        progress.set_sink(None)
+        if display:
+            display.close()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print_stages(summary["stages"])
+        print(f"M_bai: {summary['outputs']['bai']}")
+    return 0
+
+
+def _from_prefect_machinery(error: BaseException) -> bool:
+    """Errors of the orchestration layer (HTTP to the API, Prefect's engine), not of bai's own code."""
+    root = type(error).__module__.split(".")[0]
+    return root in {"httpx", "httpcore", "prefect", "sqlalchemy"} or "Prefect API" in str(error)
+
+
+def print_stages(rows: list[dict]) -> None:
+    print(f"{'stage':<18}{'state':<10}{'seconds':>8}  output")
+    for row in rows:
+        detail = row.get("output") or row.get("note") or row.get("error", "")
+        print(f"{row['stage']:<18}{row['state']:<10}{row['seconds']:>8.2f}  {detail}")

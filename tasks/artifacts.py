@@ -1,0 +1,52 @@
+"""What the tasks show in the Prefect UI besides their logs: progress artifacts, created lazily, and a log filter that
+keeps user errors to their one-line message."""
+
+from __future__ import annotations
+
+import logging
+
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+from bai_core import progress
+from bai_core.errors import BaiError
+
+
+class ProgressArtifact:
+    """A progress artifact for a long step, created on its first report (a cached or adopted step, which reports
+    nothing, shows no stray 0% bar) and updated at most every 2%. Every report also goes to `bai_core.progress`
+    (the terminal of `bai run`, and where an interrupted run says it stopped).
+
+    `percent(phase, done, total)` maps a report to the step's overall percentage (None: not shown in the UI)."""
+
+    def __init__(self, description: str, percent=lambda phase, done, total: 100.0 * done / total if total else None):
+        self.description, self.percent = description, percent
+        self.artifact_id, self.shown = None, 0.0
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        progress.report(phase, done, total)
+        percent = self.percent(phase, done, total)
+        if percent is None:
+            return
+        if self.artifact_id is None:
+            self.artifact_id = create_progress_artifact(progress=percent, description=self.description)
+            self.shown = percent
+        elif percent - self.shown >= 2.0 or percent >= 100.0 > self.shown:
+            update_progress_artifact(self.artifact_id, progress=percent)
+            self.shown = percent
+
+
+class _UserErrorsWithoutTraceback(logging.Filter):
+    """A BaiError is a message for the user (a missing file, a bad key): the run's log in the UI shows that line,
+    not a Python traceback. Other exceptions keep theirs: they are bugs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], BaiError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def install_log_filter() -> None:
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _UserErrorsWithoutTraceback) for f in logger.filters):
+            logger.addFilter(_UserErrorsWithoutTraceback())
