@@ -43,6 +43,7 @@ class ArtifactRef(BaseModel):
     uri: str
     fingerprint: str
     parameters: dict
+    built: bool = False  # True when this call merged it; False when it was found published (by another run)
 
 
 def open_store(storage: StorageConfig) -> ArtifactStore:
@@ -169,4 +170,4 @@ def _publish(store: ArtifactStore, stage: str, key: str, folder: Path, parameter
                    for role, ref in inputs.items()},
     }
     marker = store.publish(artifact_key(stage, key), marker)
-    return _ref(store, stage, key, marker)
+    return _ref(store, stage, key, marker).model_copy(update={"built": True})

@@ -20,6 +20,11 @@ class Sink(Protocol):
     def note(self, text: str) -> None: ...
 
 
+# How phases read in a sentence ("stopped during build-demo-demo (training reasoning, 40%)").
+LABELS = {"fingerprint": "fingerprinting inputs", "merge": "merging", "pretrained": "training pretrained",
+          "instruct": "training instruct", "reasoning": "training reasoning", "reward": "training reward model",
+          "evaluate": "evaluating"}
+
 _sink: Sink | None = None
 _stage: str | None = None  # the stage running now (None between stages)
 _phase: tuple[str, int, int] | None = None  # the latest progress report inside it
@@ -58,10 +63,10 @@ def note(text: str) -> None:
 
 
 def where() -> str | None:
-    """'merge-stage2 (merge 43%)', or None outside any stage."""
+    """'merge-stage2 (merging, 43%)', or None outside any stage."""
     if _stage is None:
         return None
     if _phase is None or not _phase[2]:
         return _stage
     phase, done, total = _phase
-    return f"{_stage} ({phase} {100 * done // total}%)"
+    return f"{_stage} ({LABELS.get(phase, phase)}, {100 * done // total}%)"

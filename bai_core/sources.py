@@ -48,8 +48,18 @@ def fetch(source: str, endpoint_url: str | None = None, store: ArtifactStore | N
         path, revision = _fetch_s3(source, endpoint_url)
     elif _is_local(source):
         path, revision = Path(source).expanduser().resolve(), None
+    elif Path(source.split("/", 1)[0]).expanduser().is_dir():
+        # `mymodels/pretrained` where ./mymodels exists: a local path with a typo, not a hub id.
+        raise BaiError(f"{source}: no such local folder ({Path(source).expanduser().resolve()}); "
+                       f"{source.split('/', 1)[0]}/ exists here, so this is not taken for a hub id")
     elif match := HUB_ID.match(source):
-        path, revision = _fetch_hub(source, match["repo"], match["revision"])
+        try:
+            path, revision = _fetch_hub(source, match["repo"], match["revision"])
+        except BaiError as e:
+            if source.startswith("hf://") or match["revision"]:
+                raise
+            raise BaiError(f"{e} (or, if you meant a local folder: there is none at "
+                           f"{Path(source).expanduser().resolve()})") from None
     else:
         raise BaiError(f"{source}: not a local folder, s3:// URI or hub id (org/name[@revision])")
     Checkpoint.open(path)  # a clear error now for a folder that is not a checkpoint

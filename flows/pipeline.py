@@ -46,8 +46,8 @@ class _StageTable:
         started = time.perf_counter()
         state = call(*args, return_state=True)
         seconds = round(time.perf_counter() - started, 3)
-        progress.stage_finished(name, state.name, seconds)
         if not state.is_completed():
+            progress.stage_finished(name, state.name, seconds)
             error = state.result(raise_on_failure=False)
             message = str(error) if isinstance(error, BaseException) else state.message or state.name
             self.rows.append({"stage": name, "state": "Failed", "seconds": seconds, "output": "", "error": message})
@@ -55,7 +55,10 @@ class _StageTable:
                           for s in self.planned[self.planned.index(name) + 1:]]
             raise PipelineFailed(message, self.rows)
         result = state.result()
-        self.rows.append({"stage": name, "state": state.name, "seconds": seconds, "output": output(result)})
+        # A merge found already published (by a run beside this one, or one that died after publishing) was adopted.
+        shown = "Adopted" if state.name == "Completed" and result.get("built") is False else state.name
+        progress.stage_finished(name, shown, seconds)
+        self.rows.append({"stage": name, "state": shown, "seconds": seconds, "output": output(result)})
         return result
 
     def skip(self, name: str, why: str) -> None:

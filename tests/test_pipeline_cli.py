@@ -58,28 +58,34 @@ def test_errors_are_one_line_without_traceback(tmp_path, content, error):
     assert all(re.match(r"\d\d:\d\d:\d\d ", line) for line in progress_lines), progress_lines
 
 
-def test_a_run_killed_mid_merge_resumes_from_the_cached_stage(medium_family, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_run_stopped_mid_merge_resumes_from_the_cached_stage(medium_family, tmp_path, sig):  # noqa: F811
     store = tmp_path / "store"
     config = write_config(tmp_path / "c.yaml", medium_family, str(store), name="killed")
     proc = subprocess.Popen([sys.executable, "-m", "bai_core.cli", "run", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    killed = False
+    sent = None
     while time.monotonic() < deadline and proc.poll() is None:
         if list((store / "merges").glob(".bai-*.bai-tmp-*/*.safetensors")):  # stage 2 is writing
-            proc.send_signal(signal.SIGKILL)
-            killed = True
+            proc.send_signal(sig)
+            sent = time.monotonic()
             break
         time.sleep(0.002)
-    proc.wait(timeout=60)
-    assert killed, "the run finished before stage 2 could be interrupted"
+    stderr = proc.communicate(timeout=60)[1]
+    assert sent is not None, "the run finished before stage 2 could be interrupted"
     assert not [p for p in (store / "merges").glob("bai-*") if (p / "_bai_complete.json").exists()]
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 143 and time.monotonic() - sent < 10
+        last = stderr.strip().splitlines()[-1]
+        assert last.startswith("bai: stopped by SIGTERM during merge-stage2"), stderr
+        assert not list((store / "merges").glob(".*"))  # its temporary folder is gone already
 
     rerun = bai_run(str(config), "--json")
     assert rerun.returncode == 0, rerun.stderr
     states = {row["stage"]: row["state"] for row in json.loads(rerun.stdout)["stages"]}
     assert states["merge-stage1"] == "Cached" and states["merge-stage2"] == "Completed"
-    assert not list((store / "merges").glob(".*"))  # the killed run's temporary folder was cleaned up
+    assert not list((store / "merges").glob(".*"))  # a killed run's temporary folder was cleaned up
 
 
 def test_secrets_never_reach_logs_artifacts_manifests_or_storage(family, s3_prefix, s3_service, prefect_api,

@@ -6,9 +6,8 @@ from __future__ import annotations
 import sys
 import time
 
-LABELS = {"fingerprint": "fingerprinting inputs", "merge": "merging", "pretrained": "training pretrained",
-          "instruct": "training instruct", "reasoning": "training reasoning", "reward": "training reward model",
-          "evaluate": "evaluating"}
+from bai_core.progress import LABELS
+
 LINE_EVERY_PERCENT = 10  # plain-line mode: one line per phase every 10%...
 QUIET_SECONDS = 5.0  # ...once the phase has run this long (a quick merge or fetch prints no percentages)
 

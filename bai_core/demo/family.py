@@ -29,6 +29,7 @@ from bai_core.demo.tokenizer import CHAT_TEMPLATE, write_char_tokenizer
 from bai_core.demo.training import (
     Schedule,
     encode_chat,
+    fixed_threads,
     encode_text,
     reward_scores,
     train_causal_lm,
@@ -109,7 +110,8 @@ def build_family(output: Path, size: str = "demo", seed: int = 0, overwrite: boo
         return existing
     staging = AtomicFolder(output, overwrite=overwrite)
     try:
-        report = _train(staging.path, SIZES[size], size, seed, progress or (lambda *_: None))
+        with fixed_threads():
+            report = _train(staging.path, SIZES[size], size, seed, progress or (lambda *_: None))
         (staging.path / MANIFEST).write_text(json.dumps(report.to_json(), indent=2) + "\n")
     except BaseException:
         staging.discard()

@@ -8,11 +8,20 @@ says (the answer part of a chat example, everything of pretraining text).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+# One torch thread, whatever the machine. Two reasons, both measured here (2 cores; 40 steps of demo-size training):
+# - bits: the thread count can change them (3 threads gave other weights than 1, 2 or 4), so a build that followed
+#   the core count would not give the same family on every machine;
+# - load: with 2 threads a step waits for both at every parallel region, so sharing the cores collapses throughput
+#   (two builds at once: 6.2x slower each; beside 2 busy processes: 3.3x), while 1 thread degrades gracefully
+#   (1.05x and 1.65x). Quiet, 1 thread is 1.58x slower than 2 on these tiny models.
+TRAINING_THREADS = 1
 
 Example = tuple[list[int], list[int]]  # token ids, loss mask (1 = learn this token)
 StepCallback = Callable[[int, int, float], None]  # (step, total steps, loss)
@@ -31,6 +40,17 @@ class Schedule:
             return self.learning_rate * (step + 1) / self.warmup
         progress = (step - self.warmup) / max(1, self.steps - self.warmup)
         return self.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@contextmanager
+def fixed_threads(n: int = TRAINING_THREADS) -> Iterator[None]:
+    """Run torch on exactly `n` intra-op threads inside the block (restored afterwards)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def encode_chat(tokenizer, prompt: str, answer: str) -> Example:

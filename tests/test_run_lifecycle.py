@@ -1,0 +1,163 @@
+"""The first hour with `bai run`: the Prefect API it finds or starts, runs started together, and stopping mid-stage.
+
+Every run here is a real `bai run` process against a real Prefect server: the session's (PREFECT_API_URL) or the
+local one bai starts itself when none is configured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bai_core.cli.prefect_api import answers
+from bai_core.fingerprint import fingerprint_folder
+from tests.services import free_port
+from tests.test_interrupted_merge import medium_family  # noqa: F401  (module fixture reused here)
+from tests.test_pipeline_cli import write_config
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+BAI = [sys.executable, "-m", "bai_core.cli"]
+
+
+def local_api_env(tmp_path: Path, **extra: str) -> dict:
+    """No Prefect API configured: a new user's shell, with a fresh Prefect home and a port of its own."""
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "BAI_PREFECT_PORT": str(free_port()),
+           **extra}
+    env.pop("PREFECT_API_URL")
+    return env
+
+
+def states(summary: dict) -> dict[str, str]:
+    return {row["stage"]: row["state"] for row in summary["stages"]}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def temporaries(*roots: Path) -> list[Path]:
+    return [p for root in roots if root.exists() for p in root.rglob("*") if ".bai-tmp-" in p.name]
+
+
+def test_a_prefect_server_that_does_not_start_in_time_is_one_line(family, tmp_path):
+    env = local_api_env(tmp_path, BAI_PREFECT_STARTUP_TIMEOUT="1")  # a new database needs far longer than 1 s
+    config = write_config(tmp_path / "c.yaml", family, str(tmp_path / "store"))
+    proc = subprocess.run([*BAI, "run", str(config)], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("bai: error: the local Prefect server did not answer within 1 s"), proc.stderr
+    assert "infra/prefect-server.sh" in last and "PREFECT_API_URL" in last
+    time.sleep(1)
+    assert not answers(f"http://127.0.0.1:{env['BAI_PREFECT_PORT']}/api")  # the half-started server was stopped
+    assert not (tmp_path / "store" / "merges").exists()
+
+
+@pytest.mark.parametrize("api", ["configured server", "local server started by bai"])
+def test_runs_started_together_merge_each_artifact_once(api, medium_family, tmp_path):  # noqa: F811
+    from bai_core.config import MergeConfig
+    from bai_core.merge import bai_merge
+
+    env = dict(os.environ) if api == "configured server" else local_api_env(tmp_path)
+    config = write_config(tmp_path / "c.yaml", medium_family, str(tmp_path / "store"), name="together")
+    commands = [[*BAI, "run", str(config), "--json"]] * 2 + [[*BAI, "run", str(config), "--json",
+                                                              "--set", "merge.alpha=0.2"]]
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for c in commands]
+    results = [proc.communicate(timeout=600) for proc in procs]
+    try:
+        for proc, (_, stderr) in zip(procs, results):
+            assert proc.returncode == 0, stderr
+        same_a, same_b, other_alpha = (json.loads(stdout) for stdout, _ in results)
+        assert same_a["outputs"] == same_b["outputs"]
+        assert same_a["outputs"]["sft"] == other_alpha["outputs"]["sft"]
+        # Each artifact was merged by exactly one run; the others waited for it and adopted it, or hit the cache.
+        stage1 = [states(s)["merge-stage1"] for s in (same_a, same_b, other_alpha)]
+        assert stage1.count("Completed") == 1 and set(stage1) <= {"Completed", "Adopted", "Cached"}, stage1
+        stage2 = [states(s)["merge-stage2"] for s in (same_a, same_b)]
+        assert stage2.count("Completed") == 1 and set(stage2) <= {"Completed", "Adopted", "Cached"}, stage2
+        assert states(other_alpha)["merge-stage2"] == "Completed"
+
+        # Intact, and the same bits as one merge run alone, outside Prefect.
+        single = bai_merge(MergeConfig(**{r: p for r, p in medium_family.items()}, output=tmp_path / "single-bai",
+                                       stage1_output=tmp_path / "single-sft", alpha=0.5))
+        for stage, alone in (("sft", single.stage1_output), ("bai", single.output)):
+            folder = Path(same_a["outputs"][stage].removeprefix("file://"))
+            marker = json.loads((folder / "_bai_complete.json").read_text())
+            assert fingerprint_folder(folder) == marker["fingerprint"]
+            assert sha256(folder / "model.safetensors") == sha256(alone / "model.safetensors")
+        assert temporaries(tmp_path / "store") == []
+
+        logs = "".join(stderr for _, stderr in results)
+        if api == "local server started by bai":
+            logs += (tmp_path / "prefect-home" / "bai-server.log").read_text()
+            starts = sum("starting a local Prefect server" in stderr for _, stderr in results)
+            assert starts == 1  # the runs shared one server
+        assert "database is locked" not in logs
+    finally:
+        if api == "local server started by bai":
+            stop = subprocess.run([*BAI, "server", "stop"], capture_output=True, text=True, env=env, timeout=60)
+            assert stop.stdout.startswith("stopped the local Prefect server"), stop.stdout + stop.stderr
+            assert not answers(f"http://127.0.0.1:{env['BAI_PREFECT_PORT']}/api")
+
+
+def test_a_second_run_finds_the_kept_local_server(family, tmp_path):
+    env = local_api_env(tmp_path)
+    config = write_config(tmp_path / "c.yaml", family, str(tmp_path / "store"))
+    try:
+        first = subprocess.run([*BAI, "run", str(config), "--json"], capture_output=True, text=True, env=env,
+                               timeout=300)
+        assert first.returncode == 0, first.stderr
+        assert "starting a local Prefect server" in first.stderr
+        again = subprocess.run([*BAI, "run", str(config), "--json"], capture_output=True, text=True, env=env,
+                               timeout=300)
+        assert again.returncode == 0, again.stderr
+        assert "starting a local Prefect server" not in again.stderr
+        assert states(json.loads(again.stdout))["merge-stage2"] == "Cached"
+        status = subprocess.run([*BAI, "server", "status"], capture_output=True, text=True, env=env, timeout=60)
+        assert status.returncode == 0 and "started by bai" in status.stdout
+    finally:
+        subprocess.run([*BAI, "server", "stop"], capture_output=True, env=env, timeout=60)
+
+
+def read_until(stream, text: str, timeout: float) -> list[str]:
+    lines, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if text in line:
+            return lines
+    raise AssertionError(f"{text!r} not seen in time; stderr so far: {lines}")
+
+
+def test_sigterm_while_training_the_demo_family_stops_within_10_s(tmp_path):
+    store, cache = tmp_path / "store", tmp_path / "cache"
+    env = {**os.environ, "BAI_CACHE_DIR": str(cache)}  # a machine that has never built the family
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps({"name": "stopped", "storage": {"uri": str(store)},
+                                  "models": {r: f"demo://test/{r}" for r in ("pretrained", "instruct", "reasoning")}}))
+    proc = subprocess.Popen([*BAI, "run", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    read_until(proc.stderr, "build-demo-test started", timeout=120)
+    time.sleep(3)  # into the build (preparing data or training)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read().strip().splitlines()
+    proc.wait(timeout=30)
+    elapsed = time.monotonic() - sent
+    assert proc.returncode == 143
+    assert elapsed < 10, f"took {elapsed:.1f} s to stop"
+    assert rest[-1].startswith("bai: stopped by SIGTERM during build-demo-test"), rest
+    assert "nothing partial was published" in rest[-1] and "Traceback" not in "\n".join(rest)
+    assert not list(store.rglob("_bai_complete.json"))
+    assert temporaries(store, cache) == []
