@@ -62,6 +62,10 @@ def note(text: str) -> None:
         _sink.note(text)
 
 
+def current_stage() -> str | None:
+    return _stage
+
+
 def where() -> str | None:
     """'merge-stage2 (merging, 43%)', or None outside any stage."""
     if _stage is None:

@@ -61,6 +61,17 @@ class _StageTable:
         self.rows.append({"stage": name, "state": shown, "seconds": seconds, "output": output(result)})
         return result
 
+    def stopped(self) -> None:
+        """A signal ended the run mid-stage (cancelled from the UI, SIGTERM, Ctrl-C): say where, in the log and the
+        table. What the stage was writing was discarded on the way out."""
+        where, name = progress.where(), progress.current_stage()
+        get_run_logger().warning("stopped during %s; nothing partial was published; the next run resumes from the "
+                                 "last finished stage", where or "start-up")
+        if name is not None and name in self.planned:
+            self.rows.append({"stage": name, "state": "Stopped", "seconds": 0.0, "output": "", "note": where})
+            self.rows += [{"stage": s, "state": "Not run", "seconds": 0.0, "output": ""}
+                          for s in self.planned[self.planned.index(name) + 1:]]
+
     def skip(self, name: str, why: str) -> None:
         progress.stage_finished(name, f"Skipped: {why}", 0.0)
         self.rows.append({"stage": name, "state": "Skipped", "seconds": 0.0, "output": "", "note": why})
@@ -97,6 +108,10 @@ def bai_pipeline(config: PipelineConfig) -> dict:
                         refs["pretrained"], sft, config.merge, config.storage, output=lambda r: r["uri"])
         table.skip("train", "not configured (config.train)")
         table.skip("evaluate", "not configured (config.evaluate)")
+    except BaseException as e:
+        if not isinstance(e, Exception):  # a signal, not an error
+            table.stopped()
+        raise
     finally:  # the UI gets the stage table whether the run succeeded or not
         _publish_table(table.rows, config)
 

@@ -116,3 +116,32 @@ def test_sweep_hands_each_point_to_a_deployment_run(deployed, prefect_api, s3_se
     assert states["sweep-alpha0.3"]["merge-stage1"] == "Completed"
     assert states["sweep-alpha0.6"]["merge-stage1"] == "Cached"
     assert states["sweep-alpha0.6"]["merge-stage2"] == "Completed"
+
+
+def test_cancelling_a_deployment_run_stops_it_cleanly(deployed, prefect_api, tmp_path):
+    """Cancel from the UI (the API call the UI makes) while the worker trains the demo family."""
+    store, cache = tmp_path / "store", Path(deployed["BAI_CACHE_DIR"])
+    config = {"name": "cancelled", "storage": {"uri": str(store)},
+              "models": {role: f"demo://test/{role}" for role in ("pretrained", "instruct", "reasoning")}}
+    flow_run_id = trigger("bai-pipeline/demo", {"config": config}, deployed)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        runs = api(prefect_api, "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}},
+                                                      "task_runs": {"name": {"any_": ["build-demo-test"]}}})
+        if runs and runs[0]["state"]["type"] == "RUNNING":
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the family build never started")
+    time.sleep(3)  # into the build
+    cancelled_at = time.monotonic()
+    api(prefect_api, f"/flow_runs/{flow_run_id}/set_state", {"state": {"type": "CANCELLING"}, "force": True})
+    run = wait_final(prefect_api, flow_run_id, timeout=120)
+    elapsed = time.monotonic() - cancelled_at
+    assert run["state"]["type"] == "CANCELLED", run["state"]
+    assert elapsed < 15, f"{elapsed:.1f} s from cancel to Cancelled"  # 10 s, plus the worker's 1 s polling
+    logs = api(prefect_api, "/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}}})
+    stopped = [entry["message"] for entry in logs if entry["message"].startswith("stopped during")]
+    assert stopped and stopped[0].startswith("stopped during build-demo-test"), [e["message"] for e in logs]
+    assert not list(store.rglob("_bai_complete.json"))  # nothing half-published
+    assert [p for root in (store, cache) if root.exists() for p in root.rglob("*") if ".bai-tmp-" in p.name] == []
