@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -174,12 +175,30 @@ def test_unknown_config_keys_are_named(tmp_path):
     from bai_core.config import load_pipeline_config
 
     path = tmp_path / "c.yaml"
+    path.write_text("models: {pretrained: a, instuct: b, reasoning: c}\n")
+    with pytest.raises(BaiError, match=r"^invalid models\.instuct: unknown key \(did you mean 'instruct'\?\)$"):
+        load_pipeline_config(path)
     path.write_text("models: {pretrained: a, instruct: b, reasoning: c}\nmerge: {alpah: 0.3}\n")
-    with pytest.raises(BaiError, match=r"invalid merge\.alpah: unknown key"):
+    with pytest.raises(BaiError, match=r"invalid merge\.alpah: unknown key \(did you mean 'alpha'\?\)"):
         load_pipeline_config(path)
     with pytest.raises(BaiError, match=r"invalid merge\.alpha: Input should be less than or equal to 1"):
         load_pipeline_config(path.with_name("c.yaml"), ["merge={alpha: 3}"])
     assert load_pipeline_config(path, ["merge.alpah=null", "merge={alpha: 0.25}"]).merge.alpha == 0.25
+
+
+def test_a_relative_path_that_does_not_exist_is_not_taken_for_a_hub_id(tmp_path, monkeypatch):
+    from bai_core.sources import fetch
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mymodels").mkdir()
+    with pytest.raises(BaiError) as failure:
+        fetch("mymodels/pretrained")
+    assert str(failure.value) == (f"mymodels/pretrained: no such local folder ({tmp_path}/mymodels/pretrained); "
+                                  "mymodels/ exists here, so this is not taken for a hub id")
+    with pytest.raises(BaiError) as failure:  # no such folder either: it may be a hub id, or a path typo
+        fetch("othermodels/pretrained")
+    assert "cannot reach the Hugging Face hub" in str(failure.value)
+    assert f"if you meant a local folder: there is none at {tmp_path}/othermodels/pretrained" in str(failure.value)
 
 
 def test_hub_ids_resolve_to_a_commit_from_the_local_hub_cache(family):
@@ -200,21 +219,71 @@ def test_hub_ids_resolve_to_a_commit_from_the_local_hub_cache(family):
     assert fetch(f"hf://tiny-org/tiny-pretrained@{sha}").path == fetched.path
 
 
-def test_pipeline_on_the_trained_demo_family(demo_store, prefect_api):
+def api(prefect_api: str, path: str, body: dict | None = None):
     import urllib.request
 
+    request = urllib.request.Request(f"{prefect_api}{path}", method="POST" if body is not None else "GET",
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_pipeline_on_the_trained_demo_family(demo_store, prefect_api):
     config = PipelineConfig(name="demo-test", storage={"uri": str(demo_store.local_root)},
                             models={role: f"demo://test/{role}" for role in ("pretrained", "instruct", "reasoning")})
     summary = run(config)
     assert states(summary)["build-demo-test"] == "Completed"  # found in the store, not trained again
-    assert states(summary)["merge-stage2"] in {"Completed", "Cached"}
+    assert states(summary)["merge-stage2"] in {"Completed", "Cached", "Adopted"}
     fingerprints = {ref["role"]: ref["fingerprint"] for ref in summary["inputs"].values()}
     [manifest] = (demo_store.local_root / "families").glob("test-seed0-*/family.json")
     family = json.loads(manifest.read_text())
     assert fingerprints == {m: family["models"][m]["fingerprint"] for m in fingerprints}
-    request = urllib.request.Request(f"{prefect_api}/artifacts/filter", method="POST",
-                                     data=json.dumps({"artifacts": {"key": {"any_": ["demo-family-test-seed0"]}}}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        [artifact] = json.loads(response.read())[:1]
+    [artifact] = api(prefect_api, "/artifacts/filter",
+                     {"artifacts": {"key": {"any_": ["demo-family-test-seed0"]}}, "limit": 1})
     assert {row["model"] for row in json.loads(artifact["data"])} == {"pretrained", "instruct", "reasoning", "reward"}
+
+    # What the UI shows for this run: a name that tells it apart, a readable stage table, no stray training bar.
+    flow_run = api(prefect_api, f"/flow_runs/{summary['flow_run_id']}")
+    assert flow_run["name"] == f"demo-test: w=0.5 alpha=0.5 -> {demo_store.local_root}"
+    artifacts = api(prefect_api, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [summary["flow_run_id"]]}}})
+    bars = [a["description"] for a in artifacts if a["type"] == "progress"]
+    assert not [d for d in bars if "demo family" in d]  # found in the store: no training bar, not even at 0%
+    assert all("*" not in d for d in bars)  # Markdown would turn 0.5*pretrained + 0.5*sft into italics
+    [table] = [a for a in artifacts if a["key"] == "demo-test-stages"]
+    rows = {row["stage"]: row for row in json.loads(table["data"])}
+    assert rows["train"] == {"stage": "train", "state": "Skipped", "time": "0.0 s",
+                             "output or note": "not configured (config.train)"}
+    assert all(re.fullmatch(r"\d+\.\d s", row["time"]) for row in rows.values())
+
+
+def test_a_failed_stage_logs_its_one_line_error_without_a_traceback(family, tmp_path, prefect_api):
+    from flows.pipeline import PipelineFailed
+
+    config = make_config({**family, "instruct": tmp_path / "missing"}, str(tmp_path / "store"), name="fails")
+    from prefect.logging.handlers import APILogWorker
+
+    with pytest.raises(PipelineFailed):
+        run(config)
+    APILogWorker.drain_all(timeout=10)  # the run's log lines reach the server in the background
+    [flow_run] = api(prefect_api, "/flow_runs/filter",
+                     {"flow_runs": {"name": {"any_": [f"fails: w=0.5 alpha=0.5 -> {tmp_path / 'store'}"]}}})
+    logs = [entry["message"] for entry in api(prefect_api, "/logs/filter",
+                                              {"logs": {"flow_run_id": {"any_": [flow_run["id"]]}}})]
+    assert any(f"{tmp_path / 'missing'}: checkpoint folder not found" in message for message in logs), logs
+    assert not [message for message in logs if "Traceback" in message]
+
+
+def test_a_demo_family_built_on_this_machine_is_uploaded_not_retrained(demo_family, s3_prefix):
+    from bai_core.demo.family import MEMBERS
+    from bai_core.demo.publish import ensure_demo_family, member_key
+    from bai_core.storage import ArtifactStore
+
+    store = ArtifactStore(s3_prefix)
+    reports = []
+    uploaded = ensure_demo_family("test", 0, store, progress=lambda *report: reports.append(report))
+    assert reports == []  # no training step
+    for member in MEMBERS:
+        marker = store.find(member_key("test", 0, member))
+        assert marker["fingerprint"] == demo_family.report.models[member]["fingerprint"]
+    assert uploaded.report.models == demo_family.report.models
