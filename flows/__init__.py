@@ -1,4 +1,10 @@
-"""Prefect flows that compose the tasks in `tasks/` (pipeline, sweep, comparison).
+"""Prefect flows that compose the tasks in `tasks/` (pipeline, sweep).
 
-Empty until the pipeline lands.
+Called from Python with no PREFECT_API_URL, a flow runs against Prefect's temporary local API, which by default
+gives up after 20 s: less than a new Prefect database needs to start on a busy 2-core machine. Allow it 180 s
+(the same patience `bai run` has for the local server it starts), unless the user chose a value.
 """
+
+import os
+
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
