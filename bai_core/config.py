@@ -129,6 +129,9 @@ def _field_names(model: type[BaseModel], path: tuple) -> list[str]:
 # The pipeline: one model, loaded from YAML by `bai run`, passed as the flow's parameter, embedded in prefect.yaml.
 
 
+ROLES = ("pretrained", "instruct", "reasoning")  # the three checkpoints, in the order the pipeline fetches them
+
+
 class ModelsConfig(_Strict):
     """The three checkpoints: local folders, s3://bucket/prefix, hub ids org/name[@revision], or demo://..."""
 

@@ -16,11 +16,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
 from bai_core import progress
-from bai_core.config import PipelineConfig
+from bai_core.config import ROLES, PipelineConfig
 from bai_core.errors import BaiError
 from bai_core.pipeline import open_store
 from bai_core.sources import parse_demo
-from bai_core.synthetic import ROLES
 from tasks.demo import build_demo_family
 from tasks.merge import fetch_checkpoint, merge_stage1, merge_stage2, stage1_is_published, stage2_is_published
 from tasks.storage import apply_credentials, result_storage

@@ -246,7 +246,8 @@ def test_pipeline_on_the_trained_demo_family(demo_store, prefect_api):
     # What the UI shows for this run: a name that tells it apart, a readable stage table, no stray training bar.
     flow_run = api(prefect_api, f"/flow_runs/{summary['flow_run_id']}")
     assert flow_run["name"] == f"demo-test: w=0.5 alpha=0.5 -> {demo_store.local_root}"
-    artifacts = api(prefect_api, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [summary["flow_run_id"]]}}})
+    artifacts = api(prefect_api, "/artifacts/filter",
+                    {"artifacts": {"flow_run_id": {"any_": [summary["flow_run_id"]]}}})
     bars = [a["description"] for a in artifacts if a["type"] == "progress"]
     assert not [d for d in bars if "demo family" in d]  # found in the store: no training bar, not even at 0%
     assert all("*" not in d for d in bars)  # Markdown would turn 0.5*pretrained + 0.5*sft into italics

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import shutil
 import time
@@ -22,19 +23,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
 from bai_core.demo.arithmetic import Problem, extract_answer, problems, trace
 from bai_core.demo.tokenizer import CHAT_TEMPLATE, write_char_tokenizer
-from bai_core.demo.training import (
-    Schedule,
-    encode_chat,
-    fixed_threads,
-    encode_text,
-    reward_scores,
-    train_causal_lm,
-    train_reward_model,
-)
 from bai_core.errors import BaiError
 from bai_core.fingerprint import fingerprint_folder
 from bai_core.io.atomic import AtomicFolder
@@ -45,6 +35,23 @@ MEMBERS = (*LANGUAGE_MODELS, "reward")
 MANIFEST = "family.json"
 VOCAB_SIZE = 128  # the character tokenizer's 105 tokens, rounded up
 Progress = Callable[[str, int, int], None]  # (phase, step, total steps)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One training run: its length, batch and AdamW settings; linear warmup, then cosine decay to 10% of the peak."""
+
+    steps: int
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    warmup: int = 20
+    weight_decay: float = 0.01
+
+    def rate(self, step: int) -> float:
+        if step < self.warmup:
+            return self.learning_rate * (step + 1) / self.warmup
+        progress = (step - self.warmup) / max(1, self.steps - self.warmup)
+        return self.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,8 @@ def build_family(output: Path, size: str = "demo", seed: int = 0, overwrite: boo
     existing = cached_family(output, size, seed)
     if existing is not None:
         return existing
+    from bai_core.demo.training import fixed_threads  # torch: imported only when there is training to do
+
     staging = AtomicFolder(output, overwrite=overwrite)
     try:
         with fixed_threads():
@@ -145,8 +154,11 @@ def _config(spec: FamilySize, vocab_size: int, **extra):
 
 
 def _train(root: Path, spec: FamilySize, size: str, seed: int, progress: Progress) -> FamilyReport:
+    import torch
     from transformers import LlamaForCausalLM, LlamaForSequenceClassification, PreTrainedTokenizerFast
     from transformers.utils import logging as transformers_logging
+
+    from bai_core.demo.training import encode_chat, encode_text, train_causal_lm, train_reward_model
 
     transformers_logging.disable_progress_bar()  # ours (or the Prefect artifact) shows progress; theirs is noise
     started = time.perf_counter()
@@ -207,6 +219,8 @@ def _save(model, tokenizer, folder: Path) -> None:
 
 def preference_pairs(tokenizer, items: list[Problem], seed: int) -> list[tuple[list[int], list[int]]]:
     """(chosen, rejected) token sequences: correct vs near-miss or cut-off answers, in both answer styles."""
+    from bai_core.demo.training import encode_chat
+
     rng = random.Random(f"pairs:{seed}")
     pairs = []
     for p in items:
@@ -224,10 +238,10 @@ def preference_pairs(tokenizer, items: list[Problem], seed: int) -> list[tuple[l
     return pairs
 
 
-@torch.no_grad()
 def evaluate_lm(model, tokenizer, items: list[Problem], batch_size: int = 64, max_new_tokens: int = 64) -> dict:
     """Greedy answers to held-out chat prompts: accuracy, think-block rate, mean answer length in tokens; and
-    accuracy on the plain-text format the base model was trained on (completing '... so Ann has')."""
+    accuracy on the plain-text format the base model was trained on (completing '... so Ann has').
+    (`generate` runs without gradients by itself.)"""
     tokenizer.padding_side = "left"
     correct = think = lengths = plain_correct = 0
     for start in range(0, len(items), batch_size):
@@ -262,6 +276,8 @@ def _generate(model, tokenizer, prompts: list[str], max_new_tokens: int) -> tupl
 
 
 def evaluate_reward(model, pairs: list[tuple[list[int], list[int]]], pad_id: int) -> dict:
+    from bai_core.demo.training import reward_scores
+
     chosen = reward_scores(model, [c for c, _ in pairs], pad_id)
     rejected = reward_scores(model, [r for _, r in pairs], pad_id)
     wins = sum(c > r for c, r in zip(chosen, rejected))

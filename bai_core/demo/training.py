@@ -7,13 +7,15 @@ says (the answer part of a chat example, everything of pretraining text).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from bai_core.demo.family import Schedule
 
 # One torch thread, whatever the machine. Two reasons, both measured here (2 cores; 40 steps of demo-size training):
 # - bits: the thread count can change them (3 threads gave other weights than 1, 2 or 4), so a build that followed
@@ -25,21 +27,6 @@ TRAINING_THREADS = 1
 
 Example = tuple[list[int], list[int]]  # token ids, loss mask (1 = learn this token)
 StepCallback = Callable[[int, int, float], None]  # (step, total steps, loss)
-
-
-@dataclass(frozen=True)
-class Schedule:
-    steps: int
-    batch_size: int = 32
-    learning_rate: float = 3e-3
-    warmup: int = 20
-    weight_decay: float = 0.01
-
-    def rate(self, step: int) -> float:
-        if step < self.warmup:
-            return self.learning_rate * (step + 1) / self.warmup
-        progress = (step - self.warmup) / max(1, self.steps - self.warmup)
-        return self.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 @contextmanager
