@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,9 @@ def test_a_second_run_finds_the_kept_local_server(family, tmp_path):
         assert states(json.loads(again.stdout))["merge-stage2"] == "Cached"
         status = subprocess.run([*BAI, "server", "status"], capture_output=True, text=True, env=env, timeout=60)
         assert status.returncode == 0 and "started by bai" in status.stdout
+        # Its UI (same address) talks to this server, not to Prefect's default port.
+        with urllib.request.urlopen(f"http://127.0.0.1:{env['BAI_PREFECT_PORT']}/ui-settings", timeout=10) as reply:
+            assert json.loads(reply.read())["api_url"] == f"http://127.0.0.1:{env['BAI_PREFECT_PORT']}/api"
     finally:
         subprocess.run([*BAI, "server", "stop"], capture_output=True, env=env, timeout=60)
 

@@ -121,7 +121,9 @@ def _start(home: Path, port: int, announce) -> str:
     if announce:
         announce(f"starting a local Prefect server on http://127.0.0.1:{port} (kept for later runs; "
                  f"`bai server stop` ends it; log: {log_path})")
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    # The UI asks its page's server for the API's address: give the real port (its default is 4200 whatever --port).
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port), "PREFECT_UI_API_URL": api_url}
     env.pop("PREFECT_API_URL", None)
     with open(log_path, "ab") as log:
         # Its own session: a Ctrl-C or SIGTERM meant for this run must not stop the server that other runs share.
