@@ -130,19 +130,27 @@ def _start(home: Path, port: int, announce) -> str:
         proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                                  "--port", str(port), "--analytics-off"], env=env, stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_until_it_answers(proc, api_url, timeout, log_path)
+    except BaseException:  # too slow, exited, or this run was stopped meanwhile: no half-started server stays
+        _terminate(proc.pid)
+        raise
+    record = {"api_url": api_url, "pid": proc.pid, "port": port, "log": str(log_path)}
+    temporary = home / f".{STATE_FILE}.tmp"
+    temporary.write_text(json.dumps(record) + "\n")
+    os.replace(temporary, home / STATE_FILE)
+    return api_url
+
+
+def _wait_until_it_answers(proc: subprocess.Popen, api_url: str, timeout: float, log_path: Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise BaiError(f"the local Prefect server exited at start-up (code {proc.returncode}; see {log_path}); "
                            "start one with infra/prefect-server.sh and set PREFECT_API_URL=http://127.0.0.1:4200/api")
         if answers(api_url, timeout=2):
-            record = {"api_url": api_url, "pid": proc.pid, "port": port, "log": str(log_path)}
-            temporary = home / f".{STATE_FILE}.tmp"
-            temporary.write_text(json.dumps(record) + "\n")
-            os.replace(temporary, home / STATE_FILE)
-            return api_url
+            return
         time.sleep(0.5)
-    _terminate(proc.pid)
     raise BaiError(
         f"the local Prefect server did not answer within {timeout:g} s (log: {log_path}); start one with "
         "infra/prefect-server.sh and set PREFECT_API_URL=http://127.0.0.1:4200/api, or allow it longer with "
