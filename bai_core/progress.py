@@ -42,7 +42,7 @@ def stage_started(name: str) -> None:
         _sink.stage(name, "started", None)
 
 
-def stage_finished(name: str, state: str, seconds: float) -> None:
+def stage_finished(name: str, state: str, seconds: float | None) -> None:
     global _stage, _phase
     _stage, _phase = None, None
     if _sink is not None:

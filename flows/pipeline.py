@@ -72,7 +72,7 @@ class _StageTable:
                           for s in self.planned[self.planned.index(name) + 1:]]
 
     def skip(self, name: str, why: str) -> None:
-        progress.stage_finished(name, f"Skipped: {why}", 0.0)
+        progress.stage_finished(name, f"Skipped: {why}", None)
         self.rows.append({"stage": name, "state": "Skipped", "seconds": 0.0, "output": "", "note": why})
 
 
