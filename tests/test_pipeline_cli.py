@@ -43,7 +43,8 @@ def test_json_output_and_overrides(family, tmp_path):
 
 
 @pytest.mark.parametrize("content,error", [
-    ("models: {pretrained: a, instruct: b, reasoning: c}\nstorage: {url: x}\n", "invalid storage.url: unknown key (did you mean 'uri'?)"),
+    ("models: {pretrained: a, instruct: b, reasoning: c}\nstorage: {url: x}\n",
+     "invalid storage.url: unknown key (did you mean 'uri'?)"),
     ("models: {pretrained: /nope, instruct: b, reasoning: c}\n", "/nope: checkpoint folder not found"),
 ])
 def test_errors_are_one_line_without_traceback(tmp_path, content, error):
