@@ -199,11 +199,9 @@ class _ChunkJob:
                 np.multiply(value, self.weights[(stage.name, t.source)], out=value)
                 if k > 0:
                     np.add(total, term, out=total)
-            if not numerics.all_finite(total):
+            if not numerics.representable(total, out_code):
                 raise self._non_finite(chunk, stage, out_code)
             result = numerics.narrow(total, out_code, ws.rounded[stage.name], ws.scratch)  # round to the output dtype
-            if not numerics.rounded_finite(result, out_code):
-                raise self._non_finite(chunk, stage, out_code)
             rounded[stage.name] = (result, out_code)
             if stage.name in self.writers:
                 self.writers[stage.name].write(chunk.name, chunk.start, result)

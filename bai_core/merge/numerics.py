@@ -4,7 +4,7 @@ Why not torch: importing it takes seconds, longer than merging a 1 GB checkpoint
 conversions and float32 multiply/add. Every rounding is round-to-nearest-even, as torch's CPU kernels do:
 - float16, float64: numpy's own casts (IEEE, round to nearest even).
 - bfloat16: the upper 16 bits of a float32. Widening shifts them back; narrowing adds 0x7FFF plus the lowest kept bit,
-  then shifts (c10::BFloat16's round_to_nearest_even). Values that overflow become inf, which the engine refuses.
+  then shifts (c10::BFloat16's round_to_nearest_even). Values that would round to inf are refused before rounding.
 - float8 (rare in checkpoints): converted through torch, imported only when a float8 tensor is met.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-_BF16_EXPONENT = np.uint16(0x7F80)
 
 
 def widen(raw: np.ndarray, code: str, out: np.ndarray) -> None:
@@ -36,14 +35,13 @@ def narrow(values: np.ndarray, code: str, out: np.ndarray, scratch: np.ndarray) 
         np.copyto(result, values)
     elif code in ("F16", "F64"):
         result = out[: n * np.dtype(_NUMPY[code]).itemsize].view(_NUMPY[code])
-        with np.errstate(over="ignore"):  # overflow gives inf, which rounded_finite reports
-            np.copyto(result, values, casting="unsafe")
+        np.copyto(result, values, casting="unsafe")
     elif code == "BF16":
         bits, rounded = values.view(np.uint32), scratch[:n]
         np.right_shift(bits, 16, out=rounded)
         np.bitwise_and(rounded, 1, out=rounded)
         np.add(rounded, 0x7FFF, out=rounded)
-        np.add(rounded, bits, out=rounded)  # finite inputs only (checked before): no wrap-around
+        np.add(rounded, bits, out=rounded)  # representable inputs only (checked before): no wrap-around
         np.right_shift(rounded, 16, out=rounded)
         result = out[: 2 * n].view(np.uint16)
         np.copyto(result, rounded, casting="unsafe")
@@ -53,20 +51,23 @@ def narrow(values: np.ndarray, code: str, out: np.ndarray, scratch: np.ndarray) 
     return result
 
 
-def all_finite(values: np.ndarray) -> bool:
-    """float32 values: the extremes are finite iff every value is (NaN propagates through min/max)."""
-    return values.size == 0 or bool(np.isfinite(values.min()) and np.isfinite(values.max()))
+# The smallest magnitude that rounds to inf in each narrower type: bfloat16 bits 0x7F7F8000 (half-way above its
+# largest finite value, rounded up to even), float16 65520 (half-way between 65504 and 65536).
+_OVERFLOW_AT = {"BF16": float(np.uint32(0x7F7F8000).view(np.float32)), "F16": 65520.0, "F32": float("inf"),
+                "F64": float("inf")}
 
 
-def rounded_finite(result: np.ndarray, code: str) -> bool:
-    """After `narrow`: did rounding overflow to inf? (The float32 input was finite.)"""
-    if result.size == 0:
+def representable(values: np.ndarray, code: str) -> bool:
+    """Are all float32 `values` finite, and finite once rounded to `code`? From their extremes alone: two reductions,
+    no temporary arrays (NaN propagates through min and max)."""
+    if values.size == 0:
         return True
-    if code == "BF16":
-        return not bool(np.any(np.bitwise_and(result, _BF16_EXPONENT) == _BF16_EXPONENT))
-    if code in ("F16", "F64", "F32"):
-        return all_finite(result)
-    return bool(np.isfinite(_torch_widened(result, code)).all())
+    low, high = float(values.min()), float(values.max())
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return False
+    if code in _OVERFLOW_AT:
+        return -_OVERFLOW_AT[code] < low and high < _OVERFLOW_AT[code]
+    return bool(np.isfinite(_torch_widened(_torch_narrowed(values, code), code)).all())
 
 
 _NUMPY = {"F16": np.float16, "F64": np.float64}
@@ -83,8 +84,12 @@ def _torch_widen(raw: np.ndarray, code: str, out: np.ndarray) -> None:
     np.copyto(out, _torch_widened(raw, code))
 
 
-def _torch_narrow(values: np.ndarray, code: str, out: np.ndarray) -> None:
+def _torch_narrowed(values: np.ndarray, code: str) -> np.ndarray:
     import torch
 
-    converted = torch.from_numpy(values).to(getattr(torch, _TORCH_FLOAT8[code]))
-    np.copyto(out, converted.view(torch.uint8).numpy())
+    return torch.from_numpy(np.ascontiguousarray(values)).to(getattr(torch, _TORCH_FLOAT8[code])).view(
+        torch.uint8).numpy()
+
+
+def _torch_narrow(values: np.ndarray, code: str, out: np.ndarray) -> None:
+    np.copyto(out, _torch_narrowed(values, code))
