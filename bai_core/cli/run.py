@@ -54,8 +54,6 @@ def run(args) -> int:
         if not args.json:
             print_stages(e.rows)
         raise
-    except BaiError:
-        raise
     except Exception as e:
         if args.verbose or not _from_prefect_machinery(e):
             raise
@@ -77,6 +75,8 @@ def run(args) -> int:
 
 def _from_prefect_machinery(error: BaseException) -> bool:
     """Errors of the orchestration layer (HTTP to the API, Prefect's engine), not of bai's own code."""
+    if isinstance(error, BaiError):
+        return False
     root = type(error).__module__.split(".")[0]
     return root in {"httpx", "httpcore", "prefect", "sqlalchemy"} or "Prefect API" in str(error)
 
