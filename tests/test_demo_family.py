@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -67,10 +68,12 @@ def test_reward_model_loads_as_a_sequence_classifier(demo_family):
 def test_cli_build_is_deterministic_and_never_trains_twice(demo_family, tmp_path):
     command = [sys.executable, "-m", "bai_core.cli", "demo", "build", "--size", "test", "--seed", "0",
                "--output", str(tmp_path / "family"), "--json"]
-    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    # Another process, another environment (the hub not switched off: everything here is local anyway).
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0"})
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
-    # Another process, the same seed: the same weights, to the bit.
+    # The same seed: the same weights and files, to the bit.
     assert {m: report["models"][m]["fingerprint"] for m in report["models"]} == \
            {m: demo_family.report.models[m]["fingerprint"] for m in demo_family.report.models}
     manifest_mtime = (tmp_path / "family" / MANIFEST).stat().st_mtime_ns

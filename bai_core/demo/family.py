@@ -165,7 +165,9 @@ def _train(root: Path, spec: FamilySize, size: str, seed: int, progress: Progres
     torch.manual_seed(seed)
     tokenizer_dir = root / ".tokenizer"
     write_char_tokenizer(tokenizer_dir, CHAT_TEMPLATE, vocab_size=VOCAB_SIZE)
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir)
+    # local_files_only: transformers writes this load-time flag into every saved tokenizer_config.json, so leaving it
+    # to HF_HUB_OFFLINE made the family's fingerprints depend on the environment. It is a local folder: say so.
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir, local_files_only=True)
     train = problems("train", seed, spec.a_range, spec.b_range, spec.train_problems)
     data = {
         "pretrained": [encode_text(tokenizer, text) for text in pretraining_corpus(train, seed)],
