@@ -9,12 +9,11 @@ import os
 import re
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.services import BIN, stop
+from tests.services import BIN, api, stop
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,14 +23,6 @@ def prefect(*args: str, env: dict) -> str:
                             capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, f"prefect {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
-
-
-def api(api_url: str, path: str, body: dict | None = None):
-    request = urllib.request.Request(f"{api_url}{path}", method="POST" if body is not None else "GET",
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
 
 
 def wait_final(api_url: str, flow_run_id: str, timeout: float = 240) -> dict:

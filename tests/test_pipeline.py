@@ -12,6 +12,7 @@ import pytest
 from bai_core.config import PipelineConfig
 from bai_core.errors import BaiError
 from bai_core.storage import MARKER
+from tests.services import api
 from tests.test_bad_input import rewrite
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -217,16 +218,6 @@ def test_hub_ids_resolve_to_a_commit_from_the_local_hub_cache(family):
     assert fetched.revision == sha and fetched.path.name == sha
     assert fetched.fingerprint == fetch(str(family["pretrained"])).fingerprint
     assert fetch(f"hf://tiny-org/tiny-pretrained@{sha}").path == fetched.path
-
-
-def api(prefect_api: str, path: str, body: dict | None = None):
-    import urllib.request
-
-    request = urllib.request.Request(f"{prefect_api}{path}", method="POST" if body is not None else "GET",
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
 
 
 def test_pipeline_on_the_trained_demo_family(demo_store, prefect_api):

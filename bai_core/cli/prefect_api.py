@@ -26,6 +26,7 @@ import urllib.request
 from pathlib import Path
 
 from bai_core.errors import BaiError
+from bai_core.io.atomic import pid_alive
 from bai_core.locks import exclusive
 
 DEFAULT_PORT = 4200
@@ -190,18 +191,11 @@ def _alive(pid: int) -> bool:
     if pid <= 0:
         return False
     try:
-        finished, _ = os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child that already exited
-        if finished:
+        if os.waitpid(pid, os.WNOHANG)[0]:  # our own child that already exited: reap it
             return False
     except ChildProcessError:
         pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def _port_free(port: int) -> bool:

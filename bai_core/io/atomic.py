@@ -20,7 +20,7 @@ from bai_core.errors import BaiError
 _MARK = ".bai-tmp-"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -36,7 +36,7 @@ def remove_stale_temporaries(final: Path) -> None:
         return
     for candidate in final.parent.glob(f".{final.name}{_MARK}*"):
         pid_text = candidate.name.removeprefix(f".{final.name}{_MARK}").split("-", 1)[0]
-        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+        if pid_text.isdigit() and not pid_alive(int(pid_text)):
             shutil.rmtree(candidate, ignore_errors=True)
 
 
