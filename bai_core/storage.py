@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bai_core.errors import BaiError
 from bai_core.fingerprint import cache_dir, fingerprint_folder
-from bai_core.io.atomic import AtomicFolder
+from bai_core.io.atomic import AtomicFolder, write_atomic
 
 MARKER = "_bai_complete.json"
 S3_ATTEMPTS = 3
@@ -179,15 +179,15 @@ class ArtifactStore:
 
     def put_text(self, key: str, text: str) -> str:
         """A small document (a run summary) written in one piece; returns its URI."""
+        return self.put_bytes(key, text.encode())
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        """A small file (a plot, a log) written in one piece; returns its URI."""
         if self.is_local:
-            path = self.local_path(key)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f".{path.name}.tmp")
-            temporary.write_text(text)
-            os.replace(temporary, path)
+            write_atomic(self.local_path(key), data)
         else:
             with s3_errors(self.url, self.endpoint_url):
-                self.fs.pipe_file(self.uri(key), text.encode())
+                self.fs.pipe_file(self.uri(key), data)
         return self.uri(key)
 
     def get_text(self, key: str) -> str:

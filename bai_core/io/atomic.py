@@ -40,6 +40,14 @@ def remove_stale_temporaries(final: Path) -> None:
             shutil.rmtree(candidate, ignore_errors=True)
 
 
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write a file that readers see whole or not at all (a temporary sibling, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}{_MARK}{os.getpid()}")
+    temporary.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(temporary, path)
+
+
 class AtomicFolder:
     """A temporary folder that `publish()` renames to `final` (replacing it only when `overwrite`)."""
 

@@ -1,0 +1,100 @@
+"""The detectors on synthetic curves shaped like the paper's figures, and on healthy ones, all with noise."""
+
+import numpy as np
+import pytest
+
+from bai_core.rl.detectors import DetectorThresholds, detect_collapse, detect_hockey_stick, diagnose
+
+STEPS = np.arange(3000)
+
+
+def noisy(curve, scale, seed=0):
+    return curve + np.random.default_rng(seed).normal(0, scale, len(curve))
+
+
+def paper_length():
+    """~930 tokens flat until step 60, ~260 by step 100, then 240-310 for the rest of 3000 steps."""
+    return np.interp(STEPS, [0, 60, 100, 3000], [930, 930, 260, 280]) + 30 * np.sin(STEPS / 150)
+
+
+def paper_long_bucket_reward():
+    """Long-response bucket: 0.64, down to 0.35 by step ~200, slowly back to 0.75 by step 1500."""
+    return np.interp(STEPS, [0, 50, 200, 1500, 3000], [0.64, 0.64, 0.35, 0.75, 0.76])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_paper_collapse_is_detected_with_its_evidence(seed):
+    verdict = detect_collapse(STEPS, noisy(paper_length(), 40, seed))
+    assert verdict.detected
+    assert 880 < verdict.L0 < 980
+    assert 60 < verdict.collapsed_at < 110  # half of L0 is crossed on the way down to 260 by step 100
+    assert verdict.recovered is False and verdict.drop > 0.6
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_paper_hockey_stick_is_detected(seed):
+    verdict = detect_hockey_stick(STEPS, noisy(paper_long_bucket_reward(), 0.05, seed))
+    assert verdict.detected, verdict.reason
+    assert 150 <= verdict.minimum_step <= 260
+    assert verdict.recovery_steps >= 3 * verdict.descent_steps
+    assert 0.2 < verdict.drop < 0.4
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_healthy_run_fires_nothing(seed):
+    length = noisy(np.interp(STEPS, [0, 3000], [400, 700]), 30, seed)  # rising length
+    reward = noisy(0.4 + 0.3 * (1 - np.exp(-STEPS / 800)), 0.04, seed)  # smooth saturating reward
+    result = diagnose(STEPS, length, reward)
+    assert result.fired == []
+    assert result.sequence_length_collapse.trend_per_100_steps > 0
+
+
+def test_quick_dip_that_recovers_at_once_is_no_hockey_stick():
+    reward = np.interp(STEPS, [0, 100, 140, 180, 3000], [0.6, 0.6, 0.3, 0.6, 0.7])  # V: down and up in 40 steps each
+    verdict = detect_hockey_stick(STEPS, noisy(reward, 0.03))
+    assert not verdict.detected
+    assert verdict.recovered and verdict.drop > 0.2  # it saw the dip, and judged it too quick
+
+
+def test_slow_drift_is_no_collapse():
+    verdict = detect_collapse(STEPS, noisy(np.interp(STEPS, [0, 3000], [930, 380]), 30))  # -59% over the whole run
+    assert not verdict.detected
+    assert verdict.trend_per_100_steps < 0  # the drift still shows as a negative trend
+
+
+def test_collapse_that_recovers_is_not_flagged():
+    length = np.interp(STEPS, [0, 60, 100, 250, 3000], [930, 930, 300, 900, 950])
+    verdict = detect_collapse(STEPS, noisy(length, 30))
+    assert not verdict.detected and verdict.recovered and verdict.recovered_at < 400
+
+
+def test_windows_scale_to_a_short_run():
+    """The same shape compressed into 100 steps is judged the same way."""
+    short = np.arange(100)
+    length = np.interp(short, [0, 3, 8, 100], [930, 930, 260, 280])
+    reward = np.interp(short, [0, 2, 8, 55, 100], [0.64, 0.64, 0.35, 0.75, 0.76])
+    result = diagnose(short, noisy(length, 20), reward)
+    assert result.windows.early == 15 and result.windows.smoothing == 2
+    assert result.fired == ["collapse", "hockey_stick"]
+
+
+def test_reward_buckets_are_judged_separately():
+    """Overall reward smooth, one long bucket with a hockey stick: the run's verdict fires, naming the bucket."""
+    buckets = {"0-100": list(noisy(np.full(3000, 0.5), 0.03)), "800-900": list(noisy(paper_long_bucket_reward(), 0.04)),
+               "900-1000": [None] * 2996 + [0.1, 0.9, 0.1, 0.9]}  # too few points to judge
+    result = diagnose(STEPS, np.full(3000, 500.0), noisy(np.full(3000, 0.55), 0.03), buckets)
+    assert not result.reward_hockey_stick.detected
+    assert result.hockey_stick_detected and result.fired == ["hockey_stick"]
+    assert set(result.reward_hockey_stick_by_length) == {"0-100", "800-900"}
+    assert result.to_json()["reward_hockey_stick"]["buckets"]["800-900"]["detected"] is True
+
+
+def test_thresholds_are_configurable():
+    reward = np.interp(STEPS, [0, 50, 200, 1500, 3000], [0.64, 0.64, 0.54, 0.62, 0.62])  # a 0.10 drop
+    assert not detect_hockey_stick(STEPS, reward).detected
+    assert detect_hockey_stick(STEPS, reward, DetectorThresholds(reward_drop_absolute=0.05)).detected
+
+
+def test_short_or_empty_curves_are_not_judged():
+    assert not detect_collapse([0, 1], [5, 1]).detected
+    assert diagnose([], [], []).fired == []
