@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, model_validator
 
 from bai_core.errors import BaiError
+from bai_core.rl.detectors import DetectorThresholds
 
 OutputDtype = Literal["auto", "float32", "bfloat16", "float16"]
 
@@ -171,12 +172,106 @@ class NotYetAvailable(_Strict):
         raise ValueError("this stage is not available in this version of bai yet; leave it unset (null)")
 
 
+INIT_ROLES = ("bai", "sft", "pretrained", "instruct", "reasoning")  # train.init names besides any source
+Detector = Literal["collapse", "hockey_stick"]
+
+
+class RewardComponent(_Strict):
+    """One term of the RL reward: a learned reward model (any sequence-classification checkpoint, scored with its
+    own tokenizer) or a verifiable reward, times its weight."""
+
+    model: str | None = Field(None, description="Reward model source: demo://demo/reward, a folder, s3://, hub id.")
+    verifiable: Literal["arithmetic"] | None = Field(None, description="arithmetic: 1 for the right final number.")
+    weight: float = 1.0
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if (self.model is None) == (self.verifiable is None):
+            raise ValueError("give exactly one of `model` (a reward model) or `verifiable` (e.g. arithmetic)")
+        return self
+
+    @property
+    def name(self) -> str:
+        """How the component is named in metrics: reward/<name>/mean."""
+        return f"verifiable-{self.verifiable}" if self.verifiable else "reward-model"
+
+
+class TrainSettings(_Strict):
+    """RLHF from the merged actor with TRL (GRPO or RLOO), watched by the stability detectors."""
+
+    init: str = Field("bai", description="Actor (and reference) start: bai, sft, pretrained, instruct, reasoning, "
+                                         "or any source (folder, s3://, hub id, demo://).")
+    algorithm: Literal["grpo", "rloo"] = "grpo"
+    reward: list[RewardComponent] = Field(min_length=1, description="Weighted reward terms.")
+    prompts: str = Field(description="demo://<size>/rl[@seed], or a JSONL / parquet file, s3:// object or hub "
+                                     "dataset with a `prompt` column (chat messages or text).")
+    steps: int = Field(40, gt=0, description="Optimizer steps.")
+    batch_size: int = Field(16, gt=0, description="Completions per step (prompts per step x generations).")
+    generations: int = Field(4, gt=0, description="Completions per prompt (a GRPO / RLOO group).")
+    max_completion_length: int = Field(64, gt=0, description="Tokens a completion may have; longer ones are cut.")
+    temperature: float = Field(1.0, gt=0)
+    learning_rate: float = Field(1e-5, gt=0)
+    kl_coef: float = Field(0.04, ge=0, description="KL penalty to the reference policy (TRL's beta).")
+    seed: int = Field(0, ge=0)
+    save_every: int = Field(10, gt=0, description="Checkpoint (weights, optimizer, RNG, step) every N steps.")
+    length_bucket: int = Field(100, gt=0, description="Token width of the per-length reward buckets.")
+    detect_every: int = Field(5, gt=0, description="Run the detectors on the curves so far every N steps.")
+    detectors: DetectorThresholds = DetectorThresholds()
+    abort_on: list[Detector] = Field([], description="Stop the run (Failed) when one of these fires.")
+    trl: dict = Field({}, description="Any other GRPOConfig / RLOOConfig argument, passed through to TRL.")
+    deployment: str | None = Field(None, description="Run the stage as this deployment (e.g. bai-train/gpu) on "
+                                                     "its work pool; unset: train in this process.")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        _check_init(self.init)
+        if self.algorithm == "grpo" and self.generations < 2:
+            raise ValueError("GRPO needs at least 2 generations per prompt (its advantage is relative to the group)")
+        if self.batch_size % self.generations:
+            raise ValueError(f"batch_size {self.batch_size} is not a whole number of groups of {self.generations} "
+                             "generations (TRL splits a batch into whole groups)")
+        owned = {"max_steps", "per_device_train_batch_size", "num_generations", "max_completion_length",
+                 "temperature", "learning_rate", "beta", "seed", "save_steps", "output_dir", "reward_weights"}
+        if clash := sorted(owned & set(self.trl)):
+            raise ValueError(f"trl.{clash[0]} is set by bai's own train settings; set those instead")
+        if self.trl:
+            _check_trl_arguments(self.algorithm, self.trl)
+        return self
+
+
+def _check_init(init: str) -> None:
+    if init in INIT_ROLES or init.startswith(("demo://", "s3://", "hf://", "/", "./", "../", "~", "file://")):
+        return
+    if "/" in init or Path(init).expanduser().exists():
+        return  # a hub id org/name, or a local folder
+    close = difflib.get_close_matches(init, INIT_ROLES, n=1)
+    raise ValueError(f"{init!r} names nothing" + (f" (did you mean {close[0]!r}?)" if close else "")
+                     + f"; use one of {', '.join(INIT_ROLES)}, or a folder, s3://, hub id or demo:// source")
+
+
+def _check_trl_arguments(algorithm: str, arguments: dict) -> None:
+    """Names TRL's config does not have are refused here, with the closest ones, instead of deep inside TRL.
+    (Imports TRL's config module, a few seconds, only when `trl:` arguments are given.)"""
+    import dataclasses
+
+    if algorithm == "grpo":
+        from trl.trainer.grpo_config import GRPOConfig as TRLConfig
+    else:
+        from trl.trainer.rloo_config import RLOOConfig as TRLConfig
+    known = [f.name for f in dataclasses.fields(TRLConfig)]
+    for name in arguments:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=2)
+            raise ValueError(f"trl.{name}: {TRLConfig.__name__} has no such argument"
+                             + (f" (closest: {', '.join(close)})" if close else ""))
+
+
 class PipelineConfig(_Strict):
     name: str = Field("bai", pattern=r"^[A-Za-z0-9][\w.-]*$", description="Run name, used in artifact keys.")
     models: ModelsConfig
     merge: MergeSettings = MergeSettings()
     storage: StorageConfig = StorageConfig()
-    train: NotYetAvailable | None = Field(None, description="RLHF from M_bai (on the GPU pool); skipped while unset.")
+    train: TrainSettings | None = Field(None, description="RLHF from the merged actor; skipped while unset.")
     evaluate: NotYetAvailable | None = Field(None, description="lm-eval scoring; skipped while unset.")
 
 

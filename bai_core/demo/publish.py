@@ -8,14 +8,13 @@ training it again, and a member that was deleted or altered is noticed.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from bai_core import progress as progress_events
 from bai_core.demo.family import MANIFEST, MEMBERS, FamilyReport, Progress, build_family, recipe_id
 from bai_core.fingerprint import cache_dir
-from bai_core.io.atomic import AtomicFolder
+from bai_core.io.atomic import copy_folder
 from bai_core.locks import exclusive
 from bai_core.storage import ArtifactStore
 
@@ -54,7 +53,7 @@ def ensure_demo_family(size: str, seed: int, store: ArtifactStore | None = None,
         root = store.local_path(family_key(size, seed))
         for member in MEMBERS:
             if store.find(member_key(size, seed, member)) is None:
-                _copy_member(built / member, store.local_path(member_key(size, seed, member)))
+                copy_folder(built / member, store.local_path(member_key(size, seed, member)))
                 store.publish(member_key(size, seed, member),
                               {"kind": "bai-demo-member", "size": size, "seed": seed, "recipe": recipe_id(size),
                                "fingerprint": report.models[member]["fingerprint"]})
@@ -76,15 +75,3 @@ def _from_store(store: ArtifactStore, size: str, seed: int) -> DemoFamily | None
         (root / MANIFEST).write_text(store.get_text(f"{family_key(size, seed)}/{MANIFEST}"))
     return DemoFamily(root, FamilyReport(**json.loads((root / MANIFEST).read_text())))
 
-
-def _copy_member(source: Path, target: Path) -> None:
-    """Into the store's working copy, atomically (a reader never sees half a member)."""
-    staging = AtomicFolder(target, overwrite=True)
-    try:
-        for path in source.iterdir():
-            if path.is_file():
-                shutil.copy2(path, staging.path / path.name)
-    except BaseException:
-        staging.discard()
-        raise
-    staging.publish()

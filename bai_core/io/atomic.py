@@ -76,6 +76,19 @@ class AtomicFolder:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def copy_folder(source: Path, target: Path) -> None:
+    """Copy the files of `source` to `target`, which appears only once complete (replacing what was there)."""
+    staging = AtomicFolder(target, overwrite=True)
+    try:
+        for path in source.iterdir():
+            if path.is_file():
+                shutil.copy2(path, staging.path / path.name)
+    except BaseException:
+        staging.discard()
+        raise
+    staging.publish()
+
+
 @contextmanager
 def atomic_folders(finals: list[Path], overwrite: bool = False) -> Iterator[list[Path]]:
     """Yield temporary folders for `finals`; publish them all on success, remove them all on any failure."""

@@ -1,0 +1,138 @@
+"""RL prompts: the demo family's RL split, or a JSONL / parquet file, s3:// object or hub dataset with a `prompt`
+column. A prompt is text or chat messages ([{"role": "user", "content": ...}, ...]); other columns (e.g. `answer`,
+for a verifiable reward) travel with it to the reward functions, as TRL passes them.
+
+    demo://demo/rl[@seed]        the RL split of the demo task (never a train or eval problem), as chat prompts
+    prompts.jsonl, data.parquet  a local file
+    s3://bucket/prompts.jsonl    an object (endpoint and keys from the environment)
+    org/dataset[@revision][:split]   a hub dataset (split default train)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from bai_core.errors import BaiError
+from bai_core.fingerprint import cache_dir
+
+DEMO_RL_PROMPTS = 512  # drawn (with new wording) from the RL split's distinct problems
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    source: str
+    rows: list[dict]
+    fingerprint: str  # of the rows themselves, whatever the source
+    conversational: bool
+
+    @property
+    def columns(self) -> list[str]:
+        return sorted(self.rows[0])
+
+
+def load_prompts(source: str, endpoint_url: str | None = None) -> PromptSet:
+    if source.startswith("demo://"):
+        rows = _demo_rows(source)
+    elif source.startswith("s3://"):
+        rows = _file_rows(_download_s3(source, endpoint_url), source)
+    elif Path(source).expanduser().suffix in (".jsonl", ".json", ".parquet") or Path(source).expanduser().exists():
+        rows = _file_rows(Path(source).expanduser(), source)
+    elif "/" in source:
+        rows = _hub_rows(source)
+    else:
+        raise BaiError(f"prompts {source}: not a file, s3:// object, hub dataset or demo://<size>/rl")
+    if not rows:
+        raise BaiError(f"prompts {source}: no prompts in it")
+    for number, row in enumerate(rows, 1):
+        if "prompt" not in row:
+            raise BaiError(f"prompts {source}: no `prompt` column (columns: {', '.join(sorted(row)) or 'none'})"
+                           if number == 1 else f"prompts {source}: row {number} has no `prompt`")
+        if not _valid_prompt(row["prompt"]):
+            raise BaiError(f"prompts {source}: row {number}: `prompt` must be text or a list of "
+                           "{role, content} messages")
+    conversational = isinstance(rows[0]["prompt"], list)
+    if any(isinstance(row["prompt"], list) != conversational for row in rows):
+        raise BaiError(f"prompts {source}: mixes text prompts and chat prompts")
+    digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
+    return PromptSet(source, rows, f"sha256:{digest}", conversational)
+
+
+def _valid_prompt(prompt) -> bool:
+    if isinstance(prompt, str):
+        return bool(prompt)
+    return isinstance(prompt, list) and bool(prompt) and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in prompt)
+
+
+def _demo_rows(source: str) -> list[dict]:
+    from bai_core.demo.arithmetic import problems
+    from bai_core.demo.family import SIZES
+
+    rest, _, seed = source.removeprefix("demo://").partition("@")
+    size, _, split = rest.partition("/")
+    if size not in SIZES or split != "rl" or (seed and not seed.isdigit()):
+        raise BaiError(f"prompts {source}: unknown demo prompts (known: demo://{{{','.join(SIZES)}}}/rl[@seed])")
+    spec = SIZES[size]
+    return [{"prompt": [{"role": "user", "content": p.question}], "answer": p.answer}
+            for p in problems("rl", int(seed or 0), spec.a_range, spec.b_range, DEMO_RL_PROMPTS)]
+
+
+def _file_rows(path: Path, source: str) -> list[dict]:
+    if not path.is_file():
+        raise BaiError(f"prompts {source}: no such file")
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_table(path).to_pylist()
+        except Exception as e:  # pyarrow raises several types for a file that is not parquet
+            raise BaiError(f"prompts {source}: not a readable parquet file ({type(e).__name__})") from None
+    rows = []
+    text = path.read_text()
+    if path.suffix == ".json" and text.lstrip().startswith("["):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise BaiError(f"prompts {source}: not valid JSON ({e.msg}, line {e.lineno})") from None
+        return [row if isinstance(row, dict) else {} for row in rows]
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise BaiError(f"prompts {source}: line {number} is not a JSON object") from None
+            rows.append(row if isinstance(row, dict) else {})
+    return rows
+
+
+def _download_s3(source: str, endpoint_url: str | None) -> Path:
+    from bai_core.io.atomic import write_atomic
+    from bai_core.storage import s3_errors, s3_filesystem
+
+    fs = s3_filesystem(endpoint_url)
+    with s3_errors(source, endpoint_url):
+        try:
+            info = fs.info(source)
+        except FileNotFoundError:
+            raise BaiError(f"prompts {source}: no such S3 object") from None
+        tag = hashlib.sha256(f"{source}:{info.get('ETag')}:{info.get('size')}".encode()).hexdigest()[:24]
+        local = cache_dir() / "prompts" / tag / Path(source).name
+        if not local.is_file():
+            write_atomic(local, fs.cat_file(source))
+    return local
+
+
+def _hub_rows(source: str) -> list[dict]:
+    name, _, split = source.removeprefix("hf://").partition(":")
+    repo, _, revision = name.partition("@")
+    try:
+        from datasets import load_dataset
+
+        dataset = load_dataset(repo, split=split or "train", revision=revision or None)
+    except Exception as e:  # offline, missing, gated, no such split: all one line for the user
+        raise BaiError(f"prompts {source}: cannot load this hub dataset ({type(e).__name__}: "
+                       f"{str(e).splitlines()[0][:160]}); on a machine without network give a local file") from None
+    return [dict(row) for row in dataset]

@@ -1,0 +1,252 @@
+"""The train stage as plain functions (no Prefect), like the merge stages in bai_core.pipeline:
+
+- `prepare_train`: everything checkable before any model is trained (prompts, reward models, chat templates),
+  resolved to fingerprints. Bad input fails here with one line, before the merges run.
+- `train_key`: the content key (init + reward + prompts fingerprints, settings, TRL version, bai's training code).
+- `train_stage`: the published result for that key if intact; else resume from the key's last checkpoint in the
+  store, or train from the start, checkpointing to the store as it goes; then publish the actor, metrics.jsonl,
+  verdicts.json and the plots under train/<key>/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from pydantic import BaseModel
+
+import bai_core
+from bai_core import progress
+from bai_core.config import INIT_ROLES, MergeSettings, StorageConfig, TrainSettings
+from bai_core.errors import BaiError
+from bai_core.fingerprint import cache_dir, fingerprint_folder
+from bai_core.io.atomic import AtomicFolder, copy_folder
+from bai_core.locks import exclusive
+from bai_core.pipeline import CheckpointRef, open_store
+from bai_core.rl.monitor import MetricsLog, MonitorHooks
+from bai_core.rl.plots import write_plots
+from bai_core.rl.prompts import load_prompts
+from bai_core.rl.rewards import check_reward_model
+from bai_core.sources import fetch
+from bai_core.storage import ArtifactStore
+
+MANIFEST_FILE = "bai_train.json"
+# Source files whose code decides what training produces: editing them makes cached results stale.
+TRAINING_CODE = ("trainer.py", "rewards.py", "monitor.py", "detectors.py", "prompts.py")
+
+
+class ActorInit(BaseModel):
+    """Where the actor starts: a fetched checkpoint, or a merge artifact of this run (M_bai, M_sft)."""
+
+    name: str  # bai, sft, pretrained, instruct, reasoning, or the source itself
+    source: str  # the source, or the merge artifact's URI
+    fingerprint: str
+    merge_key: str | None = None  # for a merge artifact: its stage ("bai" / "sft") and key, to materialize it
+    merge_stage: str | None = None
+
+
+class TrainInputs(BaseModel):
+    """The train stage's inputs, resolved to fingerprints (JSON-able: a Prefect task parameter)."""
+
+    init: ActorInit
+    rewards: list[dict]  # per component: name, weight, and source + fingerprint or verifiable
+    prompts: dict  # source, fingerprint, rows, conversational
+
+
+class TrainRef(BaseModel):
+    key: str
+    uri: str  # train/<key>/ in the store
+    actor: str | None  # the published actor checkpoint (None when a detector aborted the run)
+    fingerprint: str | None
+    metrics: str
+    verdicts: str
+    plots: list[str]
+    steps: int
+    fired: list[str]
+    device: str = "cpu"
+    seconds: float = 0.0
+    built: bool = False
+
+
+def training_code_version() -> str:
+    digest = hashlib.sha256()
+    for name in TRAINING_CODE:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _has_chat_template(folder: Path) -> bool:
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    try:
+        return bool(json.loads((folder / "tokenizer_config.json").read_text()).get("chat_template"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+
+
+def tokenizer_donor(init: str, merge: MergeSettings) -> str:
+    """Which fetched role gives M_bai / M_sft its tokenizer (and so its chat template)."""
+    if init in ("bai", "sft"):
+        if init == "bai" and merge.tokenizer_from == "pretrained":
+            return "pretrained"
+        return merge.tokenizer_from if merge.tokenizer_from != "pretrained" else "reasoning"
+    return init
+
+
+def prepare_train(settings: TrainSettings, refs: dict[str, CheckpointRef], merge: MergeSettings,
+                  storage: StorageConfig) -> dict:
+    """Check and fingerprint the train stage's inputs; the actor's init stays open when it is a merge of this run.
+    Returns {"init": ActorInit | None, "rewards": [...], "prompts": {...}} as JSON."""
+    store = open_store(storage)
+    prompts = load_prompts(settings.prompts, storage.endpoint_url)
+    rewards = []
+    for component in settings.reward:
+        if component.verifiable:
+            if "answer" not in prompts.rows[0]:
+                raise BaiError(f"reward {component.name}: needs an `answer` column in the prompts "
+                               f"({settings.prompts} has {', '.join(prompts.columns)})")
+            rewards.append({"name": component.name, "weight": component.weight, "verifiable": component.verifiable})
+            continue
+        fetched = fetch(component.model, storage.endpoint_url, store)
+        check_reward_model(fetched.path, component.model)
+        rewards.append({"name": component.name, "weight": component.weight, "source": component.model,
+                        "fingerprint": fetched.fingerprint})
+    init = None
+    if settings.init in INIT_ROLES:
+        donor = refs[tokenizer_donor(settings.init, merge)]
+        template_folder = fetch(donor.source, storage.endpoint_url, store).path
+        if settings.init not in ("bai", "sft"):
+            init = ActorInit(name=settings.init, source=donor.source, fingerprint=donor.fingerprint)
+    else:
+        fetched = fetch(settings.init, storage.endpoint_url, store)
+        template_folder = fetched.path
+        init = ActorInit(name=settings.init, source=settings.init, fingerprint=fetched.fingerprint)
+    if prompts.conversational and not _has_chat_template(template_folder):
+        raise BaiError(f"prompts {settings.prompts}: chat prompts, but the actor's tokenizer (from "
+                       f"{template_folder}) has no chat template; give text prompts or a model with one")
+    return {"init": init.model_dump() if init else None, "rewards": rewards,
+            "prompts": {"source": prompts.source, "fingerprint": prompts.fingerprint, "rows": len(prompts.rows),
+                        "conversational": prompts.conversational}}
+
+
+def train_key(inputs: TrainInputs, settings: TrainSettings) -> str:
+    import trl  # its version is part of what made the result (imports no torch by itself)
+
+    payload = {"init": inputs.init.fingerprint, "rewards": inputs.rewards, "prompts": inputs.prompts["fingerprint"],
+               "settings": settings.model_dump(mode="json", exclude={"deployment"}), "trl": trl.__version__,
+               "code": training_code_version()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def train_folder(key: str) -> str:
+    return f"train/{key[:24]}"
+
+
+def published_train(store: ArtifactStore, key: str) -> TrainRef | None:
+    """The finished run for this key, if its actor is published intact."""
+    marker = store.find(f"{train_folder(key)}/actor")
+    if marker is None or marker.get("cache_key") != key:
+        return None
+    return TrainRef.model_validate(marker["result"])
+
+
+def _local_init(init: ActorInit, store: ArtifactStore, storage: StorageConfig) -> Path:
+    if init.merge_key:
+        from bai_core.pipeline import artifact_key
+
+        name = artifact_key(init.merge_stage, init.merge_key)
+        marker = store.find(name)
+        if marker is None:
+            raise BaiError(f"{init.source}: the merged actor is missing or altered; run the pipeline again")
+        return store.materialize(name, marker)
+    fetched = fetch(init.source, storage.endpoint_url, store)
+    if fetched.fingerprint != init.fingerprint:
+        raise BaiError(f"{init.source}: content changed since it was fetched in this run; run the pipeline again")
+    return fetched.path
+
+
+def train_stage(inputs: TrainInputs, settings: TrainSettings, storage: StorageConfig,
+                hooks: MonitorHooks | None = None) -> TrainRef:
+    """Adopt the published result for this key, or train (resuming from the store's last checkpoint) and publish."""
+    store = open_store(storage)
+    key = train_key(inputs, settings)
+    if (ref := published_train(store, key)) is not None:
+        return ref
+    folder = train_folder(key)
+    with exclusive(f"{store.url}/{folder}", on_wait=lambda: progress.note(f"waiting for another run training {folder}")):
+        if (ref := published_train(store, key)) is not None:
+            return ref
+        return _train(store, key, inputs, settings, storage, hooks or MonitorHooks())
+
+
+def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainSettings, storage: StorageConfig,
+           hooks: MonitorHooks) -> TrainRef:
+    from bai_core.rl.trainer import run_training
+
+    folder = train_folder(key)
+    workdir = cache_dir() / "train" / key[:24]
+    shutil.rmtree(workdir, ignore_errors=True)  # TRL's scratch space; what matters is in the store
+    resume_step, resume_from = 0, None
+    if (marker := store.find(f"{folder}/checkpoint")) is not None:
+        resume_step, resume_from = marker["step"], store.materialize(f"{folder}/checkpoint", marker)
+        progress.note(f"resuming {folder} from its checkpoint at step {resume_step}")
+    earlier = store.get_text(f"{folder}/metrics.jsonl") if resume_step else ""
+    metrics = MetricsLog.resumed(workdir / "metrics.jsonl", lambda data: store.put_bytes(f"{folder}/metrics.jsonl",
+                                                                                        data), earlier, resume_step)
+
+    def checkpoint_saved(trl_checkpoint: Path, step: int) -> None:
+        copy_folder(trl_checkpoint, store.local_path(f"{folder}/checkpoint"))
+        store.publish(f"{folder}/checkpoint", {"cache_key": key, "step": step,
+                                               "fingerprint": fingerprint_folder(store.local_path(f"{folder}/checkpoint"))})
+
+    init_path = _local_init(inputs.init, store, storage)
+    reward_paths = {r["name"]: fetch(r["source"], storage.endpoint_url, store).path
+                    for r in inputs.rewards if r.get("source")}
+    prompts = load_prompts(inputs.prompts["source"], storage.endpoint_url)
+    if prompts.fingerprint != inputs.prompts["fingerprint"]:
+        raise BaiError(f"prompts {prompts.source}: content changed since this run checked them; run it again")
+    actor = AtomicFolder(store.local_path(f"{folder}/actor"), overwrite=True)
+    try:
+        outcome = run_training(init_path, reward_paths, prompts, settings, workdir / "trl", actor.path, metrics,
+                               hooks, checkpoint_saved, resume_from)
+        verdicts = {**outcome.diagnosis.to_json(), "fired": outcome.diagnosis.fired, "steps": outcome.steps,
+                    "aborted": None if outcome.aborted is None else
+                    {"detector": outcome.aborted[0], "step": outcome.aborted[1], "reason": outcome.aborted[2]}}
+        verdicts_uri = store.put_text(f"{folder}/verdicts.json", json.dumps(verdicts, indent=2) + "\n")
+        plots = _publish_plots(store, folder, workdir, outcome.diagnosis)
+        if outcome.aborted:
+            detector, step, reason = outcome.aborted
+            name = "Sequence Length Collapse" if detector == "collapse" else "Reward Hockey Stick"
+            raise BaiError(f"train stopped at step {step}: {name} detected ({reason}); its checkpoint, metrics and "
+                           f"verdicts are kept in {store.uri(folder)}")
+        ref = TrainRef(key=key, uri=store.uri(folder), actor=store.uri(f"{folder}/actor"),
+                       fingerprint=fingerprint_folder(actor.path), metrics=store.uri(f"{folder}/metrics.jsonl"),
+                       verdicts=verdicts_uri, plots=plots, steps=outcome.steps, fired=outcome.diagnosis.fired,
+                       device=outcome.device, seconds=outcome.seconds)
+        (actor.path / MANIFEST_FILE).write_text(json.dumps(_manifest(inputs, settings, ref), indent=2) + "\n")
+    except BaseException:
+        actor.discard()
+        raise
+    actor.publish()
+    store.publish(f"{folder}/actor", {"cache_key": key, "stage": "train", "fingerprint": ref.fingerprint,
+                                      "result": ref.model_dump(mode="json")})
+    return ref.model_copy(update={"built": True})
+
+
+def _publish_plots(store: ArtifactStore, folder: str, workdir: Path, diagnosis) -> list[str]:
+    from bai_core.rl.curves import read_curves
+
+    paths = write_plots(read_curves(workdir / "metrics.jsonl"), diagnosis, workdir / "plots")
+    return [store.put_bytes(f"{folder}/plots/{path.name}", path.read_bytes()) for path in paths]
+
+
+def _manifest(inputs: TrainInputs, settings: TrainSettings, ref: TrainRef) -> dict:
+    import trl
+
+    return {"kind": "bai-train", "bai_version": bai_core.__version__, "trl_version": trl.__version__,
+            "training_code": training_code_version(), "cache_key": ref.key, "algorithm": settings.algorithm,
+            "init": inputs.init.model_dump(), "rewards": inputs.rewards, "prompts": inputs.prompts,
+            "settings": settings.model_dump(mode="json"), "steps": ref.steps, "fired": ref.fired,
+            "device": ref.device}

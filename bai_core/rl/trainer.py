@@ -1,0 +1,125 @@
+"""One RL run with TRL's GRPOTrainer or RLOOTrainer, used as they are, plus bai's monitor and reward wrappers.
+
+TRL 1.16 has no PPO trainer (the paper's algorithm); GRPO and RLOO are its on-policy RLHF trainers, both critic-free.
+Checkpoints are TRL's own (model.safetensors, optimizer and scheduler state, RNG state, trainer_state.json);
+transformers reads the non-weight files back with torch.load(weights_only=True), which refuses arbitrary pickles.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from contextlib import nullcontext
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bai_core.config import TrainSettings
+from bai_core.errors import BaiError
+from bai_core.rl.detectors import Diagnosis
+from bai_core.rl.monitor import MetricsLog, MonitorHooks, StabilityMonitor
+from bai_core.rl.prompts import PromptSet
+from bai_core.rl.rewards import ArithmeticReward, ModelReward, RewardRecorder
+
+CheckpointSaved = Callable[[Path, int], None]  # (TRL's checkpoint folder, step)
+
+
+@dataclass
+class TrainOutcome:
+    steps: int
+    seconds: float
+    diagnosis: Diagnosis | None
+    aborted: tuple[str, int, str] | None  # (detector, step, reason) when abort_on stopped the run
+    device: str
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def trl_config(settings: TrainSettings, output_dir: Path, on_gpu: bool):
+    """TRL's config for this run: bai's settings, then the user's pass-through `trl:` arguments."""
+    import torch
+
+    if settings.algorithm == "grpo":
+        from trl import GRPOConfig as Config
+    else:
+        from trl import RLOOConfig as Config
+    arguments = dict(
+        output_dir=str(output_dir), max_steps=settings.steps, per_device_train_batch_size=settings.batch_size,
+        num_generations=settings.generations, max_completion_length=settings.max_completion_length,
+        temperature=settings.temperature, learning_rate=settings.learning_rate, beta=settings.kl_coef,
+        seed=settings.seed, reward_weights=[c.weight for c in settings.reward],
+        save_strategy="steps", save_steps=settings.save_every, save_total_limit=2,
+        logging_steps=1, report_to="none", disable_tqdm=True, log_completions=False,
+        use_cpu=not on_gpu, bf16=on_gpu and torch.cuda.is_bf16_supported(),
+    )
+    try:
+        return Config(**{**arguments, **settings.trl})
+    except (ValueError, TypeError) as e:  # TRL's own consistency checks on the combination
+        raise BaiError(f"train: TRL refused these settings: {str(e).splitlines()[0]}") from None
+
+
+class _CheckpointUpload:
+    """After each of TRL's checkpoints, hand the folder on (to the artifact store)."""
+
+    def __init__(self, on_saved: CheckpointSaved):
+        from transformers import TrainerCallback
+
+        class Callback(TrainerCallback):
+            def on_save(self, args, state, control, **kwargs):
+                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if folder.is_dir():
+                    on_saved(folder, state.global_step)
+
+        self.callback = Callback()
+
+
+def run_training(init: Path, reward_models: dict[str, Path], prompts: PromptSet, settings: TrainSettings,
+                 workdir: Path, actor_output: Path, metrics: MetricsLog, hooks: MonitorHooks,
+                 on_checkpoint: CheckpointSaved, resume_from: Path | None = None) -> TrainOutcome:
+    """Train from `init` and save the final actor (weights and tokenizer) into `actor_output`, unless a detector
+    in `abort_on` stopped the run (then the last checkpoint went to `on_checkpoint` and nothing is saved there)."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
+    from transformers.utils import logging as transformers_logging
+
+    from bai_core.demo.training import fixed_threads
+
+    transformers_logging.set_verbosity_error()
+    # TRL 1.16 still calls transformers' gradient_checkpointing names, deprecated in transformers 5: noise to users.
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
+    on_gpu = device() == "cuda"
+    started = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(init, local_files_only=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(init, local_files_only=True, use_safetensors=True,
+                                                 dtype=torch.bfloat16 if on_gpu else torch.float32)
+    recorder = RewardRecorder()
+    reward_funcs = [ModelReward(c.name, reward_models[c.name], recorder, device()) if c.model
+                    else ArithmeticReward(c.name, recorder) for c in settings.reward]
+    monitor = StabilityMonitor(settings, recorder, metrics, hooks)
+    if settings.algorithm == "grpo":
+        from trl import GRPOTrainer as Trainer
+    else:
+        from trl import RLOOTrainer as Trainer
+    # One CPU thread, like the demo family: the same bits on every machine and graceful on a busy one.
+    with fixed_threads() if not on_gpu else nullcontext():
+        trainer = Trainer(model=model, reward_funcs=reward_funcs, args=trl_config(settings, workdir, on_gpu),
+                          train_dataset=Dataset.from_list(prompts.rows), processing_class=tokenizer,
+                          callbacks=[monitor, _CheckpointUpload(on_checkpoint).callback])
+        trainer.remove_callback(PrinterCallback)  # it prints every log dict; bai reports progress itself
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    steps = trainer.state.global_step
+    if monitor.diagnosis is None or monitor.aborted is None:
+        monitor.diagnosis = monitor.diagnose(settings.steps)
+    if monitor.aborted is None:
+        trainer.save_model(str(actor_output))
+        tokenizer.save_pretrained(str(actor_output))
+    return TrainOutcome(steps=steps, seconds=round(time.perf_counter() - started, 2), diagnosis=monitor.diagnosis,
+                        aborted=monitor.aborted, device="cuda" if on_gpu else "cpu")
+
