@@ -23,7 +23,7 @@ class Sink(Protocol):
 # How phases read in a sentence ("stopped during build-demo-demo (training reasoning, 40%)").
 LABELS = {"fingerprint": "fingerprinting inputs", "merge": "merging", "pretrained": "training pretrained",
           "instruct": "training instruct", "reasoning": "training reasoning", "reward": "training reward model",
-          "evaluate": "evaluating"}
+          "evaluate": "evaluating", "train": "RL training"}
 
 _sink: Sink | None = None
 _stage: str | None = None  # the stage running now (None between stages)

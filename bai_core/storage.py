@@ -191,13 +191,16 @@ class ArtifactStore:
         return self.uri(key)
 
     def get_text(self, key: str) -> str:
+        return self.get_bytes(key).decode()
+
+    def get_bytes(self, key: str) -> bytes:
         if self.is_local:
             try:
-                return self.local_path(key).read_text()
+                return self.local_path(key).read_bytes()
             except FileNotFoundError:
                 raise BaiError(f"{self.uri(key)}: not found") from None
         with s3_errors(self.url, self.endpoint_url):
             try:
-                return self.fs.cat_file(self.uri(key)).decode()
+                return self.fs.cat_file(self.uri(key))
             except FileNotFoundError:
                 raise BaiError(f"{self.uri(key)}: not found") from None

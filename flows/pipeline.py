@@ -1,5 +1,6 @@
-"""The BAI pipeline as a Prefect flow: fetch the three checkpoints, merge stage 1, merge stage 2 (train and evaluate
-are placed in the run but skipped until configured), then publish a summary and a table of stages to the UI.
+"""The BAI pipeline as a Prefect flow: fetch the three checkpoints, check the train inputs, merge stage 1, merge
+stage 2, train the RL actor from the merge (when `train` is configured; evaluate is placed in the run but skipped
+until configured), then publish a summary and a table of stages to the UI.
 
 Composition only: every stage is a task in `tasks/`, and every task is a thin wrapper over `bai_core`.
 """
@@ -19,12 +20,16 @@ from bai_core import progress
 from bai_core.config import ROLES, PipelineConfig
 from bai_core.errors import BaiError
 from bai_core.pipeline import open_store
+from bai_core.rl.stage import ActorInit
 from bai_core.sources import parse_demo
 from tasks.demo import build_demo_family
 from tasks.merge import fetch_checkpoint, merge_stage1, merge_stage2, stage1_is_published, stage2_is_published
+from flows.train import train_on_pool
 from tasks.storage import apply_credentials, result_storage
+from tasks.train import prepare_train, train_actor, train_is_published
 
-STAGES = ["fetch-pretrained", "fetch-instruct", "fetch-reasoning", "merge-stage1", "merge-stage2", "train", "evaluate"]
+STAGES = ["fetch-pretrained", "fetch-instruct", "fetch-reasoning", "prepare-train", "merge-stage1", "merge-stage2",
+          "train", "evaluate"]
 
 
 class PipelineFailed(BaiError):
@@ -98,6 +103,13 @@ def bai_pipeline(config: PipelineConfig) -> dict:
                                 config.storage, output=lambda r: r["fingerprint"][:19])
                 for role in ROLES}
 
+        prepared = None
+        if config.train is not None:  # bad train input fails here, before anything is merged
+            prepared = table.run("prepare-train", prepare_train, config.train, refs, config.merge, config.storage,
+                                 output=lambda r: f"{r['prompts']['rows']} prompts, {len(r['rewards'])} reward term(s)")
+        else:
+            table.skip("prepare-train", "not configured (config.train)")
+
         fresh = not stage1_is_published(refs["instruct"], refs["reasoning"], config.merge, config.storage)
         sft = table.run("merge-stage1", merge_stage1.with_options(result_storage=results, refresh_cache=fresh),
                         refs["instruct"], refs["reasoning"], config.merge, config.storage, output=lambda r: r["uri"])
@@ -105,7 +117,11 @@ def bai_pipeline(config: PipelineConfig) -> dict:
         fresh = not stage2_is_published(refs["pretrained"], sft, config.merge, config.storage)
         bai = table.run("merge-stage2", merge_stage2.with_options(result_storage=results, refresh_cache=fresh),
                         refs["pretrained"], sft, config.merge, config.storage, output=lambda r: r["uri"])
-        table.skip("train", "not configured (config.train)")
+        actor = None
+        if config.train is not None:
+            actor = _train(table, config, prepared, {"sft": sft, "bai": bai}, results)
+        else:
+            table.skip("train", "not configured (config.train)")
         table.skip("evaluate", "not configured (config.evaluate)")
     except BaseException as e:
         if not isinstance(e, Exception):  # a signal, not an error
@@ -115,16 +131,43 @@ def bai_pipeline(config: PipelineConfig) -> dict:
         _publish_table(table.rows, config)
 
     summary = {"name": config.name, "flow_run_id": str(flow_run.id), "stages": table.rows,
-               "outputs": {"sft": sft["uri"], "bai": bai["uri"]}, "inputs": refs,
+               "outputs": {"sft": sft["uri"], "bai": bai["uri"],
+                           **({"actor": actor["actor"], "metrics": actor["metrics"], "verdicts": actor["verdicts"]}
+                              if actor else {})},
+               "inputs": refs,
                "merge": config.merge.model_dump(mode="json")}
     _publish_summary(summary, config)
     return summary
 
 
+def _train(table: _StageTable, config: PipelineConfig, prepared: dict, merges: dict, results: str) -> dict:
+    """The train stage: in this process (cached on its content key), or handed to `train.deployment`'s pool."""
+    settings = config.train
+    init = prepared["init"]
+    if init is None:  # M_bai or M_sft of this run
+        merged = merges[settings.init]
+        init = ActorInit(name=settings.init, source=merged["uri"], fingerprint=merged["fingerprint"],
+                         merge_key=merged["key"], merge_stage=merged["stage"]).model_dump()
+    inputs = {**prepared, "init": init}
+
+    def shown(ref: dict) -> str:
+        verdict = ", ".join(ref["fired"]) + " detected" if ref["fired"] else "stable"
+        return f"{ref['steps']} steps, {verdict}: {ref['actor']}"
+
+    if settings.deployment:
+        return table.run("train", train_on_pool, settings.deployment, inputs, settings, config.storage, output=shown)
+    fresh = not train_is_published(inputs, settings, config.storage)
+    return table.run("train", train_actor.with_options(result_storage=results, refresh_cache=fresh), inputs, settings,
+                     config.storage, output=shown)
+
+
 def _demo_families(config: PipelineConfig) -> list[tuple[str, int]]:
     """The trained demo families the config's sources name (built as a stage of their own before the fetches)."""
+    sources = [config.models.pretrained, config.models.instruct, config.models.reasoning]
+    if config.train is not None:
+        sources += [config.train.init] + [c.model for c in config.train.reward if c.model]
     families = set()
-    for source in (config.models.pretrained, config.models.instruct, config.models.reasoning):
+    for source in sources:
         if source.startswith("demo://"):
             family, _, seed = parse_demo(source)
             if family != "synthetic":
@@ -162,6 +205,9 @@ def _publish_summary(summary: dict, config: PipelineConfig) -> None:
         "|---|---|",
         f"| M_sft | `{summary['outputs']['sft']}` |",
         f"| M_bai | `{summary['outputs']['bai']}` |",
+        *([f"| RL actor | `{summary['outputs']['actor']}` |",
+           f"| metrics | `{summary['outputs']['metrics']}` |",
+           f"| verdicts | `{summary['outputs']['verdicts']}` |"] if "actor" in summary["outputs"] else []),
     ]
     create_markdown_artifact("\n".join(lines), key=_artifact_key(config, "summary"), description="BAI pipeline summary")
     uri = open_store(config.storage).put_text(f"runs/{config.name}/{summary['flow_run_id']}.json",

@@ -70,6 +70,9 @@ def run(args) -> int:
     else:
         print_stages(summary["stages"])
         print(f"M_bai: {summary['outputs']['bai']}")
+        if "actor" in summary["outputs"]:
+            print(f"RL actor: {summary['outputs']['actor']}")
+            print(f"metrics: {summary['outputs']['metrics']}  (bai diagnose it, or see the plots beside it)")
     return 0
 
 

@@ -25,7 +25,7 @@ from bai_core.fingerprint import cache_dir, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder, copy_folder
 from bai_core.locks import exclusive
 from bai_core.pipeline import CheckpointRef, open_store
-from bai_core.rl.monitor import MetricsLog, MonitorHooks
+from bai_core.rl.metrics import MetricsLog, MonitorHooks
 from bai_core.rl.plots import write_plots
 from bai_core.rl.prompts import load_prompts
 from bai_core.rl.rewards import check_reward_model

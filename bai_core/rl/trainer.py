@@ -17,7 +17,8 @@ from pathlib import Path
 from bai_core.config import TrainSettings
 from bai_core.errors import BaiError
 from bai_core.rl.detectors import Diagnosis
-from bai_core.rl.monitor import MetricsLog, MonitorHooks, StabilityMonitor
+from bai_core.rl.metrics import MetricsLog, MonitorHooks
+from bai_core.rl.monitor import StabilityMonitor
 from bai_core.rl.prompts import PromptSet
 from bai_core.rl.rewards import ArithmeticReward, ModelReward, RewardRecorder
 
@@ -90,6 +91,7 @@ def run_training(init: Path, reward_models: dict[str, Path], prompts: PromptSet,
     from bai_core.demo.training import fixed_threads
 
     transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()  # bai shows the run's progress; per-file loading bars are noise
     # TRL 1.16 still calls transformers' gradient_checkpointing names, deprecated in transformers 5: noise to users.
     warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
     on_gpu = device() == "cuda"
@@ -120,6 +122,7 @@ def run_training(init: Path, reward_models: dict[str, Path], prompts: PromptSet,
     if monitor.aborted is None:
         trainer.save_model(str(actor_output))
         tokenizer.save_pretrained(str(actor_output))
+        (actor_output / "training_args.bin").unlink(missing_ok=True)  # a pickle; the manifest records the settings
     return TrainOutcome(steps=steps, seconds=round(time.perf_counter() - started, 2), diagnosis=monitor.diagnosis,
                         aborted=monitor.aborted, device="cuda" if on_gpu else "cpu")
 

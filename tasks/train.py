@@ -1,0 +1,100 @@
+"""Prefect tasks over `bai_core.rl.stage`: check the train inputs, then train (cached on the content key).
+
+While training: a progress artifact, and the detectors' alarms as a warning in the run's log plus a Prefect event
+(`bai.stability.collapse`, `bai.stability.hockey-stick`) carrying the verdict's evidence, for Automations to act on.
+After: the verdicts and the three plots (embedded PNGs) as a markdown artifact on the run's page.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import CacheKeyFnPolicy
+from prefect.events import emit_event
+
+from bai_core.errors import BaiError
+from bai_core import progress
+from bai_core.config import MergeSettings, StorageConfig, TrainSettings
+from bai_core.pipeline import CheckpointRef, open_store
+from bai_core.rl import stage
+from bai_core.rl.metrics import DETECTOR_EVENTS, MonitorHooks
+from tasks.artifacts import ProgressArtifact
+from tasks.merge import _not_a_user_error
+
+
+def _train_cache_key(context, inputs) -> str:
+    return "bai-train-" + stage.train_key(stage.TrainInputs.model_validate(inputs["inputs"]),
+                                          TrainSettings.model_validate(inputs["settings"]))
+
+
+@task(name="prepare-train", retries=1, retry_condition_fn=_not_a_user_error)
+def prepare_train(settings: TrainSettings, refs: dict, merge: MergeSettings, storage: StorageConfig) -> dict:
+    """Prompts, reward models and chat templates checked and fingerprinted, before any model is merged or trained."""
+    return stage.prepare_train(settings, {role: CheckpointRef.model_validate(ref) for role, ref in refs.items()},
+                               merge, storage)
+
+
+def _hooks(settings: TrainSettings, key: str) -> MonitorHooks:
+    logger = get_run_logger()
+    bar = ProgressArtifact(f"RL ({settings.algorithm}) from {settings.init}: {settings.steps} steps")
+
+    def on_step(step: int, total: int, record: dict) -> None:
+        bar("train", step, total)
+
+    def on_alarm(detector: str, step: int, evidence: dict) -> None:
+        message = f"step {step}: {detector.replace('_', ' ')} detected: {evidence.get('reason', '')}"
+        logger.warning(message)
+        progress.note(message)
+        emit_event(event=DETECTOR_EVENTS[detector], payload={"step": step, "detector": detector, **evidence},
+                   resource={"prefect.resource.id": f"bai.train.{key[:24]}", "prefect.resource.name": settings.init})
+
+    return MonitorHooks(on_step=on_step, on_alarm=on_alarm)
+
+
+@task(name="train", cache_policy=CacheKeyFnPolicy(cache_key_fn=_train_cache_key), persist_result=True,
+      result_serializer="json")
+def train_actor(inputs: dict, settings: TrainSettings, storage: StorageConfig) -> dict:
+    """RL from the init checkpoint; resumes from the store's last checkpoint of the same key."""
+    train_inputs = stage.TrainInputs.model_validate(inputs)
+    key = stage.train_key(train_inputs, settings)
+    try:
+        ref = stage.train_stage(train_inputs, settings, storage, _hooks(settings, key))
+    finally:
+        publish_verdicts(key, storage, settings)
+    return ref.model_dump(mode="json")
+
+
+def train_is_published(inputs: dict, settings: TrainSettings, storage: StorageConfig) -> bool:
+    key = stage.train_key(stage.TrainInputs.model_validate(inputs), settings)
+    return stage.published_train(open_store(storage), key) is not None
+
+
+def publish_verdicts(key: str, storage: StorageConfig, settings: TrainSettings) -> None:
+    """The verdicts and plots of this key's run (finished or stopped by a detector) on the run's page."""
+    import json
+
+    store = open_store(storage)
+    folder = stage.train_folder(key)
+    try:
+        verdicts = json.loads(store.get_text(f"{folder}/verdicts.json"))
+    except BaiError:
+        return  # the run ended before writing verdicts (an error); nothing to show
+    c, h = verdicts["sequence_length_collapse"], verdicts["reward_hockey_stick"]
+    lines = [f"# RL from `{settings.init}` ({settings.algorithm}, {verdicts['steps']} of {settings.steps} steps)", "",
+             "| detector | verdict | evidence |", "|---|---|---|",
+             f"| Sequence Length Collapse | {'**detected**' if c['detected'] else 'not detected'} | "
+             f"L0 {c['L0']}, minimum {c['minimum']} at step {c['minimum_step']}, final {c['final']}: {c['reason']} |",
+             f"| Reward Hockey Stick | {'**detected**' if h['detected'] else 'not detected'} | "
+             f"r0 {h['r0']}, minimum {h['minimum']} at step {h['minimum_step']}, final {h['final']}: {h['reason']} |",
+             ""]
+    for name in ("length.png", "reward.png", "reward_by_length.png"):
+        try:
+            png = store.get_bytes(f"{folder}/plots/{name}")
+        except BaiError:
+            continue
+        lines += [f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})", ""]
+    lines.append(f"Metrics, verdicts and plots: `{store.uri(folder)}`")
+    create_markdown_artifact("\n".join(lines), key=f"train-{key[:12]}",
+                             description=f"RL stability: verdicts and curves ({settings.init})")
