@@ -45,7 +45,7 @@ def test_rerun_hits_the_cache_and_parameter_changes_rerun_only_what_depends_on_t
     config = make_config(editable_family, str(tmp_path / "store"))
     first = run(config)
     assert states(first) == {"fetch-pretrained": "Completed", "fetch-instruct": "Completed",
-                             "fetch-reasoning": "Completed", "merge-stage1": "Completed",
+                             "fetch-reasoning": "Completed", "prepare-train": "Skipped", "merge-stage1": "Completed",
                              "merge-stage2": "Completed", "train": "Skipped", "evaluate": "Skipped"}
     sft, bai = local(first["outputs"]["sft"]), local(first["outputs"]["bai"])
     before = weights_mtimes(sft) | weights_mtimes(bai)

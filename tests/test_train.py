@@ -1,0 +1,262 @@
+"""The train stage through `bai run` on the test-size demo family: GRPO and RLOO steps on CPU, what a rerun
+reruns, resume after SIGKILL, abort_on with its event and verdicts, and bad input refused before training."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.services import api
+
+pytestmark = pytest.mark.usefixtures("prefect_api", "demo_store")  # demo_store: the test family, trained once
+
+TRAIN = {"reward": [{"model": "demo://test/reward"}], "prompts": "demo://test/rl", "steps": 6, "batch_size": 8,
+         "generations": 4, "max_completion_length": 48, "save_every": 3, "length_bucket": 16, "detect_every": 2}
+
+
+def write_config(folder: Path, name: str = "rl", models: dict | None = None, **train) -> Path:
+    config = {"name": name, "storage": {"uri": str(folder / "store")},
+              "models": models or {r: f"demo://test/{r}" for r in ("pretrained", "instruct", "reasoning")},
+              "train": {**TRAIN, **train}}
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def bai(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bai_core.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def run_json(config: Path, *overrides: str) -> dict:
+    proc = bai("run", str(config), "--json", *[x for o in overrides for x in ("--set", o)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def states(summary: dict) -> dict:
+    return {row["stage"]: row["state"] for row in summary["stages"]}
+
+
+def local(uri: str) -> Path:
+    return Path(uri.removeprefix("file://"))
+
+
+def metric_steps(path: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One GRPO run of 6 steps from M_bai, shared by the tests that read its outputs."""
+    folder = tmp_path_factory.mktemp("trained")
+    config = write_config(folder)
+    return config, run_json(config)
+
+
+def test_grpo_from_m_bai_publishes_actor_metrics_verdicts_and_plots(trained):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _, summary = trained
+    assert states(summary)["prepare-train"] == states(summary)["train"] == "Completed"
+    outputs = summary["outputs"]
+    actor = local(outputs["actor"])
+    manifest = json.loads((actor / "bai_train.json").read_text())
+    assert manifest["init"]["name"] == "bai" and manifest["init"]["fingerprint"].startswith("sha256:")
+    assert manifest["algorithm"] == "grpo" and manifest["steps"] == 6
+    assert not list(actor.glob("*.bin"))  # no pickles in the published actor
+    model = AutoModelForCausalLM.from_pretrained(actor)  # a complete HF checkpoint
+    tokenizer = AutoTokenizer.from_pretrained(actor)
+    assert model.generate(**tokenizer("<s>user: hi</s>", return_tensors="pt"), max_new_tokens=3).shape[1] > 0
+
+    records = [json.loads(line) for line in local(outputs["metrics"]).read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
+    for key in ("length/mean", "length/min", "length/max", "length/p90", "length/truncated_share", "reward/mean",
+                "reward/std", "reward/reward-model/mean", "kl", "entropy", "clip_ratio", "learning_rate",
+                "seconds_per_step"):
+        assert all(key in r for r in records), key
+    for r in records:  # the per-bucket rewards average to the step's reward, weighted by their counts
+        buckets = {k.split("/")[1]: v for k, v in r.items() if k.startswith("reward_by_length/")}
+        counts = {k.split("/")[1]: v for k, v in r.items() if k.startswith("count_by_length/")}
+        assert sum(counts.values()) == 8
+        assert sum(buckets[b] * counts[b] for b in buckets) / 8 == pytest.approx(r["reward/mean"], rel=1e-4, abs=1e-4)
+        assert r["length/min"] <= r["length/mean"] <= r["length/p90"] <= r["length/max"]
+
+    verdicts = json.loads(local(outputs["verdicts"]).read_text())
+    assert {"sequence_length_collapse", "reward_hockey_stick"} <= set(verdicts)
+    assert isinstance(verdicts["sequence_length_collapse"]["detected"], bool)
+    for name in ("length.png", "reward.png", "reward_by_length.png"):
+        assert (local(outputs["actor"]).parent / "plots" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rerun_is_cached_and_changes_rerun_only_what_depends_on_them(trained):
+    config, first = trained
+    again = run_json(config)
+    assert states(again)["train"] == "Cached" and again["outputs"] == first["outputs"]
+
+    longer = run_json(config, "train.steps=8")  # only train depends on steps
+    assert states(longer)["merge-stage1"] == states(longer)["merge-stage2"] == "Cached"
+    assert states(longer)["train"] == "Completed" and longer["outputs"]["actor"] != first["outputs"]["actor"]
+
+    other_alpha = run_json(config, "merge.alpha=0.3")  # stage 2 and train depend on alpha; stage 1 does not
+    assert [states(other_alpha)[s] for s in ("merge-stage1", "merge-stage2", "train")] == [
+        "Cached", "Completed", "Completed"]
+
+
+def test_rloo_steps(tmp_path):
+    summary = run_json(write_config(tmp_path, name="rloo", algorithm="rloo", steps=4, init="reasoning"))
+    assert states(summary)["train"] == "Completed"
+    records = [json.loads(line) for line in local(summary["outputs"]["metrics"]).read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4] and all("reward/mean" in r for r in records)
+    assert json.loads((local(summary["outputs"]["actor"]) / "bai_train.json").read_text())["algorithm"] == "rloo"
+
+
+def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
+    config = write_config(tmp_path, name="resume", steps=16, save_every=4)
+    proc = subprocess.Popen([sys.executable, "-m", "bai_core.cli", "run", str(config)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    metrics = None
+    while time.monotonic() < deadline:
+        found = list((tmp_path / "store" / "train").glob("*/metrics.jsonl"))
+        if found and len(metric_steps(found[0])) >= 6:
+            metrics = found[0]
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert metrics is not None, "training never reached step 6"
+    checkpoint = json.loads((metrics.parent / "checkpoint" / "_bai_complete.json").read_text())["step"]
+    assert checkpoint in (4, 8, 12)
+
+    resumed = bai("run", str(config))  # not --json: the progress lines on stderr say it resumed
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming train/{metrics.parent.name} from its checkpoint at step {checkpoint}" in resumed.stderr
+    assert metric_steps(metrics) == list(range(1, 17))  # no step missing, none twice
+
+    # Same weights as a run never interrupted: the checkpoint carried the optimizer, schedule and RNG states.
+    (tmp_path / "straight").mkdir()
+    straight = run_json(write_config(tmp_path / "straight", name="resume", steps=16, save_every=4))
+    assert (metrics.parent / "actor" / "model.safetensors").read_bytes() == \
+           (local(straight["outputs"]["actor"]) / "model.safetensors").read_bytes()
+
+
+def test_abort_on_collapse_stops_cleanly_with_an_event_and_the_evidence(tmp_path, prefect_api):
+    # Thresholds so strict that any step shorter than the first fires: this tests the mechanics, not the toy.
+    strict = {"collapse_ratio": 0.99, "collapse_recovered_ratio": 10, "early_window_share": 1.0}
+    config = write_config(tmp_path, name="abort", steps=20, detect_every=1, save_every=50, detectors=strict,
+                          abort_on=["collapse"], init="reasoning")
+    proc = bai("run", str(config))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("bai: error: train stopped at step ") and "Sequence Length Collapse detected" in last
+    step = int(last.removeprefix("bai: error: train stopped at step ").split(":")[0])
+    [folder] = (tmp_path / "store" / "train").iterdir()
+    assert json.loads((folder / "checkpoint" / "_bai_complete.json").read_text())["step"] == step
+    assert metric_steps(folder / "metrics.jsonl") == list(range(1, step + 1))
+    verdicts = json.loads((folder / "verdicts.json").read_text())
+    assert verdicts["aborted"]["step"] == step and verdicts["sequence_length_collapse"]["detected"] is True
+    assert not (folder / "actor").exists()  # no actor published for a stopped run
+
+    events = api(prefect_api, "/events/filter", {"filter": {"event": {"name": ["bai.stability.collapse"]},
+                                                            "any_resource": {"id": [f"bai.train.{folder.name}"]}}})
+    [event] = events["events"]
+    assert event["payload"]["step"] == step and event["payload"]["L0"] > 0
+    artifacts = api(prefect_api, "/artifacts/filter", {"artifacts": {"type": {"any_": ["markdown"]}}})
+    shown = [a for a in artifacts if a["description"].startswith("RL stability") and folder.name in a["data"]]
+    assert shown and shown[0]["data"].count("data:image/png;base64,") == 3 and "**detected**" in shown[0]["data"]
+
+
+def test_trainer_state_json_of_a_real_trl_run_is_diagnosed(trained, tmp_path):
+    _, summary = trained
+    state = local(summary["outputs"]["actor"]).parent / "checkpoint" / "trainer_state.json"
+    proc = bai("diagnose", str(state), "--json", "--plot", str(tmp_path / "plots"))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["format"] == "trl-trainer-state" and result["steps"] == 6
+    assert set(result) >= {"sequence_length_collapse", "reward_hockey_stick"}
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["length.png", "reward.png",
+                                                                       "reward_by_length.png"]
+    ours = bai("diagnose", summary["outputs"]["metrics"].removeprefix("file://"))
+    assert ours.returncode == 0 and "(bai-metrics, 6 steps)" in ours.stdout
+
+
+@pytest.mark.parametrize("change,error", [
+    ({"steps": 0}, "invalid train.steps: Input should be greater than 0"),
+    ({"batch_size": -4}, "invalid train.batch_size: Input should be greater than 0"),
+    ({"generations": 1}, "GRPO needs at least 2 generations per prompt"),
+    ({"batch_size": 6, "generations": 4}, "batch_size 6 is not a whole number of groups of 4 generations"),
+    ({"trl": {"betta": 0.1}}, "trl.betta: GRPOConfig has no such argument (closest: beta"),
+    ({"trl": {"max_steps": 3}}, "trl.max_steps is set by bai's own train settings"),
+    ({"init": "bia"}, "'bia' names nothing (did you mean 'bai'?)"),
+    ({"reward": [{"model": "demo://test/reward", "verifiable": "arithmetic"}]}, "give exactly one of `model`"),
+])
+def test_bad_train_settings_are_refused_when_the_config_is_read(tmp_path, change, error):
+    from bai_core.config import load_pipeline_config
+    from bai_core.errors import BaiError
+
+    with pytest.raises(BaiError) as refused:
+        load_pipeline_config(write_config(tmp_path, **change))
+    assert error in str(refused.value) and "\n" not in str(refused.value)
+
+
+def _prompts(tmp_path: Path, lines: list[str]) -> str:
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("".join(line + "\n" for line in lines))
+    return str(path)
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "no-prompt-column", "reward-not-classifier",
+                                  "verifiable-without-answer", "no-chat-template"])
+def test_bad_train_inputs_are_refused_before_anything_is_merged_or_trained(tmp_path, case, demo_family):
+    from bai_core.config import MergeSettings, StorageConfig, TrainSettings
+    from bai_core.errors import BaiError
+    from bai_core.pipeline import fetch_checkpoint
+    from bai_core.rl.stage import prepare_train
+
+    models = {r: f"demo://test/{r}" for r in ("pretrained", "instruct", "reasoning")}
+    settings, error = dict(TRAIN), ""
+    if case == "missing":
+        settings["prompts"], error = str(tmp_path / "nope.jsonl"), "nope.jsonl: no such file"
+    elif case == "empty":
+        settings["prompts"], error = _prompts(tmp_path, []), "prompts.jsonl: no prompts in it"
+    elif case == "no-prompt-column":
+        settings["prompts"] = _prompts(tmp_path, ['{"question": "1+1?"}'])
+        error = "prompts.jsonl: no `prompt` column (columns: question)"
+    elif case == "reward-not-classifier":
+        settings["reward"] = [{"model": "demo://test/instruct"}]
+        error = "reward model demo://test/instruct: not a sequence classifier (its config.json says LlamaForCausalLM)"
+    elif case == "verifiable-without-answer":
+        settings["prompts"] = _prompts(tmp_path, ['{"prompt": "Ann has 3 pens. How many?"}'])
+        settings["reward"], error = [{"verifiable": "arithmetic"}], "needs an `answer` column in the prompts"
+    else:  # an actor whose tokenizer has no chat template, and the demo prompts are chat messages
+        plain = tmp_path / "no-template"
+        shutil.copytree(demo_family.root / "reasoning", plain)
+        (plain / "chat_template.jinja").unlink(missing_ok=True)
+        tokenizer_config = json.loads((plain / "tokenizer_config.json").read_text())
+        tokenizer_config.pop("chat_template", None)
+        (plain / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+        settings["init"], error = str(plain), "chat prompts, but the actor's tokenizer"
+    storage = StorageConfig(uri=str(tmp_path / "store"))
+    refs = {role: fetch_checkpoint(role, source, storage) for role, source in models.items()}
+    with pytest.raises(BaiError) as refused:
+        prepare_train(TrainSettings(**settings), refs, MergeSettings(), storage)
+    assert error in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_bad_train_input_through_bai_run_is_one_line_and_publishes_nothing(tmp_path):
+    config = write_config(tmp_path, reward=[{"model": "demo://test/instruct"}])
+    proc = bai("run", str(config))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("bai: error: reward model demo://test/instruct: not a "
+                                                           "sequence classifier")
+    assert not (tmp_path / "store" / "merges").exists() and not (tmp_path / "store" / "train").exists()
