@@ -20,6 +20,10 @@ def test_prefect_yaml_deployment_parameters_validate():
     names = set()
     for deployment in project["deployments"]:
         names.add(deployment["name"])
+        assert "schedules" in deployment
+        if deployment["entrypoint"] == "flows/train.py:bai_train":  # its inputs come from the pipeline that hands off
+            assert deployment["work_pool"]["name"] == "bai-gpu"
+            continue
         PipelineConfig.model_validate(deployment["parameters"]["config"])
-        assert "schedules" in deployment and deployment["work_pool"]["name"] == "bai-cpu"
-    assert names == {"demo", "alpha-sweep"}
+        assert deployment["work_pool"]["name"] == "bai-cpu"
+    assert names == {"demo", "gpu", "alpha-sweep"}

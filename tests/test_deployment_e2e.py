@@ -41,15 +41,19 @@ def deployed(prefect_api, s3_service, tmp_path_factory):
     env = {**os.environ, "BAI_PROJECT_DIR": str(REPO),
            "BAI_CACHE_DIR": str(tmp_path_factory.mktemp("worker-cache"))}
     prefect("work-pool", "create", "bai-cpu", "--type", "process", env=env)
+    # A process pool standing in for the Kubernetes GPU pool: the hand-off is the same, only the infrastructure differs.
+    prefect("work-pool", "create", "bai-gpu", "--type", "process", env=env)
     out = prefect("deploy", "--all", env=env)
-    assert "bai-pipeline/demo" in out and "bai-sweep/alpha-sweep" in out
-    log = open(tmp_path_factory.mktemp("worker") / "worker.log", "w")
-    worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "bai-cpu"], cwd=REPO, env=env,
-                              stdout=log, stderr=subprocess.STDOUT)
+    assert "bai-pipeline/demo" in out and "bai-sweep/alpha-sweep" in out and "bai-train/gpu" in out
+    logs = tmp_path_factory.mktemp("worker")
+    workers = [subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", pool], cwd=REPO, env=env,
+                                stdout=open(logs / f"{pool}.log", "w"), stderr=subprocess.STDOUT)
+               for pool in ("bai-cpu", "bai-gpu")]
     try:
         yield env
     finally:
-        stop(worker)
+        for worker in workers:
+            stop(worker)
 
 
 def trigger(deployment: str, params: dict, env: dict) -> str:
@@ -107,6 +111,40 @@ def test_sweep_hands_each_point_to_a_deployment_run(deployed, prefect_api, s3_se
     assert states["sweep-alpha0.3"]["merge-stage1"] == "Completed"
     assert states["sweep-alpha0.6"]["merge-stage1"] == "Cached"
     assert states["sweep-alpha0.6"]["merge-stage2"] == "Completed"
+
+
+def test_train_stage_is_handed_to_the_gpu_pool(deployed, prefect_api, s3_service, s3_prefix, demo_family):
+    """The pipeline (on bai-cpu) hands its train stage to bai-train/gpu (on bai-gpu) and gets the actor back through
+    S3. Synthetic models keep the merges quick; the reward model is the test family's, uploaded to S3."""
+    from bai_core.storage import ArtifactStore
+
+    client = s3_service.client()
+    bucket, prefix = s3_prefix.removeprefix("s3://").split("/", 1)
+    for path in (demo_family.root / "reward").iterdir():
+        if path.is_file() and not path.name.startswith("_"):
+            client.upload_file(str(path), bucket, f"{prefix}/inputs/reward/{path.name}")
+    client.put_object(Bucket=bucket, Key=f"{prefix}/inputs/prompts.jsonl",
+                      Body="".join(json.dumps({"prompt": f"Ann has {n} pens and gets 2 more. How many now?"}) + "\n"
+                                   for n in range(10, 30)).encode())
+    config = {**demo_config(s3_prefix, "handoff"),
+              "train": {"reward": [{"model": f"{s3_prefix}/inputs/reward"}], "prompts": f"{s3_prefix}/inputs/prompts.jsonl",
+                        "steps": 2, "batch_size": 4, "generations": 2, "max_completion_length": 8,
+                        "deployment": "bai-train/gpu"}}
+    parent_id = trigger("bai-pipeline/demo", {"config": config}, deployed)
+    run = wait_final(prefect_api, parent_id, timeout=300)
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    [child] = api(prefect_api, "/flow_runs/filter",
+                  {"flow_runs": {"parent_flow_run_id": {"operator": "and_", "any_": [parent_id]}}})
+    deployment = api(prefect_api, f"/deployments/{child['deployment_id']}")
+    assert deployment["name"] == "gpu" and child["work_pool_name"] == "bai-gpu"
+    assert child["state"]["type"] == "COMPLETED" and child["name"] == "train grpo from bai: 2 steps"
+    summary = json.loads(ArtifactStore(s3_prefix).get_text(f"runs/handoff/{parent_id}.json"))
+    actor = summary["outputs"]["actor"]
+    assert actor.startswith(f"{s3_prefix}/train/") and summary["stages"][-2]["state"] == "Completed"
+    keys = s3_keys(s3_service, s3_prefix)
+    folder = actor.removeprefix(s3_prefix + "/")
+    assert {f"{folder}/model.safetensors", f"{folder}/bai_train.json", f"{folder}/_bai_complete.json"} <= keys
+    assert f"{folder.rsplit('/', 1)[0]}/metrics.jsonl" in keys
 
 
 def test_cancelling_a_deployment_run_stops_it_cleanly(deployed, prefect_api, tmp_path):

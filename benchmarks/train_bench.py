@@ -1,0 +1,114 @@
+"""What bai's wrapping costs a training run: the same tiny GRPO run through bai (monitor callback, reward wrapper,
+metrics.jsonl after every step, detectors every `detect_every` steps) and as a plain TRL script (TRL scoring the
+reward model itself, no callbacks), alternated, steps/s of each and the ratio. Target: wrapping costs <= 5%.
+
+Also the GPU check: on a CUDA machine the same command reports steps/s there (bf16).
+
+    python benchmarks/train_bench.py [--size demo] [--steps 20] [--repeats 3] [--family DIR]
+
+--family: a built demo family folder (bai demo build --output DIR); default: the one in bai's cache (built if needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+from bai_core.config import TrainSettings
+from bai_core.rl.metrics import MetricsLog
+from bai_core.rl.prompts import load_prompts
+from bai_core.rl.trainer import device, run_training, trl_config
+
+
+def settings_for(args) -> TrainSettings:
+    return TrainSettings(init="reasoning", reward=[{"model": f"demo://{args.size}/reward"}],
+                         prompts=f"demo://{args.size}/rl", steps=args.steps, batch_size=args.batch_size,
+                         generations=4, max_completion_length=args.max_completion_length, save_every=10**6,
+                         length_bucket=16, detect_every=5)
+
+
+def through_bai(family: Path, settings: TrainSettings, workdir: Path) -> float:
+    """Seconds inside trainer.train() for the run through bai (model loading excluded, like the plain run)."""
+    from bai_core.rl.metrics import MonitorHooks
+
+    prompts = load_prompts(settings.prompts)
+    clock = {}
+
+    def on_step(step: int, total: int, record: dict) -> None:  # train() spans step 1's start to the last step's end
+        if step == 1:
+            clock["start"] = time.perf_counter() - record.get("seconds_per_step", 0.0)
+        clock["end"] = time.perf_counter()
+
+    run_training(family / "reasoning", {"reward-model": family / "reward"}, prompts, settings, workdir / "trl",
+                 workdir / "actor", MetricsLog(workdir / "metrics.jsonl"), MonitorHooks(on_step=on_step),
+                 lambda folder, step: None)
+    return clock["end"] - clock["start"]
+
+
+def plain_trl(family: Path, settings: TrainSettings, workdir: Path) -> float:
+    """The same run as a user would write it with TRL alone."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from trl import GRPOTrainer
+
+    from bai_core.demo.training import fixed_threads
+
+    on_gpu = device() == "cuda"
+    tokenizer = AutoTokenizer.from_pretrained(family / "reasoning")
+    model = AutoModelForCausalLM.from_pretrained(family / "reasoning",
+                                                 dtype=torch.bfloat16 if on_gpu else torch.float32)
+    reward = AutoModelForSequenceClassification.from_pretrained(family / "reward")
+    reward_tokenizer = AutoTokenizer.from_pretrained(family / "reward")
+    config = trl_config(settings, workdir / "plain", on_gpu)
+    config.save_strategy = "no"
+    with fixed_threads() if not on_gpu else nullcontext():
+        trainer = GRPOTrainer(model=model, reward_funcs=[reward], reward_processing_classes=[reward_tokenizer],
+                              args=config, train_dataset=Dataset.from_list(load_prompts(settings.prompts).rows),
+                              processing_class=tokenizer)
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+        started = time.perf_counter()
+        trainer.train()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="demo")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-completion-length", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--family", type=Path)
+    args = parser.parse_args()
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    if args.family is None:
+        from bai_core.demo.publish import ensure_demo_family
+
+        args.family = ensure_demo_family(args.size, 0).root
+    settings = settings_for(args)
+    times = {"bai": [], "plain TRL": []}
+    for repeat in range(args.repeats):
+        for name, run in (("bai", through_bai), ("plain TRL", plain_trl)):
+            with tempfile.TemporaryDirectory() as workdir:
+                seconds = run(args.family, settings, Path(workdir))
+            times[name].append(seconds)
+            print(f"repeat {repeat + 1}: {name:<9} {args.steps / seconds:6.2f} steps/s ({seconds:.2f} s)", flush=True)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    print(f"\ndevice {device()}, size {args.size}, {args.steps} GRPO steps of {args.batch_size} completions "
+          f"(<= {args.max_completion_length} tokens), median of {args.repeats}:")
+    for name, seconds in median.items():
+        print(f"  {name:<9} {args.steps / seconds:6.2f} steps/s")
+    print(f"  bai / plain time ratio {median['bai'] / median['plain TRL']:.3f} (target <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()
