@@ -166,6 +166,9 @@ def test_abort_on_collapse_stops_cleanly_with_an_event_and_the_evidence(tmp_path
     verdicts = json.loads((folder / "verdicts.json").read_text())
     assert verdicts["aborted"]["step"] == step and verdicts["sequence_length_collapse"]["detected"] is True
     assert not (folder / "actor").exists()  # no actor published for a stopped run
+    again = bai("run", str(config))  # the verdict is this key's result: said again at once, not trained further
+    assert again.returncode == 1 and again.stderr.strip().splitlines()[-1] == last
+    assert metric_steps(folder / "metrics.jsonl") == list(range(1, step + 1))
 
     events = api(prefect_api, "/events/filter", {"filter": {"event": {"name": ["bai.stability.collapse"]},
                                                             "any_resource": {"id": [f"bai.train.{folder.name}"]}}})

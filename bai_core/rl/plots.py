@@ -56,8 +56,10 @@ def write_plots(curves: Curves, diagnosis: Diagnosis, folder: Path, title: str =
                          "tokens")
     steps, values = _points(curves.steps, curves.length)
     if values:
-        axes.plot(steps, values, color="tab:blue", alpha=0.35, lw=1, label="per step")
-        axes.plot(steps, smooth(np.asarray(values), width), color="tab:blue", lw=2, label=f"moving average ({width})")
+        axes.plot(steps, values, color="tab:blue", alpha=0.35 if width > 1 else 1.0, lw=1, label="per step")
+        if width > 1:
+            axes.plot(steps, smooth(np.asarray(values), width), color="tab:blue", lw=2,
+                      label=f"moving average ({width})")
     if collapse.L0:
         axes.axhline(collapse.L0, color="grey", ls=":", lw=1, label="L0")
     if collapse.collapsed_at is not None:
@@ -70,8 +72,10 @@ def write_plots(curves: Curves, diagnosis: Diagnosis, folder: Path, title: str =
                          "reward")
     steps, values = _points(curves.steps, curves.reward)
     if values:
-        axes.plot(steps, values, color="tab:green", alpha=0.35, lw=1, label="per step")
-        axes.plot(steps, smooth(np.asarray(values), width), color="tab:green", lw=2, label=f"moving average ({width})")
+        axes.plot(steps, values, color="tab:green", alpha=0.35 if width > 1 else 1.0, lw=1, label="per step")
+        if width > 1:
+            axes.plot(steps, smooth(np.asarray(values), width), color="tab:green", lw=2,
+                      label=f"moving average ({width})")
     if hockey.minimum_step is not None and hockey.detected:
         axes.axvline(hockey.minimum_step, color="tab:red", ls="--", lw=1, label="minimum")
     axes.legend(fontsize=8)

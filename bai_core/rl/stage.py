@@ -186,6 +186,7 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
     from bai_core.rl.trainer import run_training
 
     folder = train_folder(key)
+    _refuse_if_aborted(store, folder)
     workdir = cache_dir() / "train" / key[:24]
     shutil.rmtree(workdir, ignore_errors=True)  # TRL's scratch space; what matters is in the store
     resume_step, resume_from = 0, None
@@ -217,10 +218,7 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
         verdicts_uri = store.put_text(f"{folder}/verdicts.json", json.dumps(verdicts, indent=2) + "\n")
         plots = _publish_plots(store, folder, workdir, outcome.diagnosis)
         if outcome.aborted:
-            detector, step, reason = outcome.aborted
-            name = "Sequence Length Collapse" if detector == "collapse" else "Reward Hockey Stick"
-            raise BaiError(f"train stopped at step {step}: {name} detected ({reason}); its checkpoint, metrics and "
-                           f"verdicts are kept in {store.uri(folder)}")
+            _refuse_if_aborted(store, folder)
         ref = TrainRef(key=key, uri=store.uri(folder), actor=store.uri(f"{folder}/actor"),
                        fingerprint=fingerprint_folder(actor.path), metrics=store.uri(f"{folder}/metrics.jsonl"),
                        verdicts=verdicts_uri, plots=plots, steps=outcome.steps, fired=outcome.diagnosis.fired,
@@ -233,6 +231,19 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
     store.publish(f"{folder}/actor", {"cache_key": key, "stage": "train", "fingerprint": ref.fingerprint,
                                       "result": ref.model_dump(mode="json")})
     return ref.model_copy(update={"built": True})
+
+
+def _refuse_if_aborted(store: ArtifactStore, folder: str) -> None:
+    """A run that `abort_on` stopped has its result: that verdict. A rerun of the same key says so again, instead
+    of resuming only to stop a few steps later (change the settings, e.g. abort_on, to train on)."""
+    try:
+        aborted = json.loads(store.get_text(f"{folder}/verdicts.json")).get("aborted")
+    except BaiError:
+        return
+    if aborted:
+        name = "Sequence Length Collapse" if aborted["detector"] == "collapse" else "Reward Hockey Stick"
+        raise BaiError(f"train stopped at step {aborted['step']}: {name} detected ({aborted['reason']}); its "
+                       f"checkpoint, metrics and verdicts are kept in {store.uri(folder)}")
 
 
 def _publish_plots(store: ArtifactStore, folder: str, workdir: Path, diagnosis) -> list[str]:
