@@ -98,3 +98,11 @@ def test_thresholds_are_configurable():
 def test_short_or_empty_curves_are_not_judged():
     assert not detect_collapse([0, 1], [5, 1]).detected
     assert diagnose([], [], []).fired == []
+
+
+def test_a_short_noisy_run_is_not_a_hockey_stick_or_a_collapse():
+    """20 steps of 16 completions: the mean reward swings by more than any threshold from step to step."""
+    steps = np.arange(1, 21)
+    fired = [diagnose(steps, noisy(np.full(20, 16.0), 3, seed), noisy(np.full(20, -2.5), 0.7, seed)).fired
+             for seed in range(30)]
+    assert fired == [[]] * 30

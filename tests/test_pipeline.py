@@ -139,7 +139,7 @@ def test_pipeline_stops_at_a_wrong_architecture_with_a_clear_error(family_factor
     with pytest.raises(PipelineFailed) as failure:
         run(make_config({**other, "reasoning": wrong}, str(tmp_path / "store")))
     assert "architecture mismatch: num_hidden_layers" in str(failure.value)
-    assert [(r["stage"], r["state"]) for r in failure.value.rows][3:5] == [("merge-stage1", "Failed"),
+    assert [(r["stage"], r["state"]) for r in failure.value.rows][4:6] == [("merge-stage1", "Failed"),
                                                                           ("merge-stage2", "Not run")]
 
 

@@ -152,7 +152,7 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
 
 def test_abort_on_collapse_stops_cleanly_with_an_event_and_the_evidence(tmp_path, prefect_api):
     # Thresholds so strict that any step shorter than the first fires: this tests the mechanics, not the toy.
-    strict = {"collapse_ratio": 0.99, "collapse_recovered_ratio": 10, "early_window_share": 1.0}
+    strict = {"collapse_ratio": 0.99, "collapse_recovered_ratio": 10, "early_window_share": 1.0, "noise_multiple": 0}
     config = write_config(tmp_path, name="abort", steps=20, detect_every=1, save_every=50, detectors=strict,
                           abort_on=["collapse"], init="reasoning")
     proc = bai("run", str(config))

@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     except BaiError as e:
         print(f"bai: error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `bai diagnose LOG | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except BaseException as e:
         signum = _stop_signal(e)
         if signum is None:

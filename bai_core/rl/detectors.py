@@ -7,7 +7,11 @@
   response-length bucket (the paper's Figure 2).
 
 Windows follow the run's length, so a 100-step run is judged like a 3000-step one at its own scale:
-smoothing min(20, n/40) points; early window min(300 steps, 15% of the run); recovery window min(500 steps, 25%).
+smoothing min(20, n/40) points; early window min(300 steps, 15% of the run); recovery window min(500 steps, 25%);
+L0 and r0 averaged over max(3 steps, the smoothing width, 20% of the early window).
+
+A fall must also stand out of the curve's noise (>= 2 standard errors of the smoothed curve, the per-step noise
+estimated from successive differences): a 20-step run on 16 completions a step swings by more than any threshold.
 
 Descent and recovery are timed at the same level, halfway between the start and the minimum (our reading of the
 figures): descent = from the last crossing of that level before the minimum to the minimum; recovery = from the
@@ -41,6 +45,8 @@ class DetectorThresholds(BaseModel):
     reward_regain_share: float = Field(0.5, gt=0, le=1, description="Share of the drop the reward must regain.")
     recovery_descent_ratio: float = Field(3.0, gt=0, description="Recovery at least this many times the descent.")
     min_bucket_points: int = Field(5, ge=2, description="A length bucket with fewer points is not judged.")
+    noise_multiple: float = Field(2.0, ge=0, description="A fall must exceed this many standard errors of the "
+                                                         "smoothed curve (per-step noise / sqrt(smoothing)).")
 
 
 @dataclass
@@ -56,11 +62,11 @@ class Windows:
     @classmethod
     def for_run(cls, run_steps: int, t: DetectorThresholds) -> Windows:
         early = max(2, min(t.early_window_steps, math.ceil(t.early_window_share * run_steps)))
-        return cls(run_steps=run_steps,
-                   smoothing=max(1, min(t.smoothing_steps, run_steps // 40)),
-                   early=early,
+        smoothing = max(1, min(t.smoothing_steps, run_steps // 40))
+        return cls(run_steps=run_steps, smoothing=smoothing, early=early,
                    recovery=max(1, min(t.recovery_window_steps, math.ceil(t.recovery_window_share * run_steps))),
-                   baseline=max(1, math.ceil(t.baseline_share * early)))
+                   # never one noisy point: at least 3 steps, and at least one smoothing width
+                   baseline=max(3, smoothing, math.ceil(t.baseline_share * early)))
 
 
 @dataclass
@@ -145,6 +151,15 @@ def _clean(steps, values) -> tuple[np.ndarray, np.ndarray]:
     return steps[keep][order], values[keep][order]
 
 
+def noise_level(values: np.ndarray, width: int) -> float:
+    """Standard error of the smoothed curve: the per-step noise (robustly, from successive differences) over
+    sqrt(width). A short run's reward is the mean of a few completions; its step-to-step swings are not a trend."""
+    if len(values) < 3:
+        return 0.0
+    sigma = float(np.median(np.abs(np.diff(values)))) / 0.6745 / math.sqrt(2)
+    return sigma / math.sqrt(width)
+
+
 def _baseline(steps: np.ndarray, values: np.ndarray, w: Windows) -> float:
     first = values[steps <= steps[0] + w.baseline - 1]
     return float(first.mean() if len(first) else values[0])
@@ -168,7 +183,8 @@ def detect_collapse(steps, lengths, t: DetectorThresholds = DetectorThresholds()
                               final=round(float(smoothed[-1]), 3), trend_per_100_steps=round(slope, 3))
     if L0 <= 0:
         return _with(verdict, reason="no positive starting length")
-    below = np.flatnonzero(early & (smoothed <= t.collapse_ratio * L0))
+    margin = t.noise_multiple * noise_level(lengths, w.smoothing)
+    below = np.flatnonzero(early & (smoothed <= t.collapse_ratio * L0) & (L0 - smoothed >= margin))
     if not len(below):
         return _with(verdict, reason=f"length stayed above {t.collapse_ratio:g} x L0 in the first {w.early} steps")
     at = int(below[0])
@@ -211,6 +227,10 @@ def detect_hockey_stick(steps, rewards, t: DetectorThresholds = DetectorThreshol
     if drop <= 0 or not big:
         return _with(verdict, reason=f"no early drop of >= {t.reward_drop_absolute:g} or "
                                      f">= {t.reward_drop_relative:.0%} of r0")
+    margin = t.noise_multiple * noise_level(rewards, w.smoothing)
+    if drop < margin:
+        return _with(verdict, reason=f"the early drop ({drop:.3g}) is within {t.noise_multiple:g} standard errors "
+                                     f"of the curve's noise ({margin / max(t.noise_multiple, 1e-12):.3g} each)")
     level = float(smoothed[low]) + t.reward_regain_share * drop
     before = np.flatnonzero((steps < steps[low]) & (smoothed >= level))
     verdict.descent_steps = max(1, int(steps[low] - (steps[before[-1]] if len(before) else steps[0])))
