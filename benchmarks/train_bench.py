@@ -95,6 +95,8 @@ def main() -> None:
 
         args.family = ensure_demo_family(args.size, 0).root
     settings = settings_for(args)
+    with tempfile.TemporaryDirectory() as workdir:  # warm-up, not timed: CUDA start-up, kernel selection, caches
+        plain_trl(args.family, settings.model_copy(update={"steps": 2}), Path(workdir))
     times = {"bai": [], "plain TRL": []}
     for repeat in range(args.repeats):
         for name, run in (("bai", through_bai), ("plain TRL", plain_trl)):

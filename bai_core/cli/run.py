@@ -22,8 +22,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "run",
         help="run the BAI pipeline (Prefect flow) from a YAML config",
-        description="Fetch the three checkpoints, merge stage 1 and stage 2 as cached Prefect tasks, publish the "
-        "artifacts. Uses the Prefect API in PREFECT_API_URL, or a local server that bai starts once and keeps.",
+        description="Fetch the three checkpoints, merge stage 1 and stage 2, and (with `train:` in the config) RL-train "
+        "the actor from the merge, as cached Prefect tasks; publish the artifacts. Uses the Prefect API in "
+        "PREFECT_API_URL, or a local server that bai starts once and keeps.",
     )
     p.add_argument("config", type=Path, help="pipeline config (YAML), e.g. configs/demo.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
