@@ -44,7 +44,9 @@ class DetectorThresholds(BaseModel):
     reward_drop_relative: float = Field(0.25, ge=0, description="...and so does one this share of |r0|.")
     reward_regain_share: float = Field(0.5, gt=0, le=1, description="Share of the drop the reward must regain.")
     recovery_descent_ratio: float = Field(3.0, gt=0, description="Recovery at least this many times the descent.")
-    min_bucket_points: int = Field(5, ge=2, description="A length bucket with fewer points is not judged.")
+    min_bucket_points: int = Field(5, ge=2, description="A length bucket with fewer points is not judged...")
+    min_bucket_share: float = Field(0.5, ge=0, le=1, description="...nor one present in fewer than this share of "
+                                                                 "the steps (a few stray completions are no curve).")
     noise_multiple: float = Field(2.0, ge=0, description="A fall must exceed this many standard errors of the "
                                                          "smoothed curve (per-step noise / sqrt(smoothing)).")
 
@@ -259,13 +261,15 @@ def _with(verdict, reason: str):
 def diagnose(steps, lengths, rewards, reward_by_length: dict[str, list] | None = None,
              t: DetectorThresholds = DetectorThresholds(), run_steps: int | None = None) -> Diagnosis:
     """Both detectors on a run's curves. `reward_by_length`: bucket name -> reward per step (None/NaN where the
-    bucket had no responses); buckets with fewer than `min_bucket_points` points are not judged."""
+    bucket had no responses); a bucket with fewer than `min_bucket_points` points, or present in fewer than
+    `min_bucket_share` of the steps, is not judged."""
     clean_steps = _clean(steps, steps)[0]
     span = run_steps or (int(clean_steps[-1] - clean_steps[0] + 1) if len(clean_steps) else 0)
     buckets = {}
     for name, values in (reward_by_length or {}).items():
         values = [math.nan if v is None else v for v in values]
-        if np.isfinite(np.asarray(values, dtype=float)).sum() >= t.min_bucket_points:
+        present = int(np.isfinite(np.asarray(values, dtype=float)).sum())
+        if present >= t.min_bucket_points and present >= t.min_bucket_share * len(clean_steps):
             buckets[name] = detect_hockey_stick(steps, values, t, span or None)
     return Diagnosis(sequence_length_collapse=detect_collapse(steps, lengths, t, span or None),
                      reward_hockey_stick=detect_hockey_stick(steps, rewards, t, span or None),
