@@ -15,7 +15,8 @@ estimated from successive differences): a 20-step run on 16 completions a step s
 
 Descent and recovery are timed at the same level, halfway between the start and the minimum (our reading of the
 figures): descent = from the last crossing of that level before the minimum to the minimum; recovery = from the
-minimum to the first crossing after it. A V-shaped dip has a ratio near 1; a hockey stick's is large.
+minimum to the first crossing after it. A V-shaped dip has a ratio near 1; a hockey stick's is large. A descent
+shorter than the smoothing width counts as that width (the curve cannot time it more finely).
 """
 
 from __future__ import annotations
@@ -243,7 +244,9 @@ def detect_hockey_stick(steps, rewards, t: DetectorThresholds = DetectorThreshol
                                      f"regained {t.reward_regain_share:.0%} of it (a drop, not yet a hockey stick)")
     verdict.recovered, verdict.recovered_at = True, int(steps[after[0]])
     verdict.recovery_steps = int(steps[after[0]] - steps[low])
-    if verdict.recovery_steps < t.recovery_descent_ratio * verdict.descent_steps:
+    # Times shorter than the smoothing width are below what the smoothed curve resolves: a one-step spike has no
+    # measurable descent, so its "recovery ratio" would be noise.
+    if verdict.recovery_steps < t.recovery_descent_ratio * max(verdict.descent_steps, w.smoothing):
         return _with(verdict, reason=f"reward dipped and recovered about as fast as it fell "
                                      f"({verdict.recovery_steps} vs {verdict.descent_steps} steps)")
     verdict.detected = True
