@@ -225,8 +225,9 @@ class TrainSettings(_Strict):
     @model_validator(mode="after")
     def _consistent(self):
         _check_init(self.init)
-        if self.algorithm == "grpo" and self.generations < 2:
-            raise ValueError("GRPO needs at least 2 generations per prompt (its advantage is relative to the group)")
+        if self.generations < 2:  # GRPO's advantage is relative to the group, RLOO's baseline the others in it
+            raise ValueError(f"{self.algorithm.upper()} needs at least 2 generations per prompt (its advantage is "
+                             "relative to the other completions of the same prompt)")
         if self.batch_size % self.generations:
             raise ValueError(f"batch_size {self.batch_size} is not a whole number of groups of {self.generations} "
                              "generations (TRL splits a batch into whole groups)")
