@@ -191,8 +191,7 @@ class RewardComponent(_Strict):
         return self
 
     @property
-    def name(self) -> str:
-        """How the component is named in metrics: reward/<name>/mean."""
+    def kind(self) -> str:
         return f"verifiable-{self.verifiable}" if self.verifiable else "reward-model"
 
 
@@ -221,6 +220,13 @@ class TrainSettings(_Strict):
     trl: dict = Field({}, description="Any other GRPOConfig / RLOOConfig argument, passed through to TRL.")
     deployment: str | None = Field(None, description="Run the stage as this deployment (e.g. bai-train/gpu) on "
                                                      "its work pool; unset: train in this process.")
+
+    @property
+    def reward_names(self) -> list[str]:
+        """Each reward term's name in metrics (reward/<name>/mean): its kind, numbered when a kind repeats."""
+        kinds = [c.kind for c in self.reward]
+        return [kind if kinds.count(kind) == 1 else f"{kind}-{kinds[:i + 1].count(kind)}"
+                for i, kind in enumerate(kinds)]
 
     @model_validator(mode="after")
     def _consistent(self):

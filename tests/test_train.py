@@ -112,11 +112,17 @@ def test_rerun_is_cached_and_changes_rerun_only_what_depends_on_them(trained):
         "Cached", "Completed", "Completed"]
 
 
-def test_rloo_steps(tmp_path):
-    summary = run_json(write_config(tmp_path, name="rloo", algorithm="rloo", steps=4, init="reasoning"))
+def test_rloo_steps_with_a_weighted_learned_and_verifiable_reward(tmp_path):
+    reward = [{"model": "demo://test/reward", "weight": 0.5}, {"verifiable": "arithmetic", "weight": 2.0}]
+    summary = run_json(write_config(tmp_path, name="rloo", algorithm="rloo", steps=4, init="reasoning",
+                                    reward=reward))
     assert states(summary)["train"] == "Completed"
     records = [json.loads(line) for line in local(summary["outputs"]["metrics"]).read_text().splitlines()]
-    assert [r["step"] for r in records] == [1, 2, 3, 4] and all("reward/mean" in r for r in records)
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert {r["reward/verifiable-arithmetic/mean"] * 8 % 1 for r in records} == {0.0}  # k right out of 8
+    for r in records:  # the total is the weighted sum of the components, as TRL computes it
+        assert r["reward/mean"] == pytest.approx(0.5 * r["reward/reward-model/mean"]
+                                                 + 2.0 * r["reward/verifiable-arithmetic/mean"], abs=1e-4)
     assert json.loads((local(summary["outputs"]["actor"]) / "bai_train.json").read_text())["algorithm"] == "rloo"
 
 

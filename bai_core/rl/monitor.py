@@ -27,7 +27,7 @@ class StabilityMonitor(TrainerCallback):
         self.recorder = recorder
         self.metrics = metrics
         self.hooks = hooks or MonitorHooks()
-        self.weights = {c.name: c.weight for c in settings.reward}
+        self.weights = {name: c.weight for name, c in zip(settings.reward_names, settings.reward)}
         self.alarmed: set[str] = set()
         self.aborted: tuple[str, int, str] | None = None  # detector, step, reason
         self.diagnosis: Diagnosis | None = None

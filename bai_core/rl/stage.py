@@ -102,16 +102,16 @@ def prepare_train(settings: TrainSettings, refs: dict[str, CheckpointRef], merge
     store = open_store(storage)
     prompts = load_prompts(settings.prompts, storage.endpoint_url)
     rewards = []
-    for component in settings.reward:
+    for name, component in zip(settings.reward_names, settings.reward):
         if component.verifiable:
             if "answer" not in prompts.rows[0]:
-                raise BaiError(f"reward {component.name}: needs an `answer` column in the prompts "
+                raise BaiError(f"reward {name}: needs an `answer` column in the prompts "
                                f"({settings.prompts} has {', '.join(prompts.columns)})")
-            rewards.append({"name": component.name, "weight": component.weight, "verifiable": component.verifiable})
+            rewards.append({"name": name, "weight": component.weight, "verifiable": component.verifiable})
             continue
         fetched = fetch(component.model, storage.endpoint_url, store)
         check_reward_model(fetched.path, component.model)
-        rewards.append({"name": component.name, "weight": component.weight, "source": component.model,
+        rewards.append({"name": name, "weight": component.weight, "source": component.model,
                         "fingerprint": fetched.fingerprint})
     init = None
     if settings.init in INIT_ROLES:

@@ -102,8 +102,8 @@ def run_training(init: Path, reward_models: dict[str, Path], prompts: PromptSet,
     model = AutoModelForCausalLM.from_pretrained(init, local_files_only=True, use_safetensors=True,
                                                  dtype=torch.bfloat16 if on_gpu else torch.float32)
     recorder = RewardRecorder()
-    reward_funcs = [ModelReward(c.name, reward_models[c.name], recorder, device()) if c.model
-                    else ArithmeticReward(c.name, recorder) for c in settings.reward]
+    reward_funcs = [ModelReward(name, reward_models[name], recorder, device()) if c.model
+                    else ArithmeticReward(name, recorder) for name, c in zip(settings.reward_names, settings.reward)]
     monitor = StabilityMonitor(settings, recorder, metrics, hooks)
     if settings.algorithm == "grpo":
         from trl import GRPOTrainer as Trainer
