@@ -82,13 +82,15 @@ def publish_verdicts(key: str, storage: StorageConfig, settings: TrainSettings) 
     except BaiError:
         return  # the run ended before writing verdicts (an error); nothing to show
     c, h = verdicts["sequence_length_collapse"], verdicts["reward_hockey_stick"]
+    # A list, not a table: the UI does not wrap table cells, and the evidence is a sentence.
     lines = [f"# RL from `{settings.init}` ({settings.algorithm}, {verdicts['steps']} of {settings.steps} steps)", "",
-             "| detector | verdict | evidence |", "|---|---|---|",
-             f"| Sequence Length Collapse | {'**detected**' if c['detected'] else 'not detected'} | "
-             f"L0 {c['L0']}, minimum {c['minimum']} at step {c['minimum_step']}, final {c['final']}: {c['reason']} |",
-             f"| Reward Hockey Stick | {'**detected**' if h['detected'] else 'not detected'} | "
-             f"r0 {h['r0']}, minimum {h['minimum']} at step {h['minimum_step']}, final {h['final']}: {h['reason']} |",
-             ""]
+             f"- Sequence Length Collapse: {'**detected**' if c['detected'] else 'not detected'}. L0 {c['L0']}, "
+             f"minimum {c['minimum']} at step {c['minimum_step']}, final {c['final']}: {c['reason']}.",
+             f"- Reward Hockey Stick: {'**detected**' if h['detected'] else 'not detected'}. r0 {h['r0']}, "
+             f"minimum {h['minimum']} at step {h['minimum_step']}, final {h['final']}: {h['reason']}."]
+    lines += [f"  - length bucket {name}: {'**detected**' if v['detected'] else 'not detected'} ({v['reason']})"
+              for name, v in h["buckets"].items()]
+    lines.append("")
     for name in ("length.png", "reward.png", "reward_by_length.png"):
         try:
             png = store.get_bytes(f"{folder}/plots/{name}")
