@@ -22,9 +22,9 @@ from bai_core.errors import BaiError
 from bai_core.pipeline import open_store
 from bai_core.rl.stage import ActorInit
 from bai_core.sources import parse_demo
+from flows.train import train_on_pool
 from tasks.demo import build_demo_family
 from tasks.merge import fetch_checkpoint, merge_stage1, merge_stage2, stage1_is_published, stage2_is_published
-from flows.train import train_on_pool
 from tasks.storage import apply_credentials, result_storage
 from tasks.train import prepare_train, train_actor, train_is_published
 

@@ -16,17 +16,16 @@ from bai_core.errors import BaiError
 
 @dataclass
 class RewardRecorder:
-    """Per-completion values of the latest generation batch: lengths and each reward component's scores."""
+    """Per-completion values of the latest generation batch: lengths and each reward component's scores. (With
+    TRL's default one generation per optimizer step, that is the step's batch.)"""
 
     lengths: list[int] = field(default_factory=list)
     components: dict[str, list[float]] = field(default_factory=dict)
-    batches: int = 0  # generation batches seen; the monitor notes when a step had none of its own
 
     def record(self, name: str, completion_ids: list, values: list[float]) -> None:
         lengths = [len(ids) for ids in completion_ids]
         if lengths != self.lengths or name in self.components:  # a new batch (the first component to score it)
             self.lengths, self.components = lengths, {}
-            self.batches += 1
         self.components[name] = list(values)
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from contextlib import nullcontext
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,19 +63,17 @@ def trl_config(settings: TrainSettings, output_dir: Path, on_gpu: bool):
         raise BaiError(f"train: TRL refused these settings: {str(e).splitlines()[0]}") from None
 
 
-class _CheckpointUpload:
-    """After each of TRL's checkpoints, hand the folder on (to the artifact store)."""
+def _checkpoint_upload(on_saved: CheckpointSaved):
+    """A callback that hands each of TRL's checkpoints on (to the artifact store) once TRL has written it."""
+    from transformers import TrainerCallback
 
-    def __init__(self, on_saved: CheckpointSaved):
-        from transformers import TrainerCallback
+    class CheckpointUpload(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                on_saved(folder, state.global_step)
 
-        class Callback(TrainerCallback):
-            def on_save(self, args, state, control, **kwargs):
-                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-                if folder.is_dir():
-                    on_saved(folder, state.global_step)
-
-        self.callback = Callback()
+    return CheckpointUpload()
 
 
 def run_training(init: Path, reward_models: dict[str, Path], prompts: PromptSet, settings: TrainSettings,
@@ -113,7 +111,7 @@ def run_training(init: Path, reward_models: dict[str, Path], prompts: PromptSet,
     with fixed_threads() if not on_gpu else nullcontext():
         trainer = Trainer(model=model, reward_funcs=reward_funcs, args=trl_config(settings, workdir, on_gpu),
                           train_dataset=Dataset.from_list(prompts.rows), processing_class=tokenizer,
-                          callbacks=[monitor, _CheckpointUpload(on_checkpoint).callback])
+                          callbacks=[monitor, _checkpoint_upload(on_checkpoint)])
         trainer.remove_callback(PrinterCallback)  # it prints every log dict; bai reports progress itself
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     steps = trainer.state.global_step
