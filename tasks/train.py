@@ -8,15 +8,16 @@ After: the verdicts and the three plots (embedded PNGs) as a markdown artifact o
 from __future__ import annotations
 
 import base64
+import json
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import CacheKeyFnPolicy
 from prefect.events import emit_event
 
-from bai_core.errors import BaiError
 from bai_core import progress
 from bai_core.config import MergeSettings, StorageConfig, TrainSettings
+from bai_core.errors import BaiError
 from bai_core.pipeline import CheckpointRef, open_store
 from bai_core.rl import stage
 from bai_core.rl.metrics import DETECTOR_EVENTS, MonitorHooks
@@ -73,8 +74,6 @@ def train_is_published(inputs: dict, settings: TrainSettings, storage: StorageCo
 
 def publish_verdicts(key: str, storage: StorageConfig, settings: TrainSettings) -> None:
     """The verdicts and plots of this key's run (finished or stopped by a detector) on the run's page."""
-    import json
-
     store = open_store(storage)
     folder = stage.train_folder(key)
     try:
