@@ -163,9 +163,12 @@ def noise_level(values: np.ndarray, width: int) -> float:
     return sigma / math.sqrt(width)
 
 
-def _baseline(steps: np.ndarray, values: np.ndarray, w: Windows) -> float:
+def _prepared(steps: np.ndarray, values: np.ndarray, t: DetectorThresholds,
+              run_steps: int | None) -> tuple[Windows, np.ndarray, float]:
+    """What both detectors start from: the run's windows, the smoothed curve, and its starting level (L0 / r0)."""
+    w = Windows.for_run(run_steps or int(steps[-1] - steps[0] + 1), t)
     first = values[steps <= steps[0] + w.baseline - 1]
-    return float(first.mean() if len(first) else values[0])
+    return w, smooth(values, w.smoothing), float(first.mean() if len(first) else values[0])
 
 
 def detect_collapse(steps, lengths, t: DetectorThresholds = DetectorThresholds(),
@@ -175,9 +178,7 @@ def detect_collapse(steps, lengths, t: DetectorThresholds = DetectorThresholds()
     steps, lengths = _clean(steps, lengths)
     if len(steps) < 3:
         return CollapseVerdict(False, reason=f"too few points ({len(steps)})")
-    w = Windows.for_run(run_steps or int(steps[-1] - steps[0] + 1), t)
-    smoothed = smooth(lengths, w.smoothing)
-    L0 = _baseline(steps, lengths, w)
+    w, smoothed, L0 = _prepared(steps, lengths, t, run_steps)
     early = steps <= steps[0] + w.early
     low = int(np.argmin(smoothed))
     slope = float(np.polyfit(steps, smoothed, 1)[0] * 100) if len(steps) > 1 else 0.0
@@ -216,9 +217,7 @@ def detect_hockey_stick(steps, rewards, t: DetectorThresholds = DetectorThreshol
     steps, rewards = _clean(steps, rewards)
     if len(steps) < 3:
         return HockeyStickVerdict(False, reason=f"too few points ({len(steps)})")
-    w = Windows.for_run(run_steps or int(steps[-1] - steps[0] + 1), t)
-    smoothed = smooth(rewards, w.smoothing)
-    r0 = _baseline(steps, rewards, w)
+    w, smoothed, r0 = _prepared(steps, rewards, t, run_steps)
     early = np.flatnonzero(steps <= steps[0] + w.early)
     low = int(early[np.argmin(smoothed[early])])
     drop = r0 - float(smoothed[low])

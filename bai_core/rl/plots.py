@@ -43,6 +43,18 @@ def _save(figure, path: Path) -> None:
     write_atomic(path, buffer.getvalue())
 
 
+def _plot_curve(axes, steps, values, width: int, color: str) -> None:
+    """The per-step values, faint, and their moving average on top (alone when there is no smoothing)."""
+    import numpy as np
+
+    steps, values = _points(steps, values)
+    if not values:
+        return
+    axes.plot(steps, values, color=color, alpha=0.35 if width > 1 else 1.0, lw=1, label="per step")
+    if width > 1:
+        axes.plot(steps, smooth(np.asarray(values), width), color=color, lw=2, label=f"moving average ({width})")
+
+
 def write_plots(curves: Curves, diagnosis: Diagnosis, folder: Path, title: str = "") -> list[Path]:
     """Write the three PNGs into `folder`; returns their paths."""
     import numpy as np
@@ -54,12 +66,7 @@ def write_plots(curves: Curves, diagnosis: Diagnosis, folder: Path, title: str =
     collapse = diagnosis.sequence_length_collapse
     figure, axes = _axes(prefix + "mean response length" + (" (collapse detected)" if collapse.detected else ""),
                          "tokens")
-    steps, values = _points(curves.steps, curves.length)
-    if values:
-        axes.plot(steps, values, color="tab:blue", alpha=0.35 if width > 1 else 1.0, lw=1, label="per step")
-        if width > 1:
-            axes.plot(steps, smooth(np.asarray(values), width), color="tab:blue", lw=2,
-                      label=f"moving average ({width})")
+    _plot_curve(axes, curves.steps, curves.length, width, "tab:blue")
     if collapse.L0:
         axes.axhline(collapse.L0, color="grey", ls=":", lw=1, label="L0")
     if collapse.collapsed_at is not None:
@@ -70,12 +77,7 @@ def write_plots(curves: Curves, diagnosis: Diagnosis, folder: Path, title: str =
     hockey = diagnosis.reward_hockey_stick
     figure, axes = _axes(prefix + "reward" + (" (hockey stick detected)" if diagnosis.hockey_stick_detected else ""),
                          "reward")
-    steps, values = _points(curves.steps, curves.reward)
-    if values:
-        axes.plot(steps, values, color="tab:green", alpha=0.35 if width > 1 else 1.0, lw=1, label="per step")
-        if width > 1:
-            axes.plot(steps, smooth(np.asarray(values), width), color="tab:green", lw=2,
-                      label=f"moving average ({width})")
+    _plot_curve(axes, curves.steps, curves.reward, width, "tab:green")
     if hockey.minimum_step is not None and hockey.detected:
         axes.axvline(hockey.minimum_step, color="tab:red", ls="--", lw=1, label="minimum")
     axes.legend(fontsize=8)
