@@ -14,7 +14,7 @@ import time
 from transformers import TrainerCallback
 
 from bai_core.config import TrainSettings
-from bai_core.rl.curves import read_curves
+from bai_core.rl.curves import Curves
 from bai_core.rl.detectors import Diagnosis, diagnose
 from bai_core.rl.metrics import MetricsLog, MonitorHooks, step_record
 from bai_core.rl.rewards import RewardRecorder
@@ -68,6 +68,8 @@ class StabilityMonitor(TrainerCallback):
                 control.should_save = True  # keep the weights, optimizer and metrics of the step it stopped at
 
     def diagnose(self, total: int) -> Diagnosis:
-        curves = read_curves(self.metrics.path)
+        curves = Curves("bai-metrics")  # from the records in memory: no need to read back what was just written
+        for record in self.metrics.records:
+            curves.add(record)
         return diagnose(curves.steps, curves.length, curves.reward, curves.reward_by_length,
                         self.settings.detectors, run_steps=total)
