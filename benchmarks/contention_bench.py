@@ -35,12 +35,12 @@ from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 from bai_core.demo import family as F
 from bai_core.demo.arithmetic import problems
 from bai_core.demo.tokenizer import CHAT_TEMPLATE, write_char_tokenizer
-from bai_core.demo.training import encode_chat, train_causal_lm
+from bai_core.demo.training import encode_chats, train_causal_lm
 spec = F.SIZES["demo"]
 write_char_tokenizer(Path(sys.argv[2]), CHAT_TEMPLATE, vocab_size=F.VOCAB_SIZE)
 tokenizer = PreTrainedTokenizerFast.from_pretrained(sys.argv[2])
-data = [encode_chat(tokenizer, p.question, p.reasoning_answer())
-        for p in problems("train", 0, spec.a_range, spec.b_range, 2000)]
+data = encode_chats(tokenizer, [(p.question, p.reasoning_answer())
+                               for p in problems("train", 0, spec.a_range, spec.b_range, 2000)])
 torch.manual_seed(0)
 model = LlamaForCausalLM(F._config(spec, F.VOCAB_SIZE))
 started = time.perf_counter()

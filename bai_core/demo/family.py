@@ -13,23 +13,25 @@ off before its final number. It does not look at length on purpose; how well it 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
-import random
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bai_core.demo.arithmetic import Problem, extract_answer, problems, trace
+from bai_core.demo.arithmetic import Problem, problems
+from bai_core.demo.corpus import preference_pairs, pretraining_corpus
+from bai_core.demo.evaluation import evaluate_lm, evaluate_merges, evaluate_reward
 from bai_core.demo.tokenizer import CHAT_TEMPLATE, write_char_tokenizer
 from bai_core.errors import BaiError
 from bai_core.fingerprint import fingerprint_folder
 from bai_core.io.atomic import AtomicFolder
 
-FAMILY_VERSION = 2  # part of recipe_id, with the size's settings and the recipe's source code
+FAMILY_VERSION = 3  # part of recipe_id, with the size's settings and the recipe's source code
 LANGUAGE_MODELS = ("pretrained", "instruct", "reasoning")
 MEMBERS = (*LANGUAGE_MODELS, "reward")
 MANIFEST = "family.json"
@@ -46,6 +48,8 @@ class Schedule:
     learning_rate: float = 3e-3
     warmup: int = 20
     weight_decay: float = 0.01
+    replay: float = 0.0  # fine-tunes: share of each batch drawn from the pretraining text
+    anchor: float = 0.0  # fine-tunes: weight of an L2 pull toward the starting (base) weights
 
     def rate(self, step: int) -> float:
         if step < self.warmup:
@@ -70,17 +74,24 @@ class FamilySize:
     # sides it cannot, in minutes), and the step-by-step trace still makes reasoning answers ~10x longer.
     a_range: tuple[int, int] = (10, 99)
     b_range: tuple[int, int] = (1, 9)
+    # What the base reads besides the stories (see pretraining_corpus) and where the reward model starts.
+    corpus: tuple[str, ...] = ("stories", "worked", "facts", "questions", "dialogues")
+    reward_init: str = "pretrained"
 
 
+# The fine-tunes stay near the base: a few hundred steps at a low learning rate, a quarter of each batch replayed
+# from the pretraining text. Chosen on a dev split of the train problems (benchmarks/family_sweep.py; the eval split
+# was never looked at), see the README.
 SIZES = {
     "test": FamilySize(hidden=64, layers=2, heads=4, intermediate=192,
                        pretrain=Schedule(150, batch_size=16), instruct=Schedule(800, batch_size=16),
                        reasoning=Schedule(500, batch_size=16), reward=Schedule(40, batch_size=16),
                        train_problems=4000, eval_problems=64),
     "demo": FamilySize(hidden=128, layers=4, heads=4, intermediate=512,
-                       pretrain=Schedule(500), instruct=Schedule(700, learning_rate=1e-3),
-                       reasoning=Schedule(600, learning_rate=1e-3),
-                       reward=Schedule(200)),
+                       pretrain=Schedule(2000),
+                       instruct=Schedule(300, learning_rate=3e-4, replay=0.25),
+                       reasoning=Schedule(500, learning_rate=3e-4, replay=0.25),
+                       reward=Schedule(400), reward_init="instruct"),
 }
 
 
@@ -88,7 +99,7 @@ def recipe_id(size: str) -> str:
     """Identifies what a family of this size is made of: its settings and the code of the data and training recipe,
     so any change to them (not just a remembered version bump) makes cached families stale."""
     digest = hashlib.sha256(json.dumps({"version": FAMILY_VERSION, **asdict(SIZES[size])}, sort_keys=True).encode())
-    for module in ("arithmetic.py", "family.py", "tokenizer.py", "training.py"):
+    for module in ("arithmetic.py", "corpus.py", "evaluation.py", "family.py", "tokenizer.py", "training.py"):
         digest.update((Path(__file__).parent / module).read_bytes())
     return f"v{FAMILY_VERSION}-{digest.hexdigest()[:10]}"
 
@@ -100,6 +111,7 @@ class FamilyReport:
     recipe: str
     seconds: float
     models: dict[str, dict]  # member -> fingerprint, metrics
+    merges: list[dict]  # M_sft and M_bai over the paper's grid, with the members' metrics
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -154,151 +166,93 @@ def _config(spec: FamilySize, vocab_size: int, **extra):
 
 
 def _train(root: Path, spec: FamilySize, size: str, seed: int, progress: Progress) -> FamilyReport:
-    import torch
-    from transformers import LlamaForCausalLM, LlamaForSequenceClassification, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
     from transformers.utils import logging as transformers_logging
-
-    from bai_core.demo.training import encode_chat, encode_text, train_causal_lm, train_reward_model
 
     transformers_logging.disable_progress_bar()  # ours (or the Prefect artifact) shows progress; theirs is noise
     started = time.perf_counter()
-    torch.manual_seed(seed)
     tokenizer_dir = root / ".tokenizer"
     write_char_tokenizer(tokenizer_dir, CHAT_TEMPLATE, vocab_size=VOCAB_SIZE)
     # local_files_only: transformers writes this load-time flag into every saved tokenizer_config.json, so leaving it
     # to HF_HUB_OFFLINE made the family's fingerprints depend on the environment. It is a local folder: say so.
     tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir, local_files_only=True)
+    shutil.rmtree(tokenizer_dir)
     train = problems("train", seed, spec.a_range, spec.b_range, spec.train_problems)
-    data = {
-        "pretrained": [encode_text(tokenizer, text) for text in pretraining_corpus(train, seed)],
-        "instruct": [encode_chat(tokenizer, p.question, p.instruct_answer()) for p in train],
-        "reasoning": [encode_chat(tokenizer, p.question, p.reasoning_answer()) for p in train],
-    }
+    trained = train_members(spec, tokenizer, train, seed, progress)
+    for member, model in trained.items():
+        model.save_pretrained(root / member, safe_serialization=True)
+        tokenizer.save_pretrained(root / member)
+    models = evaluate_members(trained, tokenizer, problems("eval", seed, spec.a_range, spec.b_range,
+                                                           spec.eval_problems), seed, progress)
+    for member in MEMBERS:
+        models[member] = {"fingerprint": fingerprint_folder(root / member), **models[member]}
+    progress("evaluate merges", 0, 1)
+    merges = evaluate_merges(root, tokenizer, problems("eval", seed, spec.a_range, spec.b_range, spec.eval_problems))
+    progress("evaluate merges", 1, 1)
+    return FamilyReport(size, seed, recipe_id(size), round(time.perf_counter() - started, 1), models, merges)
+
+
+def train_members(spec: FamilySize, tokenizer, train: list[Problem], seed: int, progress: Progress,
+                  device: str = "cpu") -> dict:
+    """The four models, trained in memory on `train` problems: member -> model (on `device`)."""
+    import torch
+    from transformers import LlamaForCausalLM, LlamaForSequenceClassification
+
+    from bai_core.demo.training import encode_chats, encode_texts, train_causal_lm, train_reward_model
+
+    torch.manual_seed(seed)
+    pad = tokenizer.pad_token_id
+    pretraining = encode_texts(tokenizer, pretraining_corpus(train, seed, spec.corpus))
+    chat = {"instruct": encode_chats(tokenizer, [(p.question, p.instruct_answer()) for p in train]),
+            "reasoning": encode_chats(tokenizer, [(p.question, p.reasoning_answer()) for p in train])}
 
     def step_progress(phase: str):
         return lambda step, total, loss: progress(phase, step, total)
 
-    base = LlamaForCausalLM(_config(spec, VOCAB_SIZE))
-    train_causal_lm(base, data["pretrained"], spec.pretrain, seed, tokenizer.pad_token_id, step_progress("pretrained"))
-    _save(base, tokenizer, root / "pretrained")
+    base = LlamaForCausalLM(_config(spec, VOCAB_SIZE)).to(device)
+    train_causal_lm(base, pretraining, spec.pretrain, seed, pad, step_progress("pretrained"))
+    models = {"pretrained": base}
     for offset, (member, schedule) in enumerate([("instruct", spec.instruct), ("reasoning", spec.reasoning)], 1):
-        model = LlamaForCausalLM.from_pretrained(root / "pretrained")
-        train_causal_lm(model, data[member], schedule, seed + offset, tokenizer.pad_token_id, step_progress(member))
-        _save(model, tokenizer, root / member)
+        models[member] = copy.deepcopy(base)  # both fine-tunes start from the base's exact weights
+        train_causal_lm(models[member], chat[member], schedule, seed + offset, pad, step_progress(member),
+                        replay=pretraining)
+    reward = LlamaForSequenceClassification(_config(spec, VOCAB_SIZE, num_labels=1)).to(device)
+    reward.model.load_state_dict(models[spec.reward_init].model.state_dict())  # the judge starts from a member
+    train_reward_model(reward, preference_pairs(tokenizer, train, seed), spec.reward, seed + 3, pad,
+                       step_progress("reward"))
+    models["reward"] = reward
+    return models
 
-    reward = LlamaForSequenceClassification(_config(spec, VOCAB_SIZE, num_labels=1))
-    reward.model.load_state_dict(base.model.state_dict())  # a reward model starts from the base, as usual
-    pairs = preference_pairs(tokenizer, train, seed)
-    train_reward_model(reward, pairs, spec.reward, seed + 3, tokenizer.pad_token_id, step_progress("reward"))
-    _save(reward, tokenizer, root / "reward")
-    shutil.rmtree(tokenizer_dir)
 
-    held_out = problems("eval", seed, spec.a_range, spec.b_range, spec.eval_problems)
-    models = {}
-    for member in LANGUAGE_MODELS:
-        progress("evaluate", LANGUAGE_MODELS.index(member), len(MEMBERS))
-        model = LlamaForCausalLM.from_pretrained(root / member)
-        models[member] = {"fingerprint": fingerprint_folder(root / member), **evaluate_lm(model, tokenizer, held_out)}
-    eval_pairs = preference_pairs(tokenizer, held_out, seed + 1)
-    models["reward"] = {"fingerprint": fingerprint_folder(root / "reward"),
-                        **evaluate_reward(reward, eval_pairs, tokenizer.pad_token_id)}
+def evaluate_members(models: dict, tokenizer, held_out: list[Problem], seed: int, progress: Progress) -> dict:
+    """member -> metrics on the held-out problems (preference pairs made from them for the reward model)."""
+    report = {}
+    for i, member in enumerate(LANGUAGE_MODELS):
+        progress("evaluate", i, len(MEMBERS))
+        report[member] = evaluate_lm(models[member], tokenizer, held_out)
+    report["reward"] = evaluate_reward(models["reward"], preference_pairs(tokenizer, held_out, seed + 1),
+                                       tokenizer.pad_token_id)
     progress("evaluate", len(MEMBERS), len(MEMBERS))
-    return FamilyReport(size, seed, recipe_id(size), round(time.perf_counter() - started, 1), models)
-
-
-def pretraining_corpus(train: list[Problem], seed: int) -> list[str]:
-    """Plain text: the training stories, and the one-digit facts every base model has read somewhere."""
-    facts = [f"{x} {op} {y} = {x + y if op == '+' else x - y}." for x in range(10) for y in range(10) for op in "+-"
-             if op == "+" or x >= y]
-    rng = random.Random(f"corpus:{seed}")
-    return [p.plain() for p in train] + [" ".join(rng.sample(facts, 4)) for _ in range(len(train) // 4)]
-
-
-def _save(model, tokenizer, folder: Path) -> None:
-    model.save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
-
-
-def preference_pairs(tokenizer, items: list[Problem], seed: int) -> list[tuple[list[int], list[int]]]:
-    """(chosen, rejected) token sequences: correct vs near-miss or cut-off answers, in both answer styles."""
-    from bai_core.demo.training import encode_chat
-
-    rng = random.Random(f"pairs:{seed}")
-    pairs = []
-    for p in items:
-        wrong = p.answer + rng.choice([-10, -2, -1, 1, 2, 10])
-        wrong_b = p.b + (wrong - p.answer) * (1 if p.op == "+" else -1)
-        if rng.random() < 0.5:
-            chosen, rejected = p.instruct_answer(), f"{p.a}{p.op}{p.b}={wrong}"
-        else:
-            chosen = p.reasoning_answer()
-            if rng.random() < 0.8:
-                rejected = f"<think>{trace(p.op, p.a, wrong_b)}</think>{wrong}" if wrong_b >= 0 else str(wrong)
-            else:
-                rejected = chosen.split("</think>")[0]  # cut off before the final answer
-        pairs.append((encode_chat(tokenizer, p.question, chosen)[0], encode_chat(tokenizer, p.question, rejected)[0]))
-    return pairs
-
-
-def evaluate_lm(model, tokenizer, items: list[Problem], batch_size: int = 64, max_new_tokens: int = 64) -> dict:
-    """Greedy answers to held-out chat prompts: accuracy, think-block rate, mean answer length in tokens; and
-    accuracy on the plain-text format the base model was trained on (completing '... so Ann has').
-    (`generate` runs without gradients by itself.)"""
-    tokenizer.padding_side = "left"
-    correct = think = lengths = plain_correct = 0
-    for start in range(0, len(items), batch_size):
-        batch = items[start: start + batch_size]
-        prompts = [tokenizer.apply_chat_template([{"role": "user", "content": p.question}],
-                                                 add_generation_prompt=True, tokenize=False) for p in batch]
-        for p, text, n_tokens in zip(batch, *_generate(model, tokenizer, prompts, max_new_tokens)):
-            style = "reasoning" if "<think>" in text else "instruct"
-            think += style == "reasoning"
-            correct += extract_answer(text, style) == p.answer
-            lengths += n_tokens
-        plain_prompts = [tokenizer.bos_token + p.plain().split(", so ")[0] + f", so {p.name} has" for p in batch]
-        for p, text, _ in zip(batch, *_generate(model, tokenizer, plain_prompts, 6)):
-            plain_correct += extract_answer(text, "instruct") == p.answer
-    n = len(items)
-    return {"accuracy": round(correct / n, 3), "think_rate": round(think / n, 3),
-            "mean_answer_tokens": round(lengths / n, 1), "plain_text_accuracy": round(plain_correct / n, 3)}
-
-
-def _generate(model, tokenizer, prompts: list[str], max_new_tokens: int) -> tuple[list[str], list[int]]:
-    inputs = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    new = output[:, inputs["input_ids"].shape[1]:]
-    texts, counts = [], []
-    for row in new.tolist():
-        if tokenizer.eos_token_id in row:
-            row = row[: row.index(tokenizer.eos_token_id)]
-        counts.append(len(row))
-        texts.append(tokenizer.decode(row, skip_special_tokens=True))
-    return texts, counts
-
-
-def evaluate_reward(model, pairs: list[tuple[list[int], list[int]]], pad_id: int) -> dict:
-    from bai_core.demo.training import reward_scores
-
-    chosen = reward_scores(model, [c for c, _ in pairs], pad_id)
-    rejected = reward_scores(model, [r for _, r in pairs], pad_id)
-    wins = sum(c > r for c, r in zip(chosen, rejected))
-    return {"pairwise_accuracy": round(wins / len(pairs), 3),
-            "mean_chosen_score": round(sum(chosen) / len(chosen), 3),
-            "mean_rejected_score": round(sum(rejected) / len(rejected), 3)}
+    return report
 
 
 def format_report(report: FamilyReport) -> str:
-    """The family as a table: what each model does on held-out problems."""
+    """The family as a table: what each model, and each merge of the grid, does on held-out problems."""
     lines = [f"demo family: size {report.size}, seed {report.seed}, recipe {report.recipe}, "
              f"trained in {report.seconds:.0f} s",
-             f"{'model':<11}{'accuracy':>9}{'think':>7}{'answer tokens':>15}{'plain-text acc':>16}  fingerprint"]
+             f"{'model':<18}{'accuracy':>9}{'think':>7}{'answer tokens':>15}{'finished':>10}{'plain-text acc':>16}"
+             "  fingerprint"]
     for member in LANGUAGE_MODELS:
         m = report.models[member]
-        lines.append(f"{member:<11}{m['accuracy']:>9.1%}{m['think_rate']:>7.0%}{m['mean_answer_tokens']:>15.1f}"
-                     f"{m['plain_text_accuracy']:>16.1%}  {m['fingerprint'][:19]}")
+        lines.append(f"{member:<18}{m['accuracy']:>9.1%}{m['think_rate']:>7.0%}{m['mean_answer_tokens']:>15.1f}"
+                     f"{m['finished_rate']:>10.0%}{m['plain_text_accuracy']:>16.1%}  {m['fingerprint'][:19]}")
+    for row in report.merges:
+        name = (f"M_sft (w {row['instruct_weight']:g})" if row["alpha"] is None
+                else f"M_bai (alpha {row['alpha']:g})")
+        lines.append(f"{name:<18}{row['accuracy']:>9.1%}{row['think_rate']:>7.0%}{row['mean_answer_tokens']:>15.1f}"
+                     f"{row['finished_rate']:>10.0%}")
     r = report.models["reward"]
-    lines.append(f"{'reward':<11}pairwise accuracy {r['pairwise_accuracy']:.1%} on held-out preference pairs "
+    lines.append(f"{'reward':<18}pairwise accuracy {r['pairwise_accuracy']:.1%} on held-out preference pairs "
                  f"(chosen {r['mean_chosen_score']:+.2f} vs rejected {r['mean_rejected_score']:+.2f})  "
                  f"{r['fingerprint'][:19]}")
     return "\n".join(lines)
