@@ -38,7 +38,8 @@ def main() -> None:
     from transformers.utils import logging as transformers_logging
 
     from bai_core.demo.arithmetic import problems
-    from bai_core.demo.family import SIZES, evaluate_lm
+    from bai_core.demo.evaluation import evaluate_lm
+    from bai_core.demo.family import SIZES
     from bai_core.demo.training import fixed_threads
     from bai_core.sources import fetch, parse_demo
 

@@ -147,7 +147,7 @@ def test_fine_tunes_can_be_held_near_their_start_and_rehearse_the_base(demo_fami
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from bai_core.demo.family import Schedule
+    from bai_core.demo.recipe import Schedule
     from bai_core.demo.training import encode_chats, encode_texts, train_causal_lm
 
     tokenizer = AutoTokenizer.from_pretrained(demo_family.root / "instruct")

@@ -17,9 +17,9 @@ CORPUS_KINDS = {
     "facts": 0.25,
     # the question with its answer after it, as a worksheet or forum page would have it (no chat template)
     "questions": 0.5,
-    # conversations in the chat format, answered with the sum written out ("37 + 5 = 42"): the dialogue data real
-    # base models have read, which is why they already follow a chat template somewhat
-    "dialogues": 0.25,
+    # conversations in the chat format, answered in a short sentence ("Ann has 42"): the dialogue data real base
+    # models have read, which is why they already follow a chat template somewhat
+    "dialogues": 0.5,
 }
 
 
@@ -43,7 +43,7 @@ def pretraining_corpus(train: list[Problem], seed: int, kinds: tuple[str, ...]) 
         elif kind == "questions":
             texts += [f"{p.question} {p.answer}." for p in chosen]
         else:  # encode_texts adds the <s> in front and the </s> at the end
-            texts += [f"user: {p.question}</s><s>assistant: {p.a} {p.op} {p.b} = {p.answer}" for p in chosen]
+            texts += [f"user: {p.question}</s><s>assistant: {p.name} has {p.answer}" for p in chosen]
     return texts
 
 

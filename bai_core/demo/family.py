@@ -3,8 +3,10 @@
 They relate the way the paper's do: one base (Llama architecture, ~1M parameters at `demo` size) trained on plain
 task text; an instruct model fine-tuned from it to answer briefly; a reasoning model fine-tuned from it on a
 programmatic teacher's step-by-step traces inside <think>...</think>; and a reward model (sequence classification,
-initialized from the base) trained on preference pairs. Same tokenizer, same architecture, same base: the merge
-engine merges them directly.
+initialized from a member, the instruct model at demo size, as InstructGPT starts its reward model from the SFT
+model) trained on preference pairs. Same tokenizer, same architecture, same base: the merge engine merges them
+directly. The fine-tunes stay near the base (a few hundred steps, low learning rate, pretraining text replayed), so
+that their merges keep the skill the base already has, as the paper's models do.
 
 What the reward model prefers: a correct final answer over a wrong one (same format, same prompt; the wrong answers
 are near misses: off by 1, 2 or 10, with a trace that computes the wrong problem), and a complete answer over one cut
@@ -16,7 +18,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import shutil
 import time
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from pathlib import Path
 from bai_core.demo.arithmetic import Problem, problems
 from bai_core.demo.corpus import preference_pairs, pretraining_corpus
 from bai_core.demo.evaluation import evaluate_lm, evaluate_merges, evaluate_reward
+from bai_core.demo.recipe import FamilySize
+from bai_core.demo.sizes import SIZES
 from bai_core.demo.tokenizer import CHAT_TEMPLATE, write_char_tokenizer
 from bai_core.errors import BaiError
 from bai_core.fingerprint import fingerprint_folder
@@ -34,72 +37,18 @@ from bai_core.io.atomic import AtomicFolder
 FAMILY_VERSION = 3  # part of recipe_id, with the size's settings and the recipe's source code
 LANGUAGE_MODELS = ("pretrained", "instruct", "reasoning")
 MEMBERS = (*LANGUAGE_MODELS, "reward")
+PHASES = (*MEMBERS, "evaluate", "evaluate merges")  # what a build reports progress on, in order
 MANIFEST = "family.json"
 VOCAB_SIZE = 128  # the character tokenizer's 105 tokens, rounded up
 Progress = Callable[[str, int, int], None]  # (phase, step, total steps)
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """One training run: its length, batch and AdamW settings; linear warmup, then cosine decay to 10% of the peak."""
-
-    steps: int
-    batch_size: int = 32
-    learning_rate: float = 3e-3
-    warmup: int = 20
-    weight_decay: float = 0.01
-    replay: float = 0.0  # fine-tunes: share of each batch drawn from the pretraining text
-    anchor: float = 0.0  # fine-tunes: weight of an L2 pull toward the starting (base) weights
-
-    def rate(self, step: int) -> float:
-        if step < self.warmup:
-            return self.learning_rate * (step + 1) / self.warmup
-        progress = (step - self.warmup) / max(1, self.steps - self.warmup)
-        return self.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-@dataclass(frozen=True)
-class FamilySize:
-    hidden: int
-    layers: int
-    heads: int
-    intermediate: int
-    pretrain: Schedule
-    instruct: Schedule
-    reasoning: Schedule
-    reward: Schedule
-    train_problems: int = 20000
-    eval_problems: int = 200
-    # Two-digit plus/minus one-digit: a tiny model can learn to answer these directly (two-digit operands on both
-    # sides it cannot, in minutes), and the step-by-step trace still makes reasoning answers ~10x longer.
-    a_range: tuple[int, int] = (10, 99)
-    b_range: tuple[int, int] = (1, 9)
-    # What the base reads besides the stories (see pretraining_corpus) and where the reward model starts.
-    corpus: tuple[str, ...] = ("stories", "worked", "facts", "questions", "dialogues")
-    reward_init: str = "pretrained"
-
-
-# The fine-tunes stay near the base: a few hundred steps at a low learning rate, a quarter of each batch replayed
-# from the pretraining text. Chosen on a dev split of the train problems (benchmarks/family_sweep.py; the eval split
-# was never looked at), see the README.
-SIZES = {
-    "test": FamilySize(hidden=64, layers=2, heads=4, intermediate=192,
-                       pretrain=Schedule(150, batch_size=16), instruct=Schedule(800, batch_size=16),
-                       reasoning=Schedule(500, batch_size=16), reward=Schedule(40, batch_size=16),
-                       train_problems=4000, eval_problems=64),
-    "demo": FamilySize(hidden=128, layers=4, heads=4, intermediate=512,
-                       pretrain=Schedule(2000),
-                       instruct=Schedule(300, learning_rate=3e-4, replay=0.25),
-                       reasoning=Schedule(500, learning_rate=3e-4, replay=0.25),
-                       reward=Schedule(400), reward_init="instruct"),
-}
 
 
 def recipe_id(size: str) -> str:
     """Identifies what a family of this size is made of: its settings and the code of the data and training recipe,
     so any change to them (not just a remembered version bump) makes cached families stale."""
     digest = hashlib.sha256(json.dumps({"version": FAMILY_VERSION, **asdict(SIZES[size])}, sort_keys=True).encode())
-    for module in ("arithmetic.py", "corpus.py", "evaluation.py", "family.py", "tokenizer.py", "training.py"):
+    for module in ("arithmetic.py", "corpus.py", "evaluation.py", "family.py", "recipe.py", "tokenizer.py",
+                   "training.py"):
         digest.update((Path(__file__).parent / module).read_bytes())
     return f"v{FAMILY_VERSION}-{digest.hexdigest()[:10]}"
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 if TYPE_CHECKING:
-    from bai_core.demo.family import Schedule
+    from bai_core.demo.recipe import Schedule
 
 # One torch thread, whatever the machine. Two reasons, both measured here (2 cores; 40 steps of demo-size training):
 # - bits: the thread count can change them (3 threads gave other weights than 1, 2 or 4), so a build that followed
