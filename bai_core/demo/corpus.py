@@ -19,7 +19,7 @@ CORPUS_KINDS = {
     "questions": 0.5,
     # conversations in the chat format, answered in a short sentence ("Ann has 42"): the dialogue data real base
     # models have read, which is why they already follow a chat template somewhat
-    "dialogues": 0.5,
+    "dialogues": 0.25,
 }
 
 

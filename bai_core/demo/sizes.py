@@ -8,12 +8,12 @@ from bai_core.demo.recipe import FamilySize, Schedule
 # was never looked at), see the README.
 SIZES = {
     "test": FamilySize(hidden=64, layers=2, heads=4, intermediate=192,
-                       pretrain=Schedule(150, batch_size=16), instruct=Schedule(800, batch_size=16),
-                       reasoning=Schedule(500, batch_size=16), reward=Schedule(40, batch_size=16),
+                       pretrain=Schedule(150, batch_size=16), instruct=Schedule(500, batch_size=16),
+                       reasoning=Schedule(400, batch_size=16), reward=Schedule(40, batch_size=16),
                        train_problems=4000, eval_problems=64),
     "demo": FamilySize(hidden=128, layers=4, heads=4, intermediate=512,
-                       pretrain=Schedule(2000),
+                       pretrain=Schedule(2400),
                        instruct=Schedule(300, learning_rate=3e-4, replay=0.25),
                        reasoning=Schedule(500, learning_rate=3e-4, replay=0.25),
-                       reward=Schedule(400), reward_init="instruct"),
+                       reward=Schedule(200), reward_init="instruct"),
 }
