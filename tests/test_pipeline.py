@@ -232,7 +232,9 @@ def test_pipeline_on_the_trained_demo_family(demo_store, prefect_api):
     assert fingerprints == {m: family["models"][m]["fingerprint"] for m in fingerprints}
     [artifact] = api(prefect_api, "/artifacts/filter",
                      {"artifacts": {"key": {"any_": ["demo-family-test-seed0"]}}, "limit": 1})
-    assert {row["model"] for row in json.loads(artifact["data"])} == {"pretrained", "instruct", "reasoning", "reward"}
+    assert [row["model"] for row in json.loads(artifact["data"])] == [
+        "pretrained", "instruct", "reasoning", "M_sft (w 0.5)", "M_bai (alpha 0.1)", "M_bai (alpha 0.2)",
+        "M_bai (alpha 0.5)", "M_bai (alpha 0.7)", "M_bai (alpha 0.9)", "reward"]
 
     # What the UI shows for this run: a name that tells it apart, a readable stage table, no stray training bar.
     flow_run = api(prefect_api, f"/flow_runs/{summary['flow_run_id']}")
