@@ -17,7 +17,6 @@ thread each (`--jobs`); `--device cuda` trains on a GPU instead (the figures dif
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import hashlib
 import json
@@ -25,8 +24,6 @@ import multiprocessing
 import sys
 import time
 from pathlib import Path
-
-from bai_core.demo.evaluation import MERGE_ALPHAS, MERGE_INSTRUCT_WEIGHT
 
 DEV_SHARE = 0.15
 
@@ -41,7 +38,9 @@ BASES = {
     # but never ended in a number
     # "p2000-d": {"pretrain": {"steps": 2000}, "corpus": ("stories", "worked", "facts", "dialogues")},
     # "p2000-qd": {"pretrain": {"steps": 2000}, "corpus": ("stories", "worked", "facts", "questions", "dialogues")},
-    "recipe": {},  # the size's recipe as it stands in bai_core/demo/family.py
+    # round 4 (docs/family-sweep/round4-cpu*.jsonl, CPU): the pretraining weight decay, by learning curve
+    # (benchmarks/pretraining_curve.py); 0.1 and 2000 steps became the recipe. Its fine-tunes: the rows below.
+    "recipe": {},  # the size's recipe as it stands in bai_core/demo/sizes.py
 }
 FINETUNES = {
     "recipe": {},
@@ -84,40 +83,33 @@ def variant_spec(spec, base: dict, finetune: dict | None = None, reward: dict | 
     return dataclasses.replace(spec, **changes)
 
 
-def merged(models: dict, w: float, alpha: float | None):
-    """M_sft (alpha None) or M_bai, by the same weighted sums as the merge engine, in memory."""
-    model = copy.deepcopy(models["pretrained"])
-    p, i, r = (models[m].state_dict() for m in ("pretrained", "instruct", "reasoning"))
-    state = {}
-    for name, tensor in p.items():
-        sft = w * i[name].float() + (1 - w) * r[name].float()
-        state[name] = sft if alpha is None else alpha * tensor.float() + (1 - alpha) * sft
-    model.load_state_dict(state)
-    return model
-
-
 def run_base(args: tuple) -> list[dict]:
-    size, base_name, group, seed, device, out, scale = args
+    """One job: pretrain a base, then its fine-tune variant (or the reward variants); one JSON row per result."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bai-sweep-") as scratch:
+        return _run_base(Path(scratch), *args)
+
+
+def _run_base(scratch: Path, size, base_name, group, seed, device, out, scale) -> list[dict]:
     import torch
-    from transformers import LlamaForCausalLM, LlamaForSequenceClassification, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     from bai_core.demo import family as F
     from bai_core.demo.arithmetic import problems
     from bai_core.demo.corpus import preference_pairs
-    from bai_core.demo.evaluation import _generate, evaluate_lm, evaluate_reward
+    from bai_core.demo.evaluation import evaluate_lm, evaluate_merges, evaluate_reward
     from bai_core.demo.tokenizer import CHAT_TEMPLATE, write_char_tokenizer
-    from bai_core.demo.training import encode_chats, encode_texts, train_causal_lm, train_reward_model
 
     torch.set_num_threads(1)
     spec = F.SIZES[size]
-    scratch = Path(out).parent / f".tok-{base_name}-{group}"
-    write_char_tokenizer(scratch, CHAT_TEMPLATE, vocab_size=F.VOCAB_SIZE)
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(scratch, local_files_only=True)
+    write_char_tokenizer(scratch / "tokenizer", CHAT_TEMPLATE, vocab_size=F.VOCAB_SIZE)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(scratch / "tokenizer", local_files_only=True)
     everything = problems("train", seed, spec.a_range, spec.b_range, spec.train_problems)
     train = [p for p in everything if not is_dev(p, seed)]
     dev = list({(p.op, p.a, p.b): p for p in everything if is_dev(p, seed)}.values())
-    pad = tokenizer.pad_token_id
     results = []
+    quiet = lambda *_: None  # noqa: E731
 
     def emit(row: dict) -> None:
         row = {"base": base_name, "device": device, **row}
@@ -126,53 +118,38 @@ def run_base(args: tuple) -> list[dict]:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
 
+    def timed(spec_, members, trained):
+        started = time.perf_counter()
+        models = F.train_members(spec_, tokenizer, train, seed, quiet, device, members, trained)
+        return models, round(time.perf_counter() - started, 1)
+
     base_spec = variant_spec(spec, BASES[base_name], scale=scale)
-    torch.manual_seed(seed)
-    pretraining = encode_texts(tokenizer, F.pretraining_corpus(train, seed, base_spec.corpus))
-    chat = {"instruct": encode_chats(tokenizer, [(p.question, p.instruct_answer()) for p in train]),
-            "reasoning": encode_chats(tokenizer, [(p.question, p.reasoning_answer()) for p in train])}
-    started = time.perf_counter()
-    base = LlamaForCausalLM(F._config(base_spec, F.VOCAB_SIZE)).to(device)
-    train_causal_lm(base, pretraining, base_spec.pretrain, seed, pad)
-    seconds = time.perf_counter() - started
+    base, seconds = timed(base_spec, ("pretrained",), None)
     if group != "rewards":
-        emit({"variant": "pretrained", "group": group, "seconds": round(seconds, 1), "dev_problems": len(dev),
-              "train_problems": len(train), **evaluate_lm(base, tokenizer, dev)})
+        emit({"variant": "pretrained", "group": group, "seconds": seconds, "dev_problems": len(dev),
+              "train_problems": len(train), **evaluate_lm(base["pretrained"], tokenizer, dev)})
     ft_name = REFERENCE_FINETUNE if group == "rewards" else group
     ft_spec = variant_spec(spec, BASES[base_name], FINETUNES[ft_name], scale=scale)
-    models, seconds = {"pretrained": base}, {}
-    for offset, member in enumerate(("instruct", "reasoning"), 1):
-        started = time.perf_counter()
-        models[member] = copy.deepcopy(base)
-        train_causal_lm(models[member], chat[member], getattr(ft_spec, member), seed + offset, pad,
-                        replay=pretraining)
-        seconds[member] = round(time.perf_counter() - started, 1)
+    models, seconds = timed(ft_spec, ("instruct", "reasoning"), base)
     if group != "rewards":
         row = {"variant": ft_name, "seconds": seconds}
         for member in ("instruct", "reasoning"):
             row[member] = evaluate_lm(models[member], tokenizer, dev, plain_text=False)
-        sft = merged(models, MERGE_INSTRUCT_WEIGHT, None)
-        row["M_sft"] = evaluate_lm(sft, tokenizer, dev, plain_text=False)
-        row["samples"] = {name: [text for text, _, _ in _generate(model, tokenizer, [
-            tokenizer.apply_chat_template([{"role": "user", "content": p.question}], add_generation_prompt=True,
-                                          tokenize=False) for p in dev[:4]], 64)]
-            for name, model in [("pretrained", base), ("M_sft", sft),
-                                ("M_bai@0.5", merged(models, MERGE_INSTRUCT_WEIGHT, 0.5))]}
-        for alpha in MERGE_ALPHAS:
-            row[f"M_bai@{alpha:g}"] = evaluate_lm(merged(models, MERGE_INSTRUCT_WEIGHT, alpha), tokenizer, dev,
-                                                  plain_text=False)
+        for member, model in models.items():  # the merges are the pipeline's own, from folders
+            model.to("cpu").save_pretrained(scratch / member, safe_serialization=True)
+            tokenizer.save_pretrained(scratch / member)
+        for merge in evaluate_merges(scratch, tokenizer, dev):
+            row["M_sft" if merge["alpha"] is None else f"M_bai@{merge['alpha']:g}"] = {
+                k: v for k, v in merge.items() if k not in ("model", "instruct_weight", "alpha")}
         emit(row)
         return results
-    pairs = preference_pairs(tokenizer, train, seed)
     dev_pairs = preference_pairs(tokenizer, dev, seed + 1)
     for rw_name, reward in REWARDS.items():
-        rw_spec = variant_spec(spec, BASES[base_name], None, reward, scale)
-        started = time.perf_counter()
-        model = LlamaForSequenceClassification(F._config(rw_spec, F.VOCAB_SIZE, num_labels=1)).to(device)
-        model.model.load_state_dict(models[rw_spec.reward_init].model.state_dict())
-        train_reward_model(model, pairs, rw_spec.reward, seed + 3, pad)
-        emit({"variant": f"reward-{rw_name}", "seconds": round(time.perf_counter() - started, 1),
-              **evaluate_reward(model, dev_pairs, pad)})
+        rw_spec = variant_spec(spec, BASES[base_name], FINETUNES[ft_name], reward, scale)
+        trained, seconds = timed(rw_spec, ("reward",), models)
+        emit({"variant": f"reward-{rw_name}", "seconds": seconds,
+              **evaluate_reward(trained["reward"], dev_pairs, tokenizer.pad_token_id,
+                               tokenizer.convert_tokens_to_ids("<think>"))})
     return results
 
 

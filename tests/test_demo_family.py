@@ -53,6 +53,12 @@ def test_members_behave_as_intended(demo_family):
         assert report[member]["accuracy"] > chance and correct >= 1, (member, report[member])
     assert report["reasoning"]["accuracy"] > report["pretrained"]["accuracy"]
     assert report["reward"]["pairwise_accuracy"] > 0.5
+    # Its accuracy per answer style, weighted by how many pairs of each style there are, is the overall figure.
+    for style in ("brief", "reasoning"):
+        assert 0 <= report["reward"][f"{style}_pairs_accuracy"] <= 1
+    assert min(report["reward"]["brief_pairs_accuracy"], report["reward"]["reasoning_pairs_accuracy"]) <= \
+        report["reward"]["pairwise_accuracy"] <= \
+        max(report["reward"]["brief_pairs_accuracy"], report["reward"]["reasoning_pairs_accuracy"])
 
 
 def test_the_report_scores_the_merges_over_the_papers_grid(demo_family, tmp_path):
@@ -177,3 +183,25 @@ def test_fine_tunes_can_be_held_near_their_start_and_rehearse_the_base(demo_fami
     # ... and is off without pretraining text to draw from.
     _, no_text = distance(replace(plain, replay=0.5))
     assert no_text == chat_only
+
+
+def test_members_trained_from_a_given_base_are_the_familys_own(demo_family):
+    """train_members with members already trained (the recipe sweep's one base, many fine-tunes) trains the rest
+    exactly as the build did: the same weights, to the bit."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    from bai_core.demo.family import train_members
+
+    spec = SIZES["test"]
+    tokenizer = AutoTokenizer.from_pretrained(demo_family.root / "pretrained")
+    base = AutoModelForCausalLM.from_pretrained(demo_family.root / "pretrained")
+    train = problems("train", 0, spec.a_range, spec.b_range, spec.train_problems)
+    models = train_members(spec, tokenizer, train, 0, lambda *_: None, members=("instruct", "reward"),
+                           trained={"pretrained": base})
+    assert set(models) == {"pretrained", "instruct", "reward"}  # reasoning was neither asked for nor needed
+    assert models["pretrained"] is base
+    built = {"instruct": AutoModelForCausalLM.from_pretrained(demo_family.root / "instruct"),
+             "reward": AutoModelForSequenceClassification.from_pretrained(demo_family.root / "reward")}
+    for member, model in built.items():
+        mine = models[member].state_dict()
+        assert all(torch.equal(mine[name], tensor) for name, tensor in model.state_dict().items()), member

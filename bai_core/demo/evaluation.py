@@ -57,13 +57,18 @@ def _generate(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list
     return results
 
 
-def evaluate_reward(model, pairs: list[tuple[list[int], list[int]]], pad_id: int) -> dict:
+def evaluate_reward(model, pairs: list[tuple[list[int], list[int]]], pad_id: int, think_id: int) -> dict:
+    """Pairwise accuracy on (chosen, rejected) pairs, overall and per answer style: brief answers (telling 42 from 43
+    takes the arithmetic) and reasoning answers (a wrong trace computes another problem, or the answer is cut off)."""
     from bai_core.demo.training import reward_scores
 
     chosen = reward_scores(model, [c for c, _ in pairs], pad_id)
     rejected = reward_scores(model, [r for _, r in pairs], pad_id)
-    wins = sum(c > r for c, r in zip(chosen, rejected))
-    return {"pairwise_accuracy": round(wins / len(pairs), 3),
+    wins = [c > r for c, r in zip(chosen, rejected)]
+    by_style = {"brief": [w for w, (c, _) in zip(wins, pairs) if think_id not in c],
+                "reasoning": [w for w, (c, _) in zip(wins, pairs) if think_id in c]}
+    return {"pairwise_accuracy": round(sum(wins) / len(pairs), 3),
+            **{f"{style}_pairs_accuracy": round(sum(w) / max(1, len(w)), 3) for style, w in by_style.items()},
             "mean_chosen_score": round(sum(chosen) / len(chosen), 3),
             "mean_rejected_score": round(sum(rejected) / len(rejected), 3)}
 

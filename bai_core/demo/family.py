@@ -131,46 +131,55 @@ def _train(root: Path, spec: FamilySize, size: str, seed: int, progress: Progres
     for member, model in trained.items():
         model.save_pretrained(root / member, safe_serialization=True)
         tokenizer.save_pretrained(root / member)
-    models = evaluate_members(trained, tokenizer, problems("eval", seed, spec.a_range, spec.b_range,
-                                                           spec.eval_problems), seed, progress)
+    held_out = problems("eval", seed, spec.a_range, spec.b_range, spec.eval_problems)
+    models = evaluate_members(trained, tokenizer, held_out, seed, progress)
     for member in MEMBERS:
         models[member] = {"fingerprint": fingerprint_folder(root / member), **models[member]}
     progress("evaluate merges", 0, 1)
-    merges = evaluate_merges(root, tokenizer, problems("eval", seed, spec.a_range, spec.b_range, spec.eval_problems))
+    merges = evaluate_merges(root, tokenizer, held_out)
     progress("evaluate merges", 1, 1)
     return FamilyReport(size, seed, recipe_id(size), round(time.perf_counter() - started, 1), models, merges)
 
 
 def train_members(spec: FamilySize, tokenizer, train: list[Problem], seed: int, progress: Progress,
-                  device: str = "cpu") -> dict:
-    """The four models, trained in memory on `train` problems: member -> model (on `device`)."""
+                  device: str = "cpu", members: tuple[str, ...] = MEMBERS, trained: dict | None = None) -> dict:
+    """The models, trained in memory on `train` problems: member -> model (on `device`).
+
+    `members` says which to train (with what they start from); `trained` holds members already trained, taken as
+    they are (the recipe sweep: one base, many fine-tune variants). Each model starts from its own seed, so a member
+    comes out the same whichever others are trained in the same call."""
     import torch
     from transformers import LlamaForCausalLM, LlamaForSequenceClassification
 
     from bai_core.demo.training import encode_chats, encode_texts, train_causal_lm, train_reward_model
 
-    torch.manual_seed(seed)
+    models = dict(trained or {})
+    needed = set(members) | ({spec.reward_init} if "reward" in members else set())
     pad = tokenizer.pad_token_id
     pretraining = encode_texts(tokenizer, pretraining_corpus(train, seed, spec.corpus))
-    chat = {"instruct": encode_chats(tokenizer, [(p.question, p.instruct_answer()) for p in train]),
-            "reasoning": encode_chats(tokenizer, [(p.question, p.reasoning_answer()) for p in train])}
 
     def step_progress(phase: str):
         return lambda step, total, loss: progress(phase, step, total)
 
-    base = LlamaForCausalLM(_config(spec, VOCAB_SIZE)).to(device)
-    train_causal_lm(base, pretraining, spec.pretrain, seed, pad, step_progress("pretrained"))
-    models = {"pretrained": base}
-    for offset, (member, schedule) in enumerate([("instruct", spec.instruct), ("reasoning", spec.reasoning)], 1):
-        models[member] = copy.deepcopy(base)  # both fine-tunes start from the base's exact weights
-        train_causal_lm(models[member], chat[member], schedule, seed + offset, pad, step_progress(member),
-                        replay=pretraining)
-    reward = LlamaForSequenceClassification(_config(spec, VOCAB_SIZE, num_labels=1)).to(device)
-    reward.model.load_state_dict(models[spec.reward_init].model.state_dict())  # the judge starts from a member
-    train_reward_model(reward, preference_pairs(tokenizer, train, seed), spec.reward, seed + 3, pad,
-                       step_progress("reward"))
-    models["reward"] = reward
-    return models
+    if "pretrained" not in models:
+        torch.manual_seed(seed)
+        models["pretrained"] = LlamaForCausalLM(_config(spec, VOCAB_SIZE)).to(device)
+        train_causal_lm(models["pretrained"], pretraining, spec.pretrain, seed, pad, step_progress("pretrained"))
+    for offset, (member, make_answer) in enumerate([("instruct", Problem.instruct_answer),
+                                                    ("reasoning", Problem.reasoning_answer)], 1):
+        if member in needed and member not in models:
+            models[member] = copy.deepcopy(models["pretrained"])  # both fine-tunes start from the base's weights
+            chats = encode_chats(tokenizer, [(p.question, make_answer(p)) for p in train])
+            train_causal_lm(models[member], chats, getattr(spec, member), seed + offset, pad, step_progress(member),
+                            replay=pretraining)
+    if "reward" in members and "reward" not in models:
+        torch.manual_seed(seed + 3)  # the score head's initial weights
+        reward = LlamaForSequenceClassification(_config(spec, VOCAB_SIZE, num_labels=1)).to(device)
+        reward.model.load_state_dict(models[spec.reward_init].model.state_dict())  # the judge starts from a member
+        train_reward_model(reward, preference_pairs(tokenizer, train, seed), spec.reward, seed + 3, pad,
+                           step_progress("reward"))
+        models["reward"] = reward
+    return {member: models[member] for member in MEMBERS if member in models}
 
 
 def evaluate_members(models: dict, tokenizer, held_out: list[Problem], seed: int, progress: Progress) -> dict:
@@ -180,7 +189,7 @@ def evaluate_members(models: dict, tokenizer, held_out: list[Problem], seed: int
         progress("evaluate", i, len(MEMBERS))
         report[member] = evaluate_lm(models[member], tokenizer, held_out)
     report["reward"] = evaluate_reward(models["reward"], preference_pairs(tokenizer, held_out, seed + 1),
-                                       tokenizer.pad_token_id)
+                                       tokenizer.pad_token_id, tokenizer.convert_tokens_to_ids("<think>"))
     progress("evaluate", len(MEMBERS), len(MEMBERS))
     return report
 
@@ -202,6 +211,7 @@ def format_report(report: FamilyReport) -> str:
                      f"{row['finished_rate']:>10.0%}")
     r = report.models["reward"]
     lines.append(f"{'reward':<18}pairwise accuracy {r['pairwise_accuracy']:.1%} on held-out preference pairs "
-                 f"(chosen {r['mean_chosen_score']:+.2f} vs rejected {r['mean_rejected_score']:+.2f})  "
+                 f"(brief answers {r['brief_pairs_accuracy']:.1%}, reasoning {r['reasoning_pairs_accuracy']:.1%}; "
+                 f"chosen {r['mean_chosen_score']:+.2f} vs rejected {r['mean_rejected_score']:+.2f})  "
                  f"{r['fingerprint'][:19]}")
     return "\n".join(lines)
