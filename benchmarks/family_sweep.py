@@ -53,7 +53,8 @@ FINETUNES = {
     "lr1e-4-replay-long": {"learning_rate": 1e-4, "steps": 600, "replay": 0.25},
 }
 REWARDS = {  # each trained from the members of the reference fine-tune
-    "recipe": {"init": "instruct"},  # the size's reward schedule (round 4: 1000 steps of 16 pairs at 1e-3)
+    "recipe": {"init": "instruct"},  # the size's reward schedule
+    "from-instruct-b16": {"init": "instruct", "steps": 1000, "batch_size": 16, "learning_rate": 1e-3},  # round 4
     "from-instruct": {"init": "instruct", "steps": 400, "learning_rate": 1e-3},
     "from-pretrained": {"init": "pretrained", "steps": 400, "learning_rate": 1e-3},
     "from-reasoning": {"init": "reasoning", "steps": 400, "learning_rate": 1e-3},
