@@ -53,7 +53,7 @@ def test_members_behave_as_intended(demo_family):
         assert report[member]["accuracy"] > chance and correct >= 1, (member, report[member])
     assert report["reasoning"]["accuracy"] > report["pretrained"]["accuracy"]
     assert report["reward"]["pairwise_accuracy"] > 0.5
-    # Its accuracy per answer style, weighted by how many pairs of each style there are, is the overall figure.
+    # Per answer style too; the overall figure is their weighted mean, so it lies between them.
     for style in ("brief", "reasoning"):
         assert 0 <= report["reward"][f"{style}_pairs_accuracy"] <= 1
     assert min(report["reward"]["brief_pairs_accuracy"], report["reward"]["reasoning_pairs_accuracy"]) <= \
