@@ -67,6 +67,30 @@ def is_dev(problem, seed: int) -> bool:
     return int.from_bytes(digest[:8], "little") / 2**64 < DEV_SHARE
 
 
+def train_dev_split(spec, seed: int) -> tuple[list, list]:
+    """The size's train problems without the dev ones (what the members train on), and the distinct dev problems."""
+    from bai_core.demo.arithmetic import problems
+
+    everything = problems("train", seed, spec.a_range, spec.b_range, spec.train_problems)
+    train = [p for p in everything if not is_dev(p, seed)]
+    dev = list({(p.op, p.a, p.b): p for p in everything if is_dev(p, seed)}.values())
+    return train, dev
+
+
+def char_tokenizer():
+    """The family's tokenizer, built in a scratch folder and loaded (as the family build does)."""
+    import tempfile
+
+    from transformers import PreTrainedTokenizerFast
+
+    from bai_core.demo.family import VOCAB_SIZE
+    from bai_core.demo.tokenizer import CHAT_TEMPLATE, write_char_tokenizer
+
+    with tempfile.TemporaryDirectory() as scratch:
+        write_char_tokenizer(Path(scratch), CHAT_TEMPLATE, vocab_size=VOCAB_SIZE)
+        return PreTrainedTokenizerFast.from_pretrained(scratch, local_files_only=True)
+
+
 def variant_spec(spec, base: dict, finetune: dict | None = None, reward: dict | None = None, scale: float = 1.0):
     """The size's recipe with a variant's changes; `scale` multiplies every run's steps (--smoke)."""
 
@@ -95,21 +119,15 @@ def run_base(args: tuple) -> list[dict]:
 
 def _run_base(scratch: Path, size, base_name, group, seed, device, out, scale) -> list[dict]:
     import torch
-    from transformers import PreTrainedTokenizerFast
 
     from bai_core.demo import family as F
-    from bai_core.demo.arithmetic import problems
     from bai_core.demo.corpus import preference_pairs
     from bai_core.demo.evaluation import evaluate_lm, evaluate_merges, evaluate_reward
-    from bai_core.demo.tokenizer import CHAT_TEMPLATE, write_char_tokenizer
 
     torch.set_num_threads(1)
     spec = F.SIZES[size]
-    write_char_tokenizer(scratch / "tokenizer", CHAT_TEMPLATE, vocab_size=F.VOCAB_SIZE)
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(scratch / "tokenizer", local_files_only=True)
-    everything = problems("train", seed, spec.a_range, spec.b_range, spec.train_problems)
-    train = [p for p in everything if not is_dev(p, seed)]
-    dev = list({(p.op, p.a, p.b): p for p in everything if is_dev(p, seed)}.values())
+    tokenizer = char_tokenizer()
+    train, dev = train_dev_split(spec, seed)
     results = []
     quiet = lambda *_: None  # noqa: E731
 

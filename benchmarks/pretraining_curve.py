@@ -17,11 +17,10 @@ import argparse
 import dataclasses
 import json
 import random
-import tempfile
 import time
 from pathlib import Path
 
-from family_sweep import is_dev
+from family_sweep import char_tokenizer, train_dev_split
 
 
 def main() -> None:
@@ -36,30 +35,26 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaForCausalLM
 
     from bai_core.demo import family as F
-    from bai_core.demo.arithmetic import problems
     from bai_core.demo.corpus import pretraining_corpus
     from bai_core.demo.evaluation import evaluate_lm
-    from bai_core.demo.tokenizer import CHAT_TEMPLATE, write_char_tokenizer
     from bai_core.demo.training import encode_texts, train_causal_lm
 
     torch.set_num_threads(1)
     spec = F.SIZES[args.size]
     changes = {"steps": args.steps, "weight_decay": args.weight_decay, "learning_rate": args.learning_rate}
     schedule = dataclasses.replace(spec.pretrain, **{k: v for k, v in changes.items() if v is not None})
-    with tempfile.TemporaryDirectory() as scratch:
-        write_char_tokenizer(Path(scratch), CHAT_TEMPLATE, vocab_size=F.VOCAB_SIZE)
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(scratch, local_files_only=True)
-    everything = problems("train", args.seed, spec.a_range, spec.b_range, spec.train_problems)
-    train = [p for p in everything if not is_dev(p, args.seed)]
-    dev = list({(p.op, p.a, p.b): p for p in everything if is_dev(p, args.seed)}.values())
+    tokenizer = char_tokenizer()
+    train, dev = train_dev_split(spec, args.seed)
     seen = list({(p.op, p.a, p.b): p for p in train}.values())
     random.Random(1).shuffle(seen)
     seen = seen[: len(dev)]
     texts = encode_texts(tokenizer, pretraining_corpus(train, args.seed, spec.corpus))
-    torch.manual_seed(args.seed)  # the same initial weights as train_members gives the base
+    # Built here rather than by train_members, which gives no handle on the model while it trains; the same seed
+    # gives the same initial weights as the base it trains.
+    torch.manual_seed(args.seed)
     model = LlamaForCausalLM(F._config(spec, F.VOCAB_SIZE))
     started = time.perf_counter()
 
