@@ -45,6 +45,8 @@ VARIANTS = {  # changes to the size's reward schedule; "init" picks the starting
     # can the judge learn the brief pairs at all, when they are all it sees?
     "brief-only": {"styles": "brief", "learning_rate": 1e-3},
     "brief-only-600": {"styles": "brief", "learning_rate": 1e-3, "steps": 600},
+    "brief-only-lr3e-4-1000": {"styles": "brief", "learning_rate": 3e-4, "steps": 1000, "batch_size": 16},
+    "lr3e-4-1000": {"learning_rate": 3e-4, "steps": 1000, "batch_size": 16},
     # the same pairs seen as the recipe's, in 4x as many smaller updates
     "b8-800": {"batch_size": 8, "steps": 800, "learning_rate": 1e-3},
 }
