@@ -63,3 +63,42 @@ def test_lm_eval_scores_the_demo_family_as_its_own_evaluator_does(demo_family):
             assert all("<think>" not in s["resps"][0][0] for s in samples)
         assert score == pytest.approx(demo_family.report.models[member]["accuracy"], abs=1.5 / len(samples))
 
+
+
+def task_config(path) -> dict:
+    """A task's YAML as lm-eval reads it, offline: `include`s merged under it, `!function x.name` kept as "name"."""
+    from pathlib import Path
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node).split(".")[-1])
+    path = Path(path)
+    config = yaml.load(path.read_text(), Loader=Loader)
+    if "include" in config:
+        config = {**task_config(path.parent / config.pop("include")), **config}
+    return config
+
+
+def test_every_suite_task_and_metric_is_lm_evals_own():
+    """Each named suite's tasks exist in lm-eval's registry (offline), and each primary metric is one the task's
+    definition computes, under a filter it defines: a typo would otherwise surface only on a GPU machine, hours in."""
+    from lm_eval.tasks import TaskManager
+
+    from bai_core.evaluation.catalog import SUITES
+
+    manager = TaskManager(include_path=str(SUITES_DIR))
+    for suite, tasks in SUITES.items():
+        for entry in tasks:
+            assert entry.task in manager.all_tasks, f"{suite}: {entry.task} is not an lm-eval task"
+            config = task_config(manager.task_index[entry.task].yaml_path)
+            metric, filter_name = entry.metric.split(",")
+            metrics = config.get("aggregate_metric_list") or config.get("metric_list")
+            assert metric in [m["metric"] for m in metrics], (entry.task, metric, metrics)
+            if "aggregate_metric_list" in config:  # a group: the filter is named in its aggregate
+                assert all(m.get("filter_list", "none") == filter_name for m in metrics if m["metric"] == metric)
+            else:
+                assert filter_name in [f["name"] for f in config.get("filter_list", [])] or (
+                    filter_name == "none" and "filter_list" not in config), (entry.task, filter_name)

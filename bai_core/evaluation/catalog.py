@@ -1,0 +1,36 @@
+"""The named suites: which lm-eval tasks each scores, which metric of each counts, and what it stands for.
+
+`demo` is the demo family's own task (shipped in suites/, offline). `paper` is the lm-eval tasks closest to the nine
+benchmarks of the BAI paper's Table 1; four of its columns have no lm-eval task and are listed as missing rather
+than replaced by something unlike them. The paper's "Overall" is the unweighted mean of each task's primary metric;
+the categories give the per-category means beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SuiteTask:
+    task: str        # lm-eval task or group name
+    metric: str      # the primary metric as lm-eval keys it in results: "<metric>,<filter>"
+    category: str    # knowledge / math / code / the demo's arithmetic
+    stands_for: str  # the paper's column (or what it measures, outside the paper)
+
+
+SUITES: dict[str, tuple[SuiteTask, ...]] = {
+    "demo": (SuiteTask("bai_demo", "exact_match,final-number", "arithmetic", "the demo family's eval split"),),
+    "paper": (
+        SuiteTask("mmlu_pro", "exact_match,custom-extract", "knowledge", "MMLU-Pro"),
+        SuiteTask("mmlu", "acc,none", "knowledge", "MMLU"),
+        # SuperGPQA has no lm-eval task; GPQA Diamond is the same kind of test (graduate-level multiple choice)
+        SuiteTask("gpqa_diamond_cot_zeroshot", "exact_match,flexible-extract", "knowledge", "SuperGPQA (GPQA Diamond)"),
+        SuiteTask("aime24", "exact_match,none", "math", "AIME24"),
+        SuiteTask("minerva_math500", "math_verify,none", "math", "MATH (MATH-500)"),
+        SuiteTask("mbpp_plus", "pass_at_1,none", "code", "MBPP+"),
+    ),
+}
+
+# The paper's columns that no lm-eval 0.4 task measures: LLM-judged or hosted benchmarks.
+MISSING_FROM_PAPER = ("LiveBench", "MixEval-Hard", "ArenaHard")
