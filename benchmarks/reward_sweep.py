@@ -159,7 +159,8 @@ def main() -> None:
     train = problems("train", seed, spec.a_range, spec.b_range, spec.train_problems)
     held_out = problems(args.split, seed, spec.a_range, spec.b_range, args.pairs)
     train_pairs = preference_pairs(tokenizer, train, seed)  # as train_members makes them
-    scored_pairs, scored_story = preference_pairs(tokenizer, held_out, seed + 1), story_pairs(tokenizer, held_out, seed + 1)
+    scored_pairs = preference_pairs(tokenizer, held_out, seed + 1)
+    scored_story = story_pairs(tokenizer, held_out, seed + 1)
 
     def score(model) -> dict:
         row = evaluate_reward(model, scored_pairs, pad, think)
@@ -167,7 +168,8 @@ def main() -> None:
         return row
 
     def emit(row: dict) -> None:
-        row = {"family": meta["recipe"], "size": meta["size"], "seed": seed, "split": args.split, "problems": args.pairs, **row}
+        row = {"family": meta["recipe"], "size": meta["size"], "seed": seed, "split": args.split,
+               "problems": args.pairs, **row}
         with open(args.out, "a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)

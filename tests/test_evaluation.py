@@ -1,4 +1,5 @@
-"""The demo suite as lm-eval tasks: found by lm-eval's registry, scored by lm-eval itself, offline."""
+"""The suites as lm-eval tasks: found by lm-eval's registry, metrics lm-eval defines, the demo one scored by lm-eval
+itself, offline."""
 
 from __future__ import annotations
 
@@ -62,7 +63,6 @@ def test_lm_eval_scores_the_demo_family_as_its_own_evaluator_does(demo_family):
         if member == "reasoning":  # lm-eval removed the think block before the filter saw the answer
             assert all("<think>" not in s["resps"][0][0] for s in samples)
         assert score == pytest.approx(demo_family.report.models[member]["accuracy"], abs=1.5 / len(samples))
-
 
 
 def task_config(path) -> dict:

@@ -1,9 +1,10 @@
 """The named suites: which lm-eval tasks each scores, which metric of each counts, and what it stands for.
 
 `demo` is the demo family's own task (shipped in suites/, offline). `paper` is the lm-eval tasks closest to the nine
-benchmarks of the BAI paper's Table 1; four of its columns have no lm-eval task and are listed as missing rather
-than replaced by something unlike them. The paper's "Overall" is the unweighted mean of each task's primary metric;
-the categories give the per-category means beside it.
+benchmarks of the BAI paper's Table 1: GPQA Diamond stands in for SuperGPQA (the same kind of test), and the three
+columns with no lm-eval task at all are listed as missing rather than replaced by something unlike them. The
+paper's "Overall" is the unweighted mean of each task's primary metric; the categories give the per-category means
+beside it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ SUITES: dict[str, tuple[SuiteTask, ...]] = {
         SuiteTask("mmlu_pro", "exact_match,custom-extract", "knowledge", "MMLU-Pro"),
         SuiteTask("mmlu", "acc,none", "knowledge", "MMLU"),
         # SuperGPQA has no lm-eval task; GPQA Diamond is the same kind of test (graduate-level multiple choice)
-        SuiteTask("gpqa_diamond_cot_zeroshot", "exact_match,flexible-extract", "knowledge", "SuperGPQA (GPQA Diamond)"),
+        SuiteTask("gpqa_diamond_cot_zeroshot", "exact_match,flexible-extract", "knowledge",
+                  "SuperGPQA (GPQA Diamond)"),
         SuiteTask("aime24", "exact_match,none", "math", "AIME24"),
         SuiteTask("minerva_math500", "math_verify,none", "math", "MATH (MATH-500)"),
         SuiteTask("mbpp_plus", "pass_at_1,none", "code", "MBPP+"),
