@@ -14,6 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+from family_sweep import merge_rows
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -28,7 +30,7 @@ def main() -> None:
     from transformers.utils import logging as transformers_logging
 
     from bai_core.demo.arithmetic import problems
-    from bai_core.demo.evaluation import evaluate_lm, evaluate_merges
+    from bai_core.demo.evaluation import evaluate_lm
     from bai_core.demo.sizes import SIZES
 
     torch.set_num_threads(1)
@@ -42,9 +44,7 @@ def main() -> None:
     for member in ("pretrained", "instruct", "reasoning"):
         model = LlamaForCausalLM.from_pretrained(args.family / member)
         row[member] = evaluate_lm(model, tokenizer, items)  # with the plain-text probe, as the report
-    for merge in evaluate_merges(args.family, tokenizer, items):
-        row["M_sft" if merge["alpha"] is None else f"M_bai@{merge['alpha']:g}"] = {
-            k: v for k, v in merge.items() if k not in ("model", "instruct_weight", "alpha")}
+    row.update(merge_rows(args.family, tokenizer, items))
     with open(args.out, "a") as f:
         f.write(json.dumps(row) + "\n")
     print(json.dumps(row, indent=1))

@@ -91,6 +91,15 @@ def char_tokenizer():
         return PreTrainedTokenizerFast.from_pretrained(scratch, local_files_only=True)
 
 
+def merge_rows(family: Path, tokenizer, items) -> dict:
+    """The grid's merges of a family folder, scored on `items`: "M_sft" / "M_bai@<alpha>" -> metrics."""
+    from bai_core.demo.evaluation import evaluate_merges
+
+    return {"M_sft" if merge["alpha"] is None else f"M_bai@{merge['alpha']:g}":
+            {k: v for k, v in merge.items() if k not in ("model", "instruct_weight", "alpha")}
+            for merge in evaluate_merges(family, tokenizer, items)}
+
+
 def variant_spec(spec, base: dict, finetune: dict | None = None, reward: dict | None = None, scale: float = 1.0):
     """The size's recipe with a variant's changes; `scale` multiplies every run's steps (--smoke)."""
 
@@ -122,7 +131,7 @@ def _run_base(scratch: Path, size, base_name, group, seed, device, out, scale) -
 
     from bai_core.demo import family as F
     from bai_core.demo.corpus import preference_pairs
-    from bai_core.demo.evaluation import evaluate_lm, evaluate_merges, evaluate_reward
+    from bai_core.demo.evaluation import evaluate_lm, evaluate_reward
 
     torch.set_num_threads(1)
     spec = F.SIZES[size]
@@ -158,9 +167,7 @@ def _run_base(scratch: Path, size, base_name, group, seed, device, out, scale) -
         for member, model in models.items():  # the merges are the pipeline's own, from folders
             model.to("cpu").save_pretrained(scratch / member, safe_serialization=True)
             tokenizer.save_pretrained(scratch / member)
-        for merge in evaluate_merges(scratch, tokenizer, dev):
-            row["M_sft" if merge["alpha"] is None else f"M_bai@{merge['alpha']:g}"] = {
-                k: v for k, v in merge.items() if k not in ("model", "instruct_weight", "alpha")}
+        row.update(merge_rows(scratch, tokenizer, dev))
         emit(row)
         return results
     dev_pairs = preference_pairs(tokenizer, dev, seed + 1)
