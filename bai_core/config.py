@@ -163,15 +163,6 @@ class StorageConfig(_Strict):
     )
 
 
-class NotYetAvailable(_Strict):
-    """A stage the pipeline has a place for but cannot run yet: leaving it unset (null) skips it."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _refuse(cls, values):
-        raise ValueError("this stage is not available in this version of bai yet; leave it unset (null)")
-
-
 INIT_ROLES = ("bai", "sft", "pretrained", "instruct", "reasoning")  # train.init names besides any source
 Detector = Literal["collapse", "hockey_stick"]
 
@@ -273,13 +264,71 @@ def _check_trl_arguments(algorithm: str, arguments: dict) -> None:
                              + (f" (closest: {', '.join(close)})" if close else ""))
 
 
+EVAL_MODELS = ("pretrained", "instruct", "reasoning", "sft", "bai", "actor")  # what the evaluate stage can score
+EvalModel = Literal["pretrained", "instruct", "reasoning", "sft", "bai", "actor"]
+
+
+class EvaluateSettings(_Strict):
+    """Benchmark scoring by lm-evaluation-harness (HFLM over the local checkpoint); bai adds no scoring code."""
+
+    suite: str | list[str] = Field("demo", description="demo (the demo family's eval split), paper (the lm-eval "
+                                                        "tasks nearest the paper's Table 1), or lm-eval task names: "
+                                                        "a list or a comma-separated string.")
+    limit: int | None = Field(None, gt=0, description="Score only the first N examples of each task (a smoke test: "
+                                                      "not comparable with full runs).")
+    batch_size: int = Field(64, gt=0)
+    max_gen_toks: int | None = Field(None, gt=0, description="Tokens an answer may have; default: each task's own "
+                                                            "(bai_demo: 64). A reasoning model needs room for its "
+                                                            "think block.")
+    apply_chat_template: bool = Field(True, description="Prompt through the model's chat template.")
+    think_end_token: str | None = Field("</think>", description="Only the text after the last one is scored "
+                                                                "(lm-eval's think_end_token); null scores it all.")
+    enable_thinking: bool | None = Field(None, description="Passed to chat templates that switch thinking on and "
+                                                           "off (Qwen3 style); null: the template's default.")
+    models: list[EvalModel] | None = Field(None, description="Which models to score (default: the RL actor when "
+                                                             "train runs, else M_bai).")
+    demo_family: str | None = Field(None, pattern=r"^[a-z]+@\d+$",
+                                    description="size@seed of the demo family whose eval split the demo suite "
+                                                "scores (default: read from the demo:// sources).")
+    device: str | None = Field(None, description="cpu, cuda, cuda:0 ...; default: cuda when there is one.")
+
+    @property
+    def task_names(self) -> list[str]:
+        """The suite as given: a named suite's name alone, or the listed lm-eval task names."""
+        names = self.suite if isinstance(self.suite, list) else self.suite.split(",")
+        return [name.strip() for name in names if name.strip()]
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if not self.task_names:
+            raise ValueError("the suite names no task; give demo, paper, or lm-eval task names")
+        if self.models is not None and not self.models:
+            raise ValueError("no model to score; leave it unset for the default, or name some of "
+                             + ", ".join(EVAL_MODELS))
+        return self
+
+
 class PipelineConfig(_Strict):
     name: str = Field("bai", pattern=r"^[A-Za-z0-9][\w.-]*$", description="Run name, used in artifact keys.")
     models: ModelsConfig
     merge: MergeSettings = MergeSettings()
     storage: StorageConfig = StorageConfig()
     train: TrainSettings | None = Field(None, description="RLHF from the merged actor; skipped while unset.")
-    evaluate: NotYetAvailable | None = Field(None, description="lm-eval scoring; skipped while unset.")
+    evaluate: EvaluateSettings | None = Field(None, description="lm-eval scoring; skipped while unset.")
+
+    @model_validator(mode="after")
+    def _scorable(self):
+        if self.evaluate is not None and self.train is None and "actor" in (self.evaluate.models or []):
+            raise ValueError("evaluate.models: `actor` is the RL actor, and this run has no train stage "
+                             "(config.train); score bai, sft or a member instead")
+        return self
+
+    @property
+    def scored_models(self) -> list[str]:
+        """The models the evaluate stage scores, defaults applied."""
+        if self.evaluate is None:
+            return []
+        return self.evaluate.models or ["actor" if self.train is not None else "bai"]
 
 
 def load_pipeline_config(path: Path, overrides: list[str] = ()) -> PipelineConfig:

@@ -1,6 +1,6 @@
 """The BAI pipeline as a Prefect flow: fetch the three checkpoints, check the train inputs, merge stage 1, merge
-stage 2, train the RL actor from the merge (when `train` is configured; evaluate is placed in the run but skipped
-until configured), then publish a summary and a table of stages to the UI.
+stage 2, train the RL actor from the merge (when `train` is configured), score the chosen models with lm-eval (when
+`evaluate` is configured), then publish a summary and tables of stages and scores to the UI.
 
 Composition only: every stage is a task in `tasks/`, and every task is a thin wrapper over `bai_core`.
 """
@@ -19,17 +19,25 @@ from prefect.runtime import flow_run
 from bai_core import progress
 from bai_core.config import ROLES, PipelineConfig
 from bai_core.errors import BaiError
+from bai_core.evaluation.stage import ScoredModel
 from bai_core.pipeline import open_store
 from bai_core.rl.stage import ActorInit
 from bai_core.sources import parse_demo
 from flows.train import train_on_pool
 from tasks.demo import build_demo_family
+from tasks.evaluate import evaluate_is_published, evaluate_model, prepare_evaluate, score_table
 from tasks.merge import fetch_checkpoint, merge_stage1, merge_stage2, stage1_is_published, stage2_is_published
 from tasks.storage import apply_credentials, result_storage
 from tasks.train import prepare_train, train_actor, train_is_published
 
-STAGES = ["fetch-pretrained", "fetch-instruct", "fetch-reasoning", "prepare-train", "merge-stage1", "merge-stage2",
-          "train", "evaluate"]
+STAGES = ["fetch-pretrained", "fetch-instruct", "fetch-reasoning", "prepare-train", "prepare-evaluate", "merge-stage1",
+          "merge-stage2", "train", "evaluate"]
+
+
+def planned_stages(config: PipelineConfig, families: list[tuple[str, int]]) -> list[str]:
+    """The run's stages in order: one evaluate stage per scored model (evaluate-bai, evaluate-actor, ...)."""
+    evaluate = [f"evaluate-{name}" for name in config.scored_models] or ["evaluate"]
+    return [f"build-demo-{size}" for size, _ in families] + STAGES[:-1] + evaluate
 
 
 class PipelineFailed(BaiError):
@@ -95,7 +103,7 @@ def bai_pipeline(config: PipelineConfig) -> dict:
     apply_credentials(config.storage)
     results = result_storage(config.storage)
     families = _demo_families(config)
-    table = _StageTable([f"build-demo-{size}" for size, _ in families] + STAGES)
+    table = _StageTable(planned_stages(config, families))
     try:
         for size, seed in families:
             table.run(f"build-demo-{size}", build_demo_family, size, seed, config.storage, output=lambda r: r["uri"])
@@ -109,6 +117,13 @@ def bai_pipeline(config: PipelineConfig) -> dict:
                                  output=lambda r: f"{r['prompts']['rows']} prompts, {len(r['rewards'])} reward term(s)")
         else:
             table.skip("prepare-train", "not configured (config.train)")
+        metadata = None
+        if config.evaluate is not None:  # an unknown lm-eval task name fails here, before anything is merged
+            metadata = table.run("prepare-evaluate", prepare_evaluate, config.evaluate, _sources(config),
+                                 output=lambda r: "suite " + ", ".join(config.evaluate.task_names)
+                                 + (f" (demo family {r['size']}@{r['seed']})" if r else ""))
+        else:
+            table.skip("prepare-evaluate", "not configured (config.evaluate)")
 
         fresh = not stage1_is_published(refs["instruct"], refs["reasoning"], config.merge, config.storage)
         sft = table.run("merge-stage1", merge_stage1.with_options(result_storage=results, refresh_cache=fresh),
@@ -122,7 +137,19 @@ def bai_pipeline(config: PipelineConfig) -> dict:
             actor = _train(table, config, prepared, {"sft": sft, "bai": bai}, results)
         else:
             table.skip("train", "not configured (config.train)")
-        table.skip("evaluate", "not configured (config.evaluate)")
+        scores = {}
+        if config.evaluate is not None:
+            for name in config.scored_models:
+                model = _scored_model(name, refs, {"sft": sft, "bai": bai}, actor)
+                fresh = not evaluate_is_published(model, config.evaluate, config.storage, metadata)
+                scores[name] = table.run(f"evaluate-{name}",
+                                         evaluate_model.with_options(result_storage=results, refresh_cache=fresh),
+                                         model, config.evaluate, config.storage, metadata,
+                                         output=lambda r: f"overall {r['overall']:.3f}: {r['uri']}")
+            create_table_artifact(table=score_table(list(scores.values())), key=_artifact_key(config, "scores"),
+                                  description=f"BAI pipeline {config.name!r}: lm-eval scores")
+        else:
+            table.skip("evaluate", "not configured (config.evaluate)")
     except BaseException as e:
         if not isinstance(e, Exception):  # a signal, not an error
             table.stopped()
@@ -133,7 +160,11 @@ def bai_pipeline(config: PipelineConfig) -> dict:
     summary = {"name": config.name, "flow_run_id": str(flow_run.id), "stages": table.rows,
                "outputs": {"sft": sft["uri"], "bai": bai["uri"],
                            **({"actor": actor["actor"], "metrics": actor["metrics"], "verdicts": actor["verdicts"]}
-                              if actor else {})},
+                              if actor else {}),
+                           **({"scores": {name: {key: ref[key] for key in ("uri", "overall", "categories", "rows",
+                                                                           "finished_share", "mean_answer_tokens",
+                                                                           "lm_eval_command")}
+                                          for name, ref in scores.items()}} if scores else {})},
                "inputs": refs,
                "merge": config.merge.model_dump(mode="json")}
     _publish_summary(summary, config)
@@ -161,13 +192,33 @@ def _train(table: _StageTable, config: PipelineConfig, prepared: dict, merges: d
                      config.storage, output=shown)
 
 
-def _demo_families(config: PipelineConfig) -> list[tuple[str, int]]:
-    """The trained demo families the config's sources name (built as a stage of their own before the fetches)."""
+def _scored_model(name: str, refs: dict, merges: dict, actor: dict | None) -> dict:
+    """What the evaluate stage scores under `name`: a fetched member, a merge of this run, or its RL actor."""
+    from bai_core.pipeline import artifact_key
+    from bai_core.rl.stage import train_folder
+
+    if name in refs:
+        return ScoredModel(name=name, source=refs[name]["source"], fingerprint=refs[name]["fingerprint"]).model_dump()
+    if name in merges:
+        merged = merges[name]
+        return ScoredModel(name=name, source=merged["uri"], fingerprint=merged["fingerprint"],
+                           store_key=artifact_key(merged["stage"], merged["key"])).model_dump()
+    return ScoredModel(name=name, source=actor["actor"], fingerprint=actor["fingerprint"],
+                       store_key=f"{train_folder(actor['key'])}/actor").model_dump()
+
+
+def _sources(config: PipelineConfig) -> list[str]:
+    """Every checkpoint source the config names."""
     sources = [config.models.pretrained, config.models.instruct, config.models.reasoning]
     if config.train is not None:
         sources += [config.train.init] + [c.model for c in config.train.reward if c.model]
+    return sources
+
+
+def _demo_families(config: PipelineConfig) -> list[tuple[str, int]]:
+    """The trained demo families the config's sources name (built as a stage of their own before the fetches)."""
     families = set()
-    for source in sources:
+    for source in _sources(config):
         if source.startswith("demo://"):
             family, _, seed = parse_demo(source)
             if family != "synthetic":

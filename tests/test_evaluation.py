@@ -1,9 +1,16 @@
-"""The suites as lm-eval tasks: found by lm-eval's registry, metrics lm-eval defines, the demo one scored by lm-eval
-itself, offline."""
+"""Scoring with lm-eval: the suites as lm-eval tasks (found by its registry, metrics it defines), `bai eval` on the
+test family (the family report's figures, the same score through the lm-eval command line it prints, cached), the
+overall score, and bad input refused in one line before any model loads."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -42,27 +49,109 @@ def test_the_split_is_the_familys_eval_split():
         task_utils().eval_split(size="huge")
 
 
-def test_lm_eval_scores_the_demo_family_as_its_own_evaluator_does(demo_family):
-    """lm-eval (HFLM, chat template, greedy, think block stripped by lm-eval) gives the family report's accuracy."""
-    import lm_eval
-    from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
+def bai_eval(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bai_core.cli", "eval", *args], capture_output=True, text=True,
+                          timeout=timeout)
 
+
+def test_bai_eval_gives_the_family_reports_figures_and_lm_evals_cli_the_same_score(demo_family, tmp_path):
+    """`bai eval` (lm-eval's HFLM, chat template, greedy, think block stripped by lm-eval) gives the family report's
+    accuracy and answer length; the `lm-eval run` line it prints gives the same score; a rerun reads the store."""
     from bai_core.demo.sizes import SIZES
 
-    manager = TaskManager(include_path=str(SUITES_DIR), metadata={"size": "test", "seed": 0})
-    assert "bai_demo" in manager.all_tasks
-    for member in ("instruct", "reasoning"):
-        model = HFLM(pretrained=str(demo_family.root / member), batch_size=64, device="cpu",
-                     think_end_token="</think>")
-        results = lm_eval.simple_evaluate(model=model, tasks=["bai_demo"], task_manager=manager,
-                                          apply_chat_template=True, log_samples=True)
-        score = results["results"]["bai_demo"]["exact_match,final-number"]
-        samples = results["samples"]["bai_demo"]
-        assert len(samples) == SIZES["test"].eval_problems
-        if member == "reasoning":  # lm-eval removed the think block before the filter saw the answer
-            assert all("<think>" not in s["resps"][0][0] for s in samples)
-        assert score == pytest.approx(demo_family.report.models[member]["accuracy"], abs=1.5 / len(samples))
+    member = demo_family.root / "reasoning"
+    proc = bai_eval(str(member), "--store", str(tmp_path / "store"), "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ref = json.loads(proc.stdout)
+    report = demo_family.report.models["reasoning"]
+    [row] = ref["rows"]
+    assert row["task"] == "bai_demo" and row["metric"] == "exact_match,final-number"
+    assert row["examples"] == SIZES["test"].eval_problems and ref["metadata"] == {"size": "test", "seed": 0}
+    assert row["score"] == ref["overall"] == pytest.approx(report["accuracy"], abs=1.5 / row["examples"])
+    assert row["mean_answer_tokens"] == pytest.approx(report["mean_answer_tokens"], abs=0.2)  # think block counted
+    assert 0 <= row["finished_share"] <= 1 and ref["built"] is True
+    folder = Path(ref["uri"].removeprefix("file://"))
+    samples = [json.loads(line) for line in (folder / "samples_bai_demo.jsonl").read_text().splitlines()]
+    assert len(samples) == row["examples"]
+    assert all("<think>" not in s["resps"][0][0] for s in samples)  # lm-eval dropped it before the filter
+    assert {"results.json", "scores.json", "scores.csv"} <= {p.name for p in folder.iterdir()}
+
+    command = shlex.split(ref["lm_eval_command"])
+    assert command[:2] == ["lm-eval", "run"]
+    out = tmp_path / "lm-eval-out"
+    cli = subprocess.run([str(Path(sys.executable).parent / "lm-eval"), *command[1:], "--output_path", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    [results] = out.rglob("results_*.json")
+    assert json.loads(results.read_text())["results"]["bai_demo"]["exact_match,final-number"] == row["score"]
+
+    again = bai_eval(str(member), "--store", str(tmp_path / "store"), "--json")
+    assert json.loads(again.stdout) == {**ref, "built": False}
+
+
+def test_overall_and_categories_are_unweighted_means_and_groups_roll_up():
+    """Overall = mean of each task's primary metric (not of examples); a group's generations count for it."""
+    from bai_core.evaluation.catalog import SuiteTask
+    from bai_core.evaluation.harness import Generations
+    from bai_core.evaluation.scores import summary, task_rows
+
+    results = {"results": {"grp": {"exact_match,strict": 0.5}, "a": {}, "b": {},
+                           "mc": {"acc,none": 0.9, "acc_stderr,none": 0.01, "alias": "mc"}},
+               "group_subtasks": {"grp": ["a", "b"]},
+               "n-samples": {"a": {"effective": 10}, "b": {"effective": 30}, "mc": {"effective": 100}}}
+    generations = Generations()
+    generations.tokens.update({"a": [10] * 10, "b": [30] * 30})
+    generations.finished.update({"a": [True] * 10, "b": [False] * 30})
+    tasks = [SuiteTask("grp", "exact_match,strict", "math", "G"), SuiteTask("mc", None, "custom", "mc")]
+    rows = task_rows(tasks, results, generations)
+    assert [(r["task"], r["metric"], r["examples"]) for r in rows] == [("grp", "exact_match,strict", 40),
+                                                                       ("mc", "acc,none", 100)]
+    assert rows[0]["mean_answer_tokens"] == 25.0 and rows[0]["finished_share"] == 0.25
+    assert rows[1]["mean_answer_tokens"] is None and rows[1]["stderr"] == 0.01  # loglikelihood: nothing generated
+    assert summary(rows) == {"overall": 0.7, "categories": {"math": 0.5, "custom": 0.9}, "finished_share": 0.25,
+                             "mean_answer_tokens": 25.0}
+
+
+@pytest.mark.parametrize("args, error", [
+    (["--suite", "bai_demo,gsm8kk"], "evaluate.suite: 'gsm8kk' is not an lm-eval task (closest: gsm8k"),
+    (["--suite", " , "], "invalid config: the suite names no task"),
+    (["--limit", "0"], "invalid limit: Input should be greater than 0"),
+    (["--demo-family", "huge@0"], "evaluate.demo_family: unknown size 'huge'"),
+])
+def test_bad_eval_input_is_one_line_before_any_model_loads(demo_family, args, error, capsys, tmp_path):
+    from bai_core.cli import main
+
+    assert main(["eval", str(demo_family.root / "instruct"), "--store", str(tmp_path), *args]) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"bai: error: {error}")
+    assert not (tmp_path / "evaluations").exists()
+
+
+def test_a_checkpoint_without_tokenizer_or_demo_family_is_refused(demo_family, capsys, tmp_path):
+    from bai_core.cli import main
+
+    member = tmp_path / "member"
+    shutil.copytree(demo_family.root / "instruct", member)
+    assert main(["eval", str(member), "--store", str(tmp_path / "s")]) == 1
+    assert "models name no demo family; set evaluate.demo_family" in capsys.readouterr().err
+    (member / "tokenizer.json").unlink()
+    assert main(["eval", str(member), "--store", str(tmp_path / "s"), "--demo-family", "test@0"]) == 1
+    assert capsys.readouterr().err.strip() == (f"bai: error: {member}: the checkpoint has no tokenizer "
+                                               "(tokenizer.json, tokenizer.model or vocab.json); lm-eval needs one "
+                                               "to prompt and score it")
+
+
+def test_scoring_the_actor_needs_a_train_stage(tmp_path):
+    from bai_core.config import load_pipeline_config
+    from bai_core.errors import BaiError
+
+    config = tmp_path / "c.yaml"
+    config.write_text("models: {pretrained: a, instruct: b, reasoning: c}\nevaluate: {models: [actor]}\n")
+    with pytest.raises(BaiError, match=r"^invalid config: evaluate.models: `actor` is the RL actor, and this run "
+                                       r"has no train stage"):
+        load_pipeline_config(config)
+    with pytest.raises(BaiError, match=r"^invalid evaluate.models.0: Input should be 'pretrained'"):
+        load_pipeline_config(config, ["evaluate.models=[actr]"])
 
 
 def task_config(path) -> dict:

@@ -45,8 +45,9 @@ def test_rerun_hits_the_cache_and_parameter_changes_rerun_only_what_depends_on_t
     config = make_config(editable_family, str(tmp_path / "store"))
     first = run(config)
     assert states(first) == {"fetch-pretrained": "Completed", "fetch-instruct": "Completed",
-                             "fetch-reasoning": "Completed", "prepare-train": "Skipped", "merge-stage1": "Completed",
-                             "merge-stage2": "Completed", "train": "Skipped", "evaluate": "Skipped"}
+                             "fetch-reasoning": "Completed", "prepare-train": "Skipped", "prepare-evaluate": "Skipped",
+                             "merge-stage1": "Completed", "merge-stage2": "Completed", "train": "Skipped",
+                             "evaluate": "Skipped"}
     sft, bai = local(first["outputs"]["sft"]), local(first["outputs"]["bai"])
     before = weights_mtimes(sft) | weights_mtimes(bai)
 
@@ -249,6 +250,31 @@ def test_pipeline_on_the_trained_demo_family(demo_store, prefect_api):
     assert rows["train"] == {"stage": "train", "state": "Skipped", "time": "0.0 s",
                              "output or note": "not configured (config.train)"}
     assert all(re.fullmatch(r"\d+\.\d s", row["time"]) for row in rows.values())
+
+
+def test_the_evaluate_stage_scores_members_and_merges_and_a_rerun_is_cached(demo_store, demo_family, prefect_api):
+    """evaluate: the models named are scored by lm-eval after the merges, with a scores table in the UI; the
+    demo split comes from the demo:// sources; a rerun reads every score from the cache."""
+    config = PipelineConfig(name="eval-test", storage={"uri": str(demo_store.local_root)},
+                            models={role: f"demo://test/{role}" for role in ("pretrained", "instruct", "reasoning")},
+                            evaluate={"models": ["instruct", "bai"]})
+    first = run(config)
+    rows = {row["stage"]: row for row in first["stages"]}
+    assert list(rows)[-2:] == ["evaluate-instruct", "evaluate-bai"]
+    assert rows["prepare-evaluate"]["output"] == "suite demo (demo family test@0)"
+    assert rows["evaluate-instruct"]["state"] == rows["evaluate-bai"]["state"] == "Completed"
+    scores = first["outputs"]["scores"]
+    instruct = demo_family.report.models["instruct"]
+    assert scores["instruct"]["overall"] == pytest.approx(instruct["accuracy"], abs=1.5 / 64)
+    assert scores["instruct"]["mean_answer_tokens"] == pytest.approx(instruct["mean_answer_tokens"], abs=0.2)
+    assert 0 <= scores["bai"]["overall"] <= 1 and scores["bai"]["rows"][0]["finished_share"] is not None
+    [table] = api(prefect_api, "/artifacts/filter", {"artifacts": {"key": {"any_": ["eval-test-scores"]},
+                                                                   "flow_run_id": {"any_": [first["flow_run_id"]]}}})
+    assert [(row["model"], row["task"]) for row in json.loads(table["data"])] == [("instruct", "bai_demo"),
+                                                                                 ("bai", "bai_demo")]
+    again = run(config)
+    assert states(again)["evaluate-instruct"] == states(again)["evaluate-bai"] == "Cached"
+    assert again["outputs"]["scores"] == scores
 
 
 def test_a_failed_stage_logs_its_one_line_error_without_a_traceback(family, tmp_path, prefect_api):

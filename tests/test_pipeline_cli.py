@@ -38,8 +38,8 @@ def test_json_output_and_overrides(family, tmp_path):
     summary = json.loads(proc.stdout)
     assert summary["merge"]["alpha"] == 0.25
     assert [row["stage"] for row in summary["stages"]] == [
-        "fetch-pretrained", "fetch-instruct", "fetch-reasoning", "prepare-train", "merge-stage1", "merge-stage2",
-        "train", "evaluate"]
+        "fetch-pretrained", "fetch-instruct", "fetch-reasoning", "prepare-train", "prepare-evaluate", "merge-stage1",
+        "merge-stage2", "train", "evaluate"]
     assert Path(summary["outputs"]["bai"].removeprefix("file://"), "model.safetensors").is_file()
 
 

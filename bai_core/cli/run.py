@@ -22,9 +22,10 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "run",
         help="run the BAI pipeline (Prefect flow) from a YAML config",
-        description="Fetch the three checkpoints, merge stage 1 and stage 2, and (with `train:` in the config) RL-train "
-        "the actor from the merge, as cached Prefect tasks; publish the artifacts. Uses the Prefect API in "
-        "PREFECT_API_URL, or a local server that bai starts once and keeps.",
+        description="Fetch the three checkpoints, merge stage 1 and stage 2, (with `train:` in the config) RL-train "
+        "the actor from the merge, and (with `evaluate:`) score models with lm-eval, as cached Prefect tasks; "
+        "publish the artifacts. Uses the Prefect API in PREFECT_API_URL, or a local server that bai starts once "
+        "and keeps.",
     )
     p.add_argument("config", type=Path, help="pipeline config (YAML), e.g. configs/demo.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -74,6 +75,9 @@ def run(args) -> int:
         if "actor" in summary["outputs"]:
             print(f"RL actor: {summary['outputs']['actor']}")
             print(f"metrics: {summary['outputs']['metrics']}  (bai diagnose it, or see the plots beside it)")
+        for name, scores in summary["outputs"].get("scores", {}).items():
+            tasks = ", ".join(f"{row['task']} {row['score']:.3f}" for row in scores["rows"])
+            print(f"scores of {name}: overall {scores['overall']:.3f} ({tasks}): {scores['uri']}")
     return 0
 
 
@@ -86,7 +90,7 @@ def _from_prefect_machinery(error: BaseException) -> bool:
 
 
 def print_stages(rows: list[dict]) -> None:
-    print(f"{'stage':<18}{'state':<10}{'seconds':>8}  output")
+    print(f"{'stage':<20}{'state':<10}{'seconds':>8}  output")
     for row in rows:
         detail = row.get("output") or row.get("note") or row.get("error", "")
-        print(f"{row['stage']:<18}{row['state']:<10}{row['seconds']:>8.2f}  {detail}")
+        print(f"{row['stage']:<20}{row['state']:<10}{row['seconds']:>8.2f}  {detail}")

@@ -200,3 +200,13 @@ def check_compatible(checkpoints: dict[str, Checkpoint]) -> list[str]:
 def _first(names: list[str], n: int = 3) -> str:
     more = f" and {len(names) - n} more" if len(names) > n else ""
     return ", ".join(map(repr, names[:n])) + more
+
+
+def has_chat_template(folder: Path) -> bool:
+    """Does the checkpoint's tokenizer carry a chat template (its own file, or inside tokenizer_config.json)?"""
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    try:
+        return bool(json.loads((folder / "tokenizer_config.json").read_text()).get("chat_template"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False

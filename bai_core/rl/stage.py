@@ -21,6 +21,7 @@ import bai_core
 from bai_core import progress
 from bai_core.config import INIT_ROLES, MergeSettings, StorageConfig, TrainSettings
 from bai_core.errors import BaiError
+from bai_core.io.checkpoint import has_chat_template
 from bai_core.fingerprint import cache_dir, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder, copy_folder
 from bai_core.locks import exclusive
@@ -77,15 +78,6 @@ def training_code_version() -> str:
     return digest.hexdigest()[:12]
 
 
-def _has_chat_template(folder: Path) -> bool:
-    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
-        return True
-    try:
-        return bool(json.loads((folder / "tokenizer_config.json").read_text()).get("chat_template"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return False
-
-
 def tokenizer_donor(init: str, merge: MergeSettings) -> str:
     """Which fetched role gives M_bai / M_sft its tokenizer (and so its chat template)."""
     if init in ("bai", "sft"):
@@ -123,7 +115,7 @@ def prepare_train(settings: TrainSettings, refs: dict[str, CheckpointRef], merge
         fetched = fetch(settings.init, storage.endpoint_url, store)
         template_folder = fetched.path
         init = ActorInit(name=settings.init, source=settings.init, fingerprint=fetched.fingerprint)
-    if prompts.conversational and not _has_chat_template(template_folder):
+    if prompts.conversational and not has_chat_template(template_folder):
         raise BaiError(f"prompts {settings.prompts}: chat prompts, but the actor's tokenizer (from "
                        f"{template_folder}) has no chat template; give text prompts or a model with one")
     return {"init": init.model_dump() if init else None, "rewards": rewards,

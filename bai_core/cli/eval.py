@@ -1,0 +1,85 @@
+"""`bai eval`: score any checkpoint with lm-eval outside the pipeline (no Prefect involved), cached in the store
+like the pipeline's evaluate stage; `--json` includes the `lm-eval run` line that reproduces the scores."""
+
+from __future__ import annotations
+
+import json
+
+from bai_core.cli.display import make_display
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="score a checkpoint with lm-evaluation-harness (the demo suite, the paper suite or any lm-eval tasks)",
+        description="Score SOURCE (a local folder, s3://bucket/prefix, a hub id org/name[@revision] or demo://...) "
+        "with lm-eval's HFLM: the primary metric of each task, the overall mean, the share of answers that "
+        "finished before the token limit and their mean length in tokens. Results go to the artifact store "
+        "(evaluations/<key>/: lm-eval's results JSON and samples, scores.json, scores.csv); a second run with "
+        "the same model and settings reads them back.",
+    )
+    p.add_argument("source", help="the checkpoint to score")
+    p.add_argument("--suite", default="demo", help="demo, paper, or lm-eval task names separated by commas "
+                                                   "(default demo)")
+    p.add_argument("--limit", type=int, help="score only the first N examples of each task (a smoke test)")
+    p.add_argument("--batch-size", type=int, default=64, help="generation batch size (default 64)")
+    p.add_argument("--max-gen-toks", type=int, help="tokens an answer may have (default: each task's own)")
+    p.add_argument("--no-chat-template", dest="apply_chat_template", action="store_false",
+                   help="prompt with plain text instead of the model's chat template")
+    p.add_argument("--think-end-token", default="</think>",
+                   help="score only the text after it (default </think>; 'none' scores the whole output)")
+    p.add_argument("--enable-thinking", choices=["true", "false"],
+                   help="passed to chat templates with a thinking switch (default: the template's own)")
+    p.add_argument("--demo-family", help="size@seed of the demo family whose eval split the demo suite scores "
+                                         "(default: from a demo:// source or a built family's folder)")
+    p.add_argument("--device", help="cpu, cuda, cuda:0 ... (default: cuda when there is one)")
+    p.add_argument("--store", default="bai-artifacts", help="artifact store: a folder or s3://bucket/prefix "
+                                                            "(default ./bai-artifacts)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from bai_core.config import EvaluateSettings, StorageConfig, validated
+    from bai_core.evaluation.stage import ScoredModel, evaluate_model, prepare_evaluate
+    from bai_core.pipeline import open_store
+    from bai_core.sources import fetch
+
+    settings = validated(
+        EvaluateSettings, suite=args.suite, limit=args.limit, batch_size=args.batch_size,
+        max_gen_toks=args.max_gen_toks, apply_chat_template=args.apply_chat_template,
+        think_end_token=None if args.think_end_token.lower() == "none" else args.think_end_token,
+        enable_thinking=None if args.enable_thinking is None else args.enable_thinking == "true",
+        demo_family=args.demo_family, device=args.device)
+    storage = validated(StorageConfig, uri=args.store)
+    metadata = prepare_evaluate(settings, [args.source])  # bad task names and splits fail before any download
+    display = make_display(quiet=args.json)
+    try:
+        fetched = fetch(args.source, storage.endpoint_url, open_store(storage))
+        model = ScoredModel(name=args.source, source=args.source, fingerprint=fetched.fingerprint)
+        ref = evaluate_model(model, settings, storage, metadata,
+                             report=display.progress if display else lambda *_: None)
+    finally:
+        if display:
+            display.close()
+    if args.json:
+        print(json.dumps(ref.model_dump(mode="json")))
+        return 0
+    print_scores([ref])
+    print(f"results: {ref.uri}" + ("" if ref.built else "  (cached)"))
+    return 0
+
+
+def _cell(value, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def print_scores(refs) -> None:
+    """One line per model and task, then the overall: what lm-eval's own table shows, plus length and finish."""
+    print(f"{'model':<28}{'task':<28}{'metric':<30}{'score':>7}{'n':>6}{'finished':>9}{'tokens':>8}")
+    for ref in refs:
+        for row in ref.rows:
+            print(f"{ref.model[-27:]:<28}{row['task'][:27]:<28}{row['metric'][:29]:<30}{_cell(row['score']):>7}"
+                  f"{row['examples']:>6}{_cell(row['finished_share']):>9}{_cell(row['mean_answer_tokens'], 1):>8}")
+        if len(ref.rows) > 1:
+            print(f"{ref.model[-27:]:<28}{'overall':<28}{'mean of primary metrics':<30}{ref.overall:>7.3f}")

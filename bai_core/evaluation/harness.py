@@ -1,0 +1,182 @@
+"""The one place bai calls lm-evaluation-harness: `lm_eval.simple_evaluate` on an HFLM over a local checkpoint.
+
+lm-eval does all the scoring. bai adds two measurements the paper's collapse is about and lm-eval does not keep: how
+long each answer is in tokens (think block included) and whether it ended by itself before the token limit
+(`MeasuredHFLM`, which changes nothing lm-eval computes). `lm_eval_command` is the `lm-eval run` line that gives the
+same scores with lm-eval's own CLI.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import shlex
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bai_core.config import EvaluateSettings
+from bai_core.errors import BaiError
+from bai_core.io.checkpoint import has_chat_template
+from bai_core.evaluation import SUITES_DIR
+from bai_core.evaluation.catalog import SUITES, SuiteTask
+
+
+def suite_tasks(settings: EvaluateSettings) -> list[SuiteTask]:
+    """The tasks to score, with their primary metrics: a named suite's, or the listed task names (their primary
+    metric is the first one lm-eval reports for them)."""
+    names = settings.task_names
+    if len(names) == 1 and names[0] in SUITES:
+        return list(SUITES[names[0]])
+    return [SuiteTask(name, None, "custom", name) for name in names]
+
+
+def uses_demo_split(tasks: list[SuiteTask]) -> bool:
+    return any(task.task == "bai_demo" for task in tasks)
+
+
+def check_task_names(tasks: list[SuiteTask]) -> None:
+    """Every listed name is an lm-eval task or group (offline, from lm-eval's registry plus bai's suites); one that
+    is not is named with the closest ones. Named suites are checked by the test suite instead (~10 s saved)."""
+    if all(task.metric is not None for task in tasks):
+        return
+    known = task_manager("{}").all_tasks
+    for task in tasks:
+        if task.task not in known:
+            close = difflib.get_close_matches(task.task, known, n=3, cutoff=0.6)
+            raise BaiError(f"evaluate.suite: {task.task!r} is not an lm-eval task"
+                           + (f" (closest: {', '.join(close)})" if close else "")
+                           + f"; or use a named suite: {', '.join(SUITES)}")
+
+
+def check_checkpoint(path: Path, source: str, settings: EvaluateSettings) -> None:
+    """What lm-eval would fail on deep inside, said in one line before any model is loaded."""
+    if not (path / "config.json").is_file():
+        raise BaiError(f"{source}: no config.json; not a Hugging Face checkpoint folder")
+    if not any((path / name).is_file() for name in ("tokenizer.json", "tokenizer.model", "vocab.json")):
+        raise BaiError(f"{source}: the checkpoint has no tokenizer (tokenizer.json, tokenizer.model or vocab.json); "
+                       "lm-eval needs one to prompt and score it")
+    if settings.apply_chat_template and not has_chat_template(path):
+        raise BaiError(f"{source}: the tokenizer has no chat template; set evaluate.apply_chat_template: false "
+                       "(bai eval --no-chat-template) to prompt it with plain text")
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def model_args(path: Path, settings: EvaluateSettings) -> dict:
+    """HFLM's arguments, the same for bai's run and the lm-eval command line."""
+    args = {"pretrained": str(path)}
+    if settings.think_end_token:
+        args["think_end_token"] = settings.think_end_token
+    if settings.enable_thinking is not None:
+        args["enable_thinking"] = settings.enable_thinking
+    return args
+
+
+def lm_eval_command(path: Path, settings: EvaluateSettings, tasks: list[SuiteTask], metadata: dict,
+                    device: str) -> str:
+    """The `lm-eval run` command line that reproduces these scores with lm-eval's own CLI."""
+    parts = ["lm-eval", "run", "--model", "hf",
+             "--model_args", ",".join(f"{k}={v}" for k, v in model_args(path, settings).items()),
+             "--tasks", *[task.task for task in tasks], "--include_path", str(SUITES_DIR),
+             "--batch_size", str(settings.batch_size), "--device", device]
+    if metadata:
+        parts += ["--metadata", json.dumps(metadata, sort_keys=True)]
+    if settings.apply_chat_template:
+        parts.append("--apply_chat_template")
+    if settings.limit:
+        parts += ["--limit", str(settings.limit)]
+    if settings.max_gen_toks:
+        parts += ["--gen_kwargs", f"max_gen_toks={settings.max_gen_toks}"]
+    return shlex.join(parts)
+
+
+@dataclass
+class Generations:
+    """Per lm-eval task: each generated answer's length in tokens and whether it ended before the limit."""
+
+    tokens: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    finished: dict[str, list[bool]] = field(default_factory=lambda: defaultdict(list))
+
+
+def measured_hflm(path: Path, settings: EvaluateSettings, device: str, report=None):
+    """lm-eval's HFLM, which also records each generation's length and whether it stopped by itself, and reports
+    the answers generated so far as `report("evaluate", done, total)` (bai's bar, the Prefect progress artifact)."""
+    from lm_eval.models.huggingface import HFLM
+
+    class MeasuredHFLM(HFLM):
+        # lm-eval batches prompts by their generation settings, not by task, and reorders them; a prompt's text is
+        # what ties a generated row back to its request (and so to its task).
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.generations = Generations()
+            self._batch: list[str] = []
+            self._rows: dict[str, tuple[int, bool]] = {}
+            self._done = self._total = 0
+
+        def tok_batch_encode(self, strings, *args, **kwargs):
+            self._batch = list(strings)
+            return super().tok_batch_encode(strings, *args, **kwargs)
+
+        def _model_generate(self, context, max_length, stop, **kwargs):
+            output = super()._model_generate(context, max_length, stop, **kwargs)
+            budget = max_length - context.shape[1]
+            for prompt, row in zip(self._batch, output[:, context.shape[1]:].tolist()):
+                self._rows[prompt] = self._measure(row, stop, budget)
+            self._done += context.shape[0]
+            if report is not None:
+                report("evaluate", self._done, self._total)
+            return output
+
+        def _measure(self, row: list[int], stop: list[str], budget: int) -> tuple[int, bool]:
+            """Tokens up to the end of sequence or the first stop string; finished when one came within budget.
+            (A batch runs until every row stops, so a row can go on past its own stop string.)"""
+            ends = [i for i, token in enumerate(row) if token in (self.eot_token_id, self.tokenizer.pad_token_id)]
+            n = ends[0] if ends else len(row)
+            text = self.tokenizer.decode(row[:n], skip_special_tokens=False)
+            cuts = [text.index(s) for s in stop if s and s in text]
+            if cuts:
+                n = len(self.tokenizer(text[:min(cuts)], add_special_tokens=False)["input_ids"])
+                return n, True
+            return n, bool(ends) and n < budget
+
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            self._done, self._total = 0, len(requests)
+            answers = super().generate_until(requests, disable_tqdm=disable_tqdm or report is not None)
+            for request in requests:
+                if (row := self._rows.get(request.args[0])) is not None:
+                    self.generations.tokens[request.task_name].append(row[0])
+                    self.generations.finished[request.task_name].append(row[1])
+            return answers
+
+    return MeasuredHFLM(batch_size=settings.batch_size, device=device, **model_args(path, settings))
+
+
+@functools.lru_cache(maxsize=4)
+def task_manager(metadata: str):
+    """lm-eval's task registry with bai's suites (indexing its ~14,700 tasks takes ~10 s: once per process and
+    metadata, so a run scoring several models pays it once)."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=str(SUITES_DIR), metadata=json.loads(metadata) or None)
+
+
+def run_lm_eval(path: Path, settings: EvaluateSettings, tasks: list[SuiteTask], metadata: dict,
+                device: str, report=None) -> tuple[dict, Generations]:
+    """lm-eval's full results (samples included) and the generations' measurements."""
+    import lm_eval
+
+    model = measured_hflm(path, settings, device, report)
+    manager = task_manager(json.dumps(metadata, sort_keys=True))
+    results = lm_eval.simple_evaluate(
+        model=model, tasks=[task.task for task in tasks], task_manager=manager, limit=settings.limit,
+        apply_chat_template=settings.apply_chat_template, log_samples=True,
+        gen_kwargs={"max_gen_toks": settings.max_gen_toks} if settings.max_gen_toks else None)
+    if results is None:
+        raise BaiError("lm-eval returned no results")
+    return results, model.generations

@@ -1,0 +1,220 @@
+"""The evaluate stage as plain functions (no Prefect), in the shape of the merge and train stages:
+
+- `prepare_evaluate`: what can be checked before any model is merged or loaded (task names, the demo split).
+- `eval_key`: the content key (model fingerprint, suite definition, settings, lm-eval version, bai's scoring code).
+- `evaluate_model`: the published result for that key if intact; else score with lm-eval and publish lm-eval's
+  results JSON, its samples, and the flat table (scores.json, scores.csv) under evaluations/<key>/.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from bai_core import progress
+from bai_core.config import EvaluateSettings, StorageConfig
+from bai_core.errors import BaiError
+from bai_core.evaluation import SUITES_DIR, harness, scores
+from bai_core.fingerprint import fingerprint_folder
+from bai_core.io.atomic import AtomicFolder
+from bai_core.locks import exclusive
+from bai_core.pipeline import open_store
+from bai_core.sources import fetch
+from bai_core.storage import ArtifactStore
+
+SCORING_CODE = ("harness.py", "scores.py")  # editing these makes cached scores stale
+TABLE_COLUMNS = ("task", "stands_for", "category", "metric", "score", "stderr", "examples", "finished_share",
+                 "mean_answer_tokens")
+
+
+class ScoredModel(BaseModel):
+    """A model to score: a fetched checkpoint (by source) or an artifact of the store (a merge, the RL actor)."""
+
+    name: str  # pretrained, instruct, reasoning, sft, bai, actor, or the source itself
+    source: str  # the source, or the artifact's URI
+    fingerprint: str
+    store_key: str | None = None  # the artifact's key in the store, to materialize it
+
+
+class EvalRef(BaseModel):
+    key: str
+    uri: str  # evaluations/<key>/ in the store
+    model: str
+    source: str
+    fingerprint: str
+    suite: list[str]
+    rows: list[dict]
+    overall: float
+    categories: dict[str, float]
+    finished_share: float | None
+    mean_answer_tokens: float | None
+    settings: dict
+    metadata: dict
+    device: str
+    lm_eval_version: str
+    lm_eval_command: str
+    seconds: float
+    built: bool = False
+
+
+def demo_split(settings: EvaluateSettings, sources: list[str]) -> dict:
+    """lm-eval metadata naming the demo family's eval split ({"size", "seed"}) when the suite has the demo task:
+    evaluate.demo_family, else the one trained family the demo:// sources name, else a built family folder's
+    family.json beside a local member."""
+    if not harness.uses_demo_split(harness.suite_tasks(settings)):
+        return {}
+    if settings.demo_family:
+        size, _, seed = settings.demo_family.partition("@")
+        return _known_size({"size": size, "seed": int(seed)})
+    from bai_core.sources import parse_demo
+
+    families = {parse_demo(s)[::2] for s in sources if s.startswith("demo://") and not s.startswith("demo://synth")}
+    for source in sources:
+        marker = Path(source).expanduser() / ".." / "family.json"
+        if "://" not in source and marker.is_file():
+            family = json.loads(marker.read_text())
+            families.add((family["size"], family["seed"]))
+    if len(families) == 1:
+        size, seed = families.pop()
+        return _known_size({"size": size, "seed": seed})
+    which = "several demo families (" + ", ".join(f"{s}@{n}" for s, n in sorted(families)) + ")" if families \
+        else "no demo family"
+    raise BaiError(f"evaluate.suite: the demo suite scores a demo family's eval split, and the models name {which}; "
+                   "set evaluate.demo_family (bai eval --demo-family), e.g. demo@0")
+
+
+def _known_size(metadata: dict) -> dict:
+    from bai_core.demo.sizes import SIZES
+
+    if metadata["size"] not in SIZES:
+        raise BaiError(f"evaluate.demo_family: unknown size {metadata['size']!r} (known: {', '.join(SIZES)})")
+    return metadata
+
+
+def prepare_evaluate(settings: EvaluateSettings, sources: list[str]) -> dict:
+    """Check the suite and resolve the demo split before anything is merged or loaded; the lm-eval metadata."""
+    harness.check_task_names(harness.suite_tasks(settings))
+    return demo_split(settings, sources)
+
+
+def scoring_code_version() -> str:
+    digest = hashlib.sha256()
+    for name in SCORING_CODE:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def suite_definition(settings: EvaluateSettings, metadata: dict) -> dict:
+    """The tasks, their primary metrics and bai's own task files (lm-eval's are covered by its version)."""
+    files = hashlib.sha256()
+    for path in sorted(SUITES_DIR.rglob("*")):
+        if path.is_file() and path.suffix in (".yaml", ".py"):
+            files.update(path.relative_to(SUITES_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    tasks = [[t.task, t.metric, t.category] for t in harness.suite_tasks(settings)]
+    return {"tasks": tasks, "metadata": metadata, "files": files.hexdigest()[:16]}
+
+
+def eval_key(model: ScoredModel, settings: EvaluateSettings, metadata: dict) -> str:
+    import lm_eval
+
+    payload = {"model": model.fingerprint, "suite": suite_definition(settings, metadata),
+               "settings": settings.model_dump(mode="json", exclude={"models", "demo_family", "device"}),
+               "lm_eval": lm_eval.__version__, "code": scoring_code_version()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def evaluation_folder(key: str) -> str:
+    return f"evaluations/{key[:24]}"
+
+
+def published_eval(store: ArtifactStore, key: str) -> EvalRef | None:
+    marker = store.find(evaluation_folder(key))
+    if marker is None or marker.get("cache_key") != key:
+        return None
+    return EvalRef.model_validate(marker["result"])
+
+
+def local_model(model: ScoredModel, storage: StorageConfig) -> Path:
+    store = open_store(storage)
+    if model.store_key:
+        marker = store.find(model.store_key)
+        if marker is None:
+            raise BaiError(f"{model.source}: the artifact is missing or altered; run the pipeline again")
+        return store.materialize(model.store_key, marker)
+    fetched = fetch(model.source, storage.endpoint_url, store)
+    if fetched.fingerprint != model.fingerprint:
+        raise BaiError(f"{model.source}: content changed since it was fetched in this run; run it again")
+    return fetched.path
+
+
+def evaluate_model(model: ScoredModel, settings: EvaluateSettings, storage: StorageConfig, metadata: dict,
+                   report=progress.report) -> EvalRef:
+    """Adopt the published scores for this key, or score the model with lm-eval and publish them; `report(phase,
+    done, total)` hears of the answers generated so far."""
+    store = open_store(storage)
+    key = eval_key(model, settings, metadata)
+    if (ref := published_eval(store, key)) is not None:
+        return ref
+    folder = evaluation_folder(key)
+    with exclusive(f"{store.url}/{folder}", on_wait=lambda: progress.note(f"waiting for another run scoring {folder}")):
+        if (ref := published_eval(store, key)) is not None:
+            return ref
+        return _evaluate(store, key, model, settings, storage, metadata, report)
+
+
+def _evaluate(store: ArtifactStore, key: str, model: ScoredModel, settings: EvaluateSettings,
+              storage: StorageConfig, metadata: dict, report) -> EvalRef:
+    import lm_eval
+
+    path = local_model(model, storage)
+    harness.check_checkpoint(path, model.source, settings)
+    tasks = harness.suite_tasks(settings)
+    device = settings.device or harness.default_device()
+    progress.note(f"scoring {model.name} on {', '.join(t.task for t in tasks)} with lm-eval ({device})")
+    started = time.perf_counter()
+    results, generations = harness.run_lm_eval(path, settings, tasks, metadata, device, report)
+    rows = scores.task_rows(tasks, results, generations)
+    folder = evaluation_folder(key)
+    ref = EvalRef(key=key, uri=store.uri(folder), model=model.name, source=model.source,
+                  fingerprint=model.fingerprint, suite=[t.task for t in tasks], rows=rows, **scores.summary(rows),
+                  settings=settings.model_dump(mode="json", exclude={"models"}), metadata=metadata, device=device,
+                  lm_eval_version=lm_eval.__version__,
+                  lm_eval_command=harness.lm_eval_command(path, settings, tasks, metadata, device),
+                  seconds=round(time.perf_counter() - started, 1))
+    staging = AtomicFolder(store.local_path(folder), overwrite=True)
+    try:
+        _write_results(staging.path, results, ref)
+    except BaseException:
+        staging.discard()
+        raise
+    staging.publish()
+    store.publish(folder, {"cache_key": key, "stage": "evaluate", "fingerprint": fingerprint_folder(
+        store.local_path(folder)), "result": ref.model_dump(mode="json")})
+    return ref.model_copy(update={"built": True})
+
+
+def _write_results(folder: Path, results: dict, ref: EvalRef) -> None:
+    """lm-eval's results JSON and samples as lm-eval writes them, and bai's flat table (JSON and CSV)."""
+    from lm_eval.utils import handle_non_serializable
+
+    samples = results.pop("samples", {})
+    (folder / "results.json").write_text(json.dumps(results, indent=2, default=handle_non_serializable) + "\n")
+    for task, rows in samples.items():
+        lines = (json.dumps(row, default=handle_non_serializable) for row in rows)
+        (folder / f"samples_{task}.jsonl").write_text("\n".join(lines) + "\n")
+    (folder / "scores.json").write_text(ref.model_dump_json(indent=2) + "\n")
+    (folder / "scores.csv").write_text(table_csv(ref.rows))
+
+
+def table_csv(rows: list[dict], columns=TABLE_COLUMNS) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()

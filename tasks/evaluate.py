@@ -1,0 +1,62 @@
+"""Prefect tasks over `bai_core.evaluation.stage`: check the suite, then score a model with lm-eval (cached on the
+content key: model fingerprint + suite definition + settings + lm-eval version), with a progress artifact while it
+generates and its scores as a table artifact after."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import CacheKeyFnPolicy
+
+from bai_core.config import EvaluateSettings, StorageConfig
+from bai_core.evaluation import stage
+from bai_core.evaluation.stage import ScoredModel
+from bai_core.pipeline import open_store
+from tasks.artifacts import ProgressArtifact
+from tasks.merge import _not_a_user_error
+
+
+def _eval_cache_key(context, inputs) -> str:
+    return "bai-evaluate-" + stage.eval_key(ScoredModel.model_validate(inputs["model"]),
+                                            EvaluateSettings.model_validate(inputs["settings"]), inputs["metadata"])
+
+
+@task(name="prepare-evaluate", retries=1, retry_condition_fn=_not_a_user_error)
+def prepare_evaluate(settings: EvaluateSettings, sources: list[str]) -> dict:
+    """Task names checked against lm-eval's registry and the demo split resolved, before anything is merged."""
+    return stage.prepare_evaluate(settings, sources)
+
+
+@task(name="evaluate", cache_policy=CacheKeyFnPolicy(cache_key_fn=_eval_cache_key), persist_result=True,
+      result_serializer="json")
+def evaluate_model(model: dict, settings: EvaluateSettings, storage: StorageConfig, metadata: dict) -> dict:
+    scored = ScoredModel.model_validate(model)
+    bar = ProgressArtifact(f"lm-eval: {scored.name} on {', '.join(settings.task_names)}")
+    ref = stage.evaluate_model(scored, settings, storage, metadata, report=bar)
+    create_table_artifact(table=score_table([ref.model_dump(mode="json")]), key=f"scores-{ref.key[:12]}",
+                          description=f"lm-eval scores of {scored.name} ({scored.fingerprint[:19]})")
+    return ref.model_dump(mode="json")
+
+
+def evaluate_is_published(model: dict, settings: EvaluateSettings, storage: StorageConfig, metadata: dict) -> bool:
+    key = stage.eval_key(ScoredModel.model_validate(model), settings, metadata)
+    return stage.published_eval(open_store(storage), key) is not None
+
+
+def score_table(refs: list[dict]) -> list[dict]:
+    """Rows of a Prefect table artifact: each model's tasks, then its overall when it has several."""
+    def cell(value):
+        return "-" if value is None else value
+
+    rows = []
+    for ref in refs:
+        for row in ref["rows"]:
+            rows.append({"model": ref["model"], "task": row["task"], "stands for": row["stands_for"],
+                         "metric": row["metric"], "score": row["score"], "stderr": cell(row["stderr"]),
+                         "examples": row["examples"], "finished": cell(row["finished_share"]),
+                         "mean tokens": cell(row["mean_answer_tokens"])})
+        if len(ref["rows"]) > 1:
+            rows.append({"model": ref["model"], "task": "overall", "stands for": "mean of primary metrics",
+                         "metric": "", "score": ref["overall"], "stderr": "", "examples": "",
+                         "finished": cell(ref["finished_share"]), "mean tokens": cell(ref["mean_answer_tokens"])})
+    return rows
