@@ -1,8 +1,10 @@
-"""A sweep over alpha (the paper's ratio ablation): one pipeline per value. Stage 1 does not depend on alpha, so it
-is merged once and every other point finds it cached.
+"""The scored alpha sweep (the paper's ratio ablation, Table 2) as a Prefect flow: one pipeline run per alpha
+(bai_core.experiments). Stage 1 does not depend on alpha, so it is merged once and every other point finds it
+cached; each point's M_bai is scored, or, with `rl_steps`, a short RL pilot from it is run and its actor scored.
 
-With `pipeline_deployment` set, each point runs as a deployment run on that deployment's work pool (see
-flows/handoff.py); otherwise as subflows in this process.
+The table names the recommended alpha: the best `objective` (the overall score, or one task's) among the points
+whose pilot showed no length collapse. With `pipeline_deployment` set, each point runs as a deployment run on that
+deployment's work pool (see flows/handoff.py); otherwise as subflows in this process.
 """
 
 from __future__ import annotations
@@ -10,29 +12,49 @@ from __future__ import annotations
 import json
 
 from prefect import flow
-from prefect.artifacts import create_table_artifact
 
+from bai_core import experiments, report
 from bai_core.config import PipelineConfig
+from bai_core.errors import BaiError
 from bai_core.pipeline import open_store
+from flows.compare import publish_report
 from flows.handoff import run_on_pool
 from flows.pipeline import bai_pipeline
 
 
 @flow(name="bai-sweep", flow_run_name="{config.name}-sweep")
-def bai_sweep(config: PipelineConfig, alphas: list[float], pipeline_deployment: str | None = None) -> list[dict]:
-    summaries = []
-    for alpha in alphas:
-        point = config.model_copy(update={"name": f"{config.name}-alpha{alpha:g}",
-                                          "merge": config.merge.model_copy(update={"alpha": alpha})})
-        point = PipelineConfig.model_validate(point.model_dump())  # re-validate the updated values
+def bai_sweep(config: PipelineConfig, alphas: list[float], rl_steps: int | None = None, objective: str = "overall",
+              pipeline_deployment: str | None = None) -> dict:
+    store = open_store(config.storage)
+    rows = []
+    for point in experiments.sweep_runs(config, alphas, rl_steps):
         if pipeline_deployment is None:
-            summaries.append(bai_pipeline(point))
+            summary = bai_pipeline(point)
         else:
             child = run_on_pool(pipeline_deployment, {"config": point.model_dump(mode="json")})
-            text = open_store(point.storage).get_text(f"runs/{point.name}/{child.id}.json")
-            summaries.append(json.loads(text))
-    rows = [{"alpha": s["merge"]["alpha"], "M_bai": s["outputs"]["bai"],
-             **{row["stage"]: row["state"] for row in s["stages"] if row["stage"].startswith("merge")}}
-            for s in summaries]
-    create_table_artifact(rows, key="bai-sweep", description="alpha sweep: one BAI merge per value")
-    return summaries
+            summary = json.loads(store.get_text(f"runs/{point.name}/{child.id}.json"))
+        model = "actor" if rl_steps else "bai"
+        rows.append({"alpha": point.merge.alpha, "scored": "RL actor" if model == "actor" else "M_bai",
+                     **report.run_row(summary, model, store),
+                     "M_bai": summary["outputs"]["bai"],
+                     "merge-stage1": _state(summary, "merge-stage1"), "merge-stage2": _state(summary, "merge-stage2")})
+    scored = "overall" in rows[0]
+    if scored and objective not in rows[0]:
+        raise BaiError(f"objective {objective!r} is not a column of the sweep (overall or a task: "
+                       f"{', '.join(k for k in rows[0] if k not in ('alpha', 'scored'))})")
+    best = report.recommend(rows, objective) if scored else None
+    for row in rows:
+        row["recommended"] = "yes" if row is best else ""
+    names = report.columns(rows, ("alpha", "scored", "recommended"))
+    pilots = f"an RL pilot of {rl_steps} steps per alpha" if rl_steps else "each M_bai scored without RL"
+    title = f"Alpha sweep `{config.name}`: {pilots}"
+    note = (f"Recommended alpha: {best['alpha']:g} (best {objective} among the points without a detected length "
+            "collapse)." if best else "No point qualifies: every pilot collapsed." if scored else
+            "Not scored: the config has no `evaluate:` section.")
+    png = report.sweep_plot(rows, objective if scored else None, title.replace("`", ""))
+    uris = publish_report(config, "sweep", rows, names, png, title, note)
+    return {"rows": rows, "columns": names, "recommended": best["alpha"] if best else None, **uris}
+
+
+def _state(summary: dict, stage: str) -> str:
+    return next((row["state"] for row in summary["stages"] if row["stage"] == stage), "-")

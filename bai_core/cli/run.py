@@ -39,34 +39,18 @@ def run(args) -> int:
     from bai_core.config import load_pipeline_config
 
     config = load_pipeline_config(args.config, args.overrides)
-    if not args.verbose:  # the table below says what happened; the Prefect UI keeps every log line
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-    display = make_display(quiet=args.json)
-    api_url = prefect_api.api_url_for_run(announce=lambda message: print(f"bai: {message}", file=sys.stderr))
 
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    def pipeline(api_url: str) -> dict:
+        from flows.pipeline import PipelineFailed, bai_pipeline
 
-    from flows.pipeline import PipelineFailed, bai_pipeline
-
-    progress.set_sink(display)
-    try:
-        with temporary_settings(updates={PREFECT_API_URL: api_url}):
-            summary = bai_pipeline(config)
-    except PipelineFailed as e:
-        if not args.json:
-            print_stages(e.rows)
-        raise
-    except Exception as e:
-        if args.verbose or not _from_prefect_machinery(e):
+        try:
+            return bai_pipeline(config)
+        except PipelineFailed as e:
+            if not args.json:
+                print_stages(e.rows)
             raise
-        first = (str(e).strip().splitlines() or [""])[0][:300]
-        raise BaiError(f"the Prefect API at {api_url} failed during the run ({type(e).__name__}: {first}); "
-                       "check the server (its log, its disk), then run again: finished stages are cached "
-                       "(--verbose shows the traceback)") from None
-    finally:
-        progress.set_sink(None)
-        if display:
-            display.close()
+
+    summary = run_flow(pipeline, quiet=args.json, verbose=args.verbose)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -79,6 +63,33 @@ def run(args) -> int:
             tasks = ", ".join(f"{row['task']} {row['score']:.3f}" for row in scores["rows"])
             print(f"scores of {name}: overall {scores['overall']:.3f} ({tasks}): {scores['uri']}")
     return 0
+
+
+def run_flow(call, quiet: bool, verbose: bool):
+    """Run `call(api_url)` (a flow) against the configured Prefect API or bai's local server, with progress on
+    stderr; a failure of Prefect's own machinery becomes one line, like any user error."""
+    if not verbose:  # bai's tables say what happened; the Prefect UI keeps every log line
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    display = make_display(quiet=quiet)
+    api_url = prefect_api.api_url_for_run(announce=lambda message: print(f"bai: {message}", file=sys.stderr))
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    progress.set_sink(display)
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            return call(api_url)
+    except Exception as e:
+        if verbose or not _from_prefect_machinery(e):
+            raise
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        raise BaiError(f"the Prefect API at {api_url} failed during the run ({type(e).__name__}: {first}); "
+                       "check the server (its log, its disk), then run again: finished stages are cached "
+                       "(--verbose shows the traceback)") from None
+    finally:
+        progress.set_sink(None)
+        if display:
+            display.close()
 
 
 def _from_prefect_machinery(error: BaseException) -> bool:

@@ -8,9 +8,7 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ from bai_core.fingerprint import fingerprint_folder
 from bai_core.io.atomic import AtomicFolder
 from bai_core.locks import exclusive
 from bai_core.pipeline import open_store
+from bai_core.report import csv_text
 from bai_core.sources import fetch
 from bai_core.storage import ArtifactStore
 
@@ -209,12 +208,4 @@ def _write_results(folder: Path, results: dict, ref: EvalRef) -> None:
         lines = (json.dumps(row, default=handle_non_serializable) for row in rows)
         (folder / f"samples_{task}.jsonl").write_text("\n".join(lines) + "\n")
     (folder / "scores.json").write_text(ref.model_dump_json(indent=2) + "\n")
-    (folder / "scores.csv").write_text(table_csv(ref.rows))
-
-
-def table_csv(rows: list[dict], columns=TABLE_COLUMNS) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
+    (folder / "scores.csv").write_text(csv_text(ref.rows, list(TABLE_COLUMNS)))

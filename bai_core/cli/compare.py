@@ -1,0 +1,47 @@
+"""`bai compare`: the paper's Table 1 for your models. One pipeline run per row (Paradigms 1-3, BAI and two
+ablations; see bai_core/experiments.py), all with the config's train and evaluate settings, as a Prefect flow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="compare BAI with Paradigms 1-3 (and RL from pretrained / M_sft): same RL budget, same lm-eval suite",
+        description="Rows: Paradigm 1 (RL from instruct), Paradigm 2 (reasoning, no RL), Paradigm 3 (RL from "
+        "reasoning), BAI (RL from M_bai), and the ablations RL from pretrained and RL from M_sft. Each row is a "
+        "pipeline run with the config's `train:` settings (its init replaced) and scored with its `evaluate:` "
+        "suite; merges, RL runs and scores are cached. Prints the table; publishes it (CSV, markdown) and a plot "
+        "of every RL run's length and reward curves to the store and the Prefect UI.",
+    )
+    p.add_argument("config", type=Path, help="pipeline config with train: and evaluate:, e.g. configs/demo.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.steps=40 (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the rows and file URIs as one JSON object")
+    p.add_argument("--verbose", action="store_true", help="show Prefect's own log lines and full tracebacks")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from bai_core import experiments, report
+    from bai_core.cli.run import run_flow
+    from bai_core.config import load_pipeline_config
+
+    config = load_pipeline_config(args.config, args.overrides)
+    experiments.comparison_runs(config)  # a config that cannot make the table fails here, before any flow runs
+
+    def compare(api_url: str) -> dict:
+        from flows.compare import bai_compare
+
+        return bai_compare(config)
+
+    result = run_flow(compare, quiet=args.json, verbose=args.verbose)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(report.markdown(result["rows"], result["columns"]), end="")
+    print(f"table: {result['csv']}\nplot: {result['plot']}")
+    return 0

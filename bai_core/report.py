@@ -1,0 +1,153 @@
+"""Tables and plots across pipeline runs: the paradigm comparison (the paper's Table 1 beside its Figures 2-3) and
+the scored alpha sweep (Table 2). Built from the runs' summaries and what they published in the store; pure."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+from pathlib import Path
+
+from bai_core.rl.curves import Curves, read_curves
+from bai_core.storage import ArtifactStore
+
+
+def _key(store: ArtifactStore, uri: str) -> str:
+    return uri.removeprefix(store.url + "/")
+
+
+def run_row(summary: dict, scored: str, store: ArtifactStore) -> dict:
+    """A run as a row: each task's primary score, the overall, the scored answers' length and finished share (when
+    it was scored); for an RL run, the detectors' verdicts and the final (smoothed) mean response length."""
+    outputs = summary["outputs"]
+    row = {}
+    if scored in outputs.get("scores", {}):
+        scores = outputs["scores"][scored]
+        row = {row["task"]: row["score"] for row in scores["rows"]}
+        row.update({"overall": scores["overall"], "answer tokens": scores["mean_answer_tokens"],
+                    "finished": scores["finished_share"]})
+    if "verdicts" in outputs:
+        verdicts = json.loads(store.get_text(_key(store, outputs["verdicts"])))
+        collapse, hockey = verdicts["sequence_length_collapse"], verdicts["reward_hockey_stick"]
+        row.update({"length collapse": "detected" if collapse["detected"] else "no",
+                    "hockey stick": "detected" if hockey["detected"] else "no",
+                    "RL steps": verdicts["steps"], "final RL length": collapse["final"]})
+    else:
+        row.update({"length collapse": "-", "hockey stick": "-", "RL steps": 0, "final RL length": None})
+    return row
+
+
+def curves_of(summary: dict, store: ArtifactStore) -> Curves | None:
+    """The RL run's per-step curves (None for a run without RL)."""
+    if "metrics" not in summary["outputs"]:
+        return None
+    text = store.get_text(_key(store, summary["outputs"]["metrics"]))
+    with tempfile.TemporaryDirectory(prefix="bai-curves-") as scratch:
+        path = Path(scratch) / "metrics.jsonl"
+        path.write_text(text)
+        return read_curves(path)
+
+
+def columns(rows: list[dict], first: tuple[str, ...]) -> list[str]:
+    """`first`, then every other key in the order rows first have it."""
+    seen = list(first)
+    for row in rows:
+        seen += [key for key in row if key not in seen]
+    return seen
+
+
+def cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+
+
+def markdown(rows: list[dict], names: list[str]) -> str:
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    lines += ["| " + " | ".join(cell(row.get(name)) for name in names) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(rows: list[dict], names: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=names, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def recommend(rows: list[dict], objective: str = "overall") -> dict | None:
+    """The best `objective` among the rows whose RL showed no length collapse (rows without RL all qualify)."""
+    stable = [row for row in rows if row.get("length collapse") != "detected" and row.get(objective) is not None]
+    return max(stable, key=lambda row: row[objective], default=None)
+
+
+def _figure(panels: int):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(1, panels, figsize=(6 * panels, 3.8), dpi=100)
+
+
+def _save(figure) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def comparison_plot(curves: dict[str, Curves], title: str) -> bytes:
+    """Mean response length and mean reward per step of every RL run, overlaid (Figures 2-3 side by side):
+    a 10-step moving average over the faint per-step values."""
+    import numpy as np
+
+    from bai_core.rl.detectors import smooth
+
+    figure, (length_axes, reward_axes) = _figure(2)
+    for axes, label in ((length_axes, "mean response length (tokens)"), (reward_axes, "mean reward")):
+        axes.set_xlabel("step")
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+    for index, (name, run) in enumerate(curves.items()):
+        color = f"C{index}"
+        for axes, series in ((length_axes, run.length), (reward_axes, run.reward)):
+            points = [(s, v) for s, v in zip(run.steps, series) if v is not None]
+            if not points:
+                continue
+            steps, values = zip(*points)
+            axes.plot(steps, values, color=color, alpha=0.2, lw=1)
+            axes.plot(steps, smooth(np.asarray(values), min(10, len(values))), color=color, lw=2, label=name)
+    length_axes.legend(fontsize=8)
+    figure.suptitle(title, fontsize=11)
+    return _save(figure)
+
+
+def sweep_plot(rows: list[dict], objective: str | None, title: str) -> bytes:
+    """Score against alpha (when scored), and stability: the final RL length (pilots) or the answers' length (no
+    RL), with a red cross where a length collapse was detected."""
+    figure, (score_axes, length_axes) = _figure(2)
+    alphas = [row["alpha"] for row in rows]
+    if objective is not None:
+        score_axes.plot(alphas, [row[objective] for row in rows], "o-", color="C0")
+        score_axes.set_ylabel(objective)
+    pilots = any(row["RL steps"] for row in rows)
+    length = "final RL length" if pilots else "answer tokens"
+    measured = [row for row in rows if row.get(length) is not None]
+    length_axes.plot([row["alpha"] for row in measured], [row[length] for row in measured], "o-", color="C1")
+    collapsed = [row for row in measured if row["length collapse"] == "detected"]
+    if collapsed:
+        length_axes.plot([r["alpha"] for r in collapsed], [r[length] for r in collapsed], "x", color="red", ms=12,
+                         mew=3, label="length collapse detected")
+        length_axes.legend(fontsize=8)
+    length_axes.set_ylabel("final mean response length (RL pilot)" if pilots else "mean answer length (tokens)")
+    for axes in (score_axes, length_axes):
+        axes.set_xlabel("alpha (pretrained weight in stage 2)")
+        axes.grid(alpha=0.3)
+    figure.suptitle(title, fontsize=11)
+    return _save(figure)
