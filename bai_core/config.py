@@ -291,6 +291,10 @@ class EvaluateSettings(_Strict):
                                     description="size@seed of the demo family whose eval split the demo suite "
                                                 "scores (default: read from the demo:// sources).")
     device: str | None = Field(None, description="cpu, cuda, cuda:0 ...; default: cuda when there is one.")
+    backend: Literal["hf", "vllm"] = Field("hf", description="lm-eval's model type: hf (transformers; measures "
+                                                             "answer lengths) or vllm (where vLLM is installed).")
+    deployment: str | None = Field(None, description="Score as this deployment (e.g. bai-evaluate/gpu) on its work "
+                                                     "pool; unset: score in this process.")
 
     @property
     def task_names(self) -> list[str]:

@@ -50,7 +50,9 @@ def comparison_runs(config: PipelineConfig) -> list[tuple[Variant, PipelineConfi
                        "(the suite every row is scored on)")
     runs = []
     for variant in PARADIGMS:
-        evaluate = config.evaluate.model_copy(update={"models": [variant.scored]}).model_dump(mode="json")
+        # an RL row also scores its starting point, so the table shows what RL did to it
+        scored = [variant.scored] if variant.init is None else [variant.init, variant.scored]
+        evaluate = config.evaluate.model_copy(update={"models": scored}).model_dump(mode="json")
         train = None if variant.init is None else \
             config.train.model_copy(update={"init": variant.init}).model_dump(mode="json")
         runs.append((variant, _point(config, f"{config.name}-{_slug(variant.row)}", train=train, evaluate=evaluate)))

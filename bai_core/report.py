@@ -17,16 +17,19 @@ def _key(store: ArtifactStore, uri: str) -> str:
     return uri.removeprefix(store.url + "/")
 
 
-def run_row(summary: dict, scored: str, store: ArtifactStore) -> dict:
+def run_row(summary: dict, scored: str, store: ArtifactStore, before: str | None = None) -> dict:
     """A run as a row: each task's primary score, the overall, the scored answers' length and finished share (when
-    it was scored); for an RL run, the detectors' verdicts and the final (smoothed) mean response length."""
+    it was scored), and the overall of `before` (the RL run's starting point) when that was scored too; for an RL
+    run, the detectors' verdicts and the final (smoothed) mean response length."""
     outputs = summary["outputs"]
     row = {}
     if scored in outputs.get("scores", {}):
         scores = outputs["scores"][scored]
         row = {row["task"]: row["score"] for row in scores["rows"]}
-        row.update({"overall": scores["overall"], "answer tokens": scores["mean_answer_tokens"],
-                    "finished": scores["finished_share"]})
+        row["overall"] = scores["overall"]
+        if before is not None and before in outputs["scores"]:
+            row["overall before RL"] = outputs["scores"][before]["overall"]
+        row.update({"answer tokens": scores["mean_answer_tokens"], "finished": scores["finished_share"]})
     if "verdicts" in outputs:
         verdicts = json.loads(store.get_text(_key(store, outputs["verdicts"])))
         collapse, hockey = verdicts["sequence_length_collapse"], verdicts["reward_hockey_stick"]
@@ -58,9 +61,12 @@ def columns(rows: list[dict], first: tuple[str, ...]) -> list[str]:
 
 
 def cell(value) -> str:
+    """Scores (0..1) to 3 decimals, lengths to 1; trailing zeros dropped."""
     if value is None:
         return "-"
-    return f"{value:.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return f"{value:.{3 if abs(value) <= 1 else 1}f}".rstrip("0").rstrip(".")
+    return str(value)
 
 
 def markdown(rows: list[dict], names: list[str]) -> str:

@@ -42,9 +42,10 @@ def publish_report(config: PipelineConfig, kind: str, rows: list[dict], names: l
 
 @flow(name="bai-compare", flow_run_name="{config.name}-compare")
 def bai_compare(config: PipelineConfig) -> dict:
-    """Every row of the comparison, scored; returns the rows and where the table and plot were published."""
+    """Every row of the comparison, scored; returns the rows, where the table and plot were published, and each
+    row's stage states."""
     store = open_store(config.storage)
-    rows, curves = [], {}
+    rows, curves, stages = [], {}, {}
     for variant, point in experiments.comparison_runs(config):
         try:
             summary = bai_pipeline(point)
@@ -52,7 +53,9 @@ def bai_compare(config: PipelineConfig) -> dict:
             get_run_logger().warning("%s (%s) failed: %s", variant.row, variant.start, e)
             rows.append({"row": variant.row, "start": variant.start, "error": str(e)})
             continue
-        rows.append({"row": variant.row, "start": variant.start, **report.run_row(summary, variant.scored, store)})
+        rows.append({"row": variant.row, "start": variant.start,
+                     **report.run_row(summary, variant.scored, store, before=variant.init)})
+        stages[variant.row] = {row["stage"]: row["state"] for row in summary["stages"]}
         if (run_curves := report.curves_of(summary, store)) is not None:
             curves[variant.row] = run_curves
     names = report.columns(rows, ("row", "start"))
@@ -60,4 +63,4 @@ def bai_compare(config: PipelineConfig) -> dict:
             f"scored on {', '.join(config.evaluate.task_names)}"
     png = report.comparison_plot(curves, title.replace("`", ""))
     uris = publish_report(config, "compare", rows, names, png, title)
-    return {"rows": rows, "columns": names, **uris}
+    return {"rows": rows, "columns": names, **uris, "stages": stages}

@@ -23,6 +23,7 @@ from bai_core.evaluation.stage import ScoredModel
 from bai_core.pipeline import open_store
 from bai_core.rl.stage import ActorInit
 from bai_core.sources import parse_demo
+from flows.evaluate import evaluate_on_pool
 from flows.train import train_on_pool
 from tasks.demo import build_demo_family
 from tasks.evaluate import evaluate_is_published, evaluate_model, prepare_evaluate, score_table
@@ -141,11 +142,15 @@ def bai_pipeline(config: PipelineConfig) -> dict:
         if config.evaluate is not None:
             for name in config.scored_models:
                 model = _scored_model(name, refs, {"sft": sft, "bai": bai}, actor)
+                shown = lambda r: f"overall {r['overall']:.3f}: {r['uri']}"  # noqa: E731
+                if config.evaluate.deployment:  # handed to the GPU pool; the scores come back through the store
+                    scores[name] = table.run(f"evaluate-{name}", evaluate_on_pool, config.evaluate.deployment, model,
+                                             config.evaluate, config.storage, metadata, output=shown)
+                    continue
                 fresh = not evaluate_is_published(model, config.evaluate, config.storage, metadata)
                 scores[name] = table.run(f"evaluate-{name}",
                                          evaluate_model.with_options(result_storage=results, refresh_cache=fresh),
-                                         model, config.evaluate, config.storage, metadata,
-                                         output=lambda r: f"overall {r['overall']:.3f}: {r['uri']}")
+                                         model, config.evaluate, config.storage, metadata, output=shown)
             create_table_artifact(table=score_table(list(scores.values())), key=_artifact_key(config, "scores"),
                                   description=f"BAI pipeline {config.name!r}: lm-eval scores")
         else:

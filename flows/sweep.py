@@ -26,7 +26,7 @@ from flows.pipeline import bai_pipeline
 def bai_sweep(config: PipelineConfig, alphas: list[float], rl_steps: int | None = None, objective: str = "overall",
               pipeline_deployment: str | None = None) -> dict:
     store = open_store(config.storage)
-    rows = []
+    rows, stages = [], {}
     for point in experiments.sweep_runs(config, alphas, rl_steps):
         if pipeline_deployment is None:
             summary = bai_pipeline(point)
@@ -38,6 +38,7 @@ def bai_sweep(config: PipelineConfig, alphas: list[float], rl_steps: int | None 
                      **report.run_row(summary, model, store),
                      "M_bai": summary["outputs"]["bai"],
                      "merge-stage1": _state(summary, "merge-stage1"), "merge-stage2": _state(summary, "merge-stage2")})
+        stages[point.merge.alpha] = {row["stage"]: row["state"] for row in summary["stages"]}
     scored = "overall" in rows[0]
     if scored and objective not in rows[0]:
         raise BaiError(f"objective {objective!r} is not a column of the sweep (overall or a task: "
@@ -53,7 +54,8 @@ def bai_sweep(config: PipelineConfig, alphas: list[float], rl_steps: int | None 
             "Not scored: the config has no `evaluate:` section.")
     png = report.sweep_plot(rows, objective if scored else None, title.replace("`", ""))
     uris = publish_report(config, "sweep", rows, names, png, title, note)
-    return {"rows": rows, "columns": names, "recommended": best["alpha"] if best else None, **uris}
+    return {"rows": rows, "columns": names, "recommended": best["alpha"] if best else None, **uris,
+            "stages": stages}
 
 
 def _state(summary: dict, stage: str) -> str:

@@ -21,9 +21,10 @@ def test_prefect_yaml_deployment_parameters_validate():
     for deployment in project["deployments"]:
         names.add(deployment["name"])
         assert "schedules" in deployment
-        if deployment["entrypoint"] == "flows/train.py:bai_train":  # its inputs come from the pipeline that hands off
+        if deployment["entrypoint"] in ("flows/train.py:bai_train", "flows/evaluate.py:bai_evaluate"):
+            # their inputs come from the pipeline that hands the stage off
             assert deployment["work_pool"]["name"] == "bai-gpu"
             continue
         PipelineConfig.model_validate(deployment["parameters"]["config"])
         assert deployment["work_pool"]["name"] == "bai-cpu"
-    assert names == {"demo", "gpu", "alpha-sweep"}
+    assert names == {"demo", "gpu", "alpha-sweep", "compare"}

@@ -44,7 +44,8 @@ def deployed(prefect_api, s3_service, tmp_path_factory):
     # A process pool standing in for the Kubernetes GPU pool: the hand-off is the same, only the infrastructure differs.
     prefect("work-pool", "create", "bai-gpu", "--type", "process", env=env)
     out = prefect("deploy", "--all", env=env)
-    assert "bai-pipeline/demo" in out and "bai-sweep/alpha-sweep" in out and "bai-train/gpu" in out
+    assert all(name in out for name in ("bai-pipeline/demo", "bai-sweep/alpha-sweep", "bai-train/gpu",
+                                        "bai-evaluate/gpu", "bai-compare/compare"))
     logs = tmp_path_factory.mktemp("worker")
     workers = [subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", pool], cwd=REPO, env=env,
                                 stdout=open(logs / f"{pool}.log", "w"), stderr=subprocess.STDOUT)
@@ -117,9 +118,11 @@ def test_sweep_hands_each_point_to_a_deployment_run(deployed, prefect_api, s3_se
     assert states["sweep-alpha0.6"]["merge-stage2"] == "Completed"
 
 
-def test_train_stage_is_handed_to_the_gpu_pool(deployed, prefect_api, s3_service, s3_prefix, demo_family):
-    """The pipeline (on bai-cpu) hands its train stage to bai-train/gpu (on bai-gpu) and gets the actor back through
-    S3. Synthetic models keep the merges quick; the reward model is the test family's, uploaded to S3."""
+def test_train_and_evaluate_stages_are_handed_to_the_gpu_pool(deployed, prefect_api, s3_service, s3_prefix,
+                                                              demo_family):
+    """The pipeline (on bai-cpu) hands its train stage to bai-train/gpu and its scoring to bai-evaluate/gpu (on
+    bai-gpu) and gets the actor and the scores back through S3. Synthetic models keep the merges quick; the reward
+    model is the test family's, uploaded to S3."""
     from bai_core.storage import ArtifactStore
 
     client = s3_service.client()
@@ -133,18 +136,25 @@ def test_train_stage_is_handed_to_the_gpu_pool(deployed, prefect_api, s3_service
     config = {**demo_config(s3_prefix, "handoff"),
               "train": {"reward": [{"model": f"{s3_prefix}/inputs/reward"}], "prompts": f"{s3_prefix}/inputs/prompts.jsonl",
                         "steps": 2, "batch_size": 4, "generations": 2, "max_completion_length": 8,
-                        "deployment": "bai-train/gpu"}}
+                        "deployment": "bai-train/gpu"},
+              "evaluate": {"models": ["actor"], "demo_family": "test@0", "limit": 4, "max_gen_toks": 8,
+                           "deployment": "bai-evaluate/gpu"}}
     parent_id = trigger("bai-pipeline/demo", {"config": config}, deployed)
     run = wait_final(prefect_api, parent_id, timeout=300)
     assert run["state"]["type"] == "COMPLETED", run["state"]
-    [child] = api(prefect_api, "/flow_runs/filter",
-                  {"flow_runs": {"parent_flow_run_id": {"operator": "and_", "any_": [parent_id]}}})
-    deployment = api(prefect_api, f"/deployments/{child['deployment_id']}")
-    assert deployment["name"] == "gpu" and child["work_pool_name"] == "bai-gpu"
-    assert child["state"]["type"] == "COMPLETED" and child["name"] == "train grpo from bai: 2 steps"
+    children = api(prefect_api, "/flow_runs/filter",
+                   {"flow_runs": {"parent_flow_run_id": {"operator": "and_", "any_": [parent_id]}}})
+    assert sorted(child["name"] for child in children) == ["evaluate actor on demo", "train grpo from bai: 2 steps"]
+    for child in children:
+        deployment = api(prefect_api, f"/deployments/{child['deployment_id']}")
+        assert deployment["name"] == "gpu" and child["work_pool_name"] == "bai-gpu"
+        assert child["state"]["type"] == "COMPLETED"
     summary = json.loads(ArtifactStore(s3_prefix).get_text(f"runs/handoff/{parent_id}.json"))
     actor = summary["outputs"]["actor"]
-    assert actor.startswith(f"{s3_prefix}/train/") and summary["stages"][-2]["state"] == "Completed"
+    states = {row["stage"]: row["state"] for row in summary["stages"]}
+    assert actor.startswith(f"{s3_prefix}/train/") and states["train"] == states["evaluate-actor"] == "Completed"
+    scores = summary["outputs"]["scores"]["actor"]
+    assert scores["uri"].startswith(f"{s3_prefix}/evaluations/") and scores["rows"][0]["examples"] == 4
     keys = s3_keys(s3_service, s3_prefix)
     folder = actor.removeprefix(s3_prefix + "/")
     assert {f"{folder}/model.safetensors", f"{folder}/bai_train.json", f"{folder}/_bai_complete.json"} <= keys

@@ -33,6 +33,8 @@ def add_parser(sub) -> None:
     p.add_argument("--demo-family", help="size@seed of the demo family whose eval split the demo suite scores "
                                          "(default: from a demo:// source or a built family's folder)")
     p.add_argument("--device", help="cpu, cuda, cuda:0 ... (default: cuda when there is one)")
+    p.add_argument("--backend", choices=["hf", "vllm"], default="hf",
+                   help="lm-eval's model type (default hf; vllm where vLLM is installed, no answer lengths)")
     p.add_argument("--store", default="bai-artifacts", help="artifact store: a folder or s3://bucket/prefix "
                                                             "(default ./bai-artifacts)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
@@ -50,7 +52,7 @@ def run(args) -> int:
         max_gen_toks=args.max_gen_toks, apply_chat_template=args.apply_chat_template,
         think_end_token=None if args.think_end_token.lower() == "none" else args.think_end_token,
         enable_thinking=None if args.enable_thinking is None else args.enable_thinking == "true",
-        demo_family=args.demo_family, device=args.device)
+        demo_family=args.demo_family, device=args.device, backend=args.backend)
     storage = validated(StorageConfig, uri=args.store)
     metadata = prepare_evaluate(settings, [args.source])  # bad task names and splits fail before any download
     display = make_display(quiet=args.json)

@@ -81,7 +81,7 @@ def model_args(path: Path, settings: EvaluateSettings) -> dict:
 def lm_eval_command(path: Path, settings: EvaluateSettings, tasks: list[SuiteTask], metadata: dict,
                     device: str) -> str:
     """The `lm-eval run` command line that reproduces these scores with lm-eval's own CLI."""
-    parts = ["lm-eval", "run", "--model", "hf",
+    parts = ["lm-eval", "run", "--model", settings.backend,
              "--model_args", ",".join(f"{k}={v}" for k, v in model_args(path, settings).items()),
              "--tasks", *[task.task for task in tasks], "--include_path", str(SUITES_DIR),
              "--batch_size", str(settings.batch_size), "--device", device]
@@ -171,12 +171,21 @@ def run_lm_eval(path: Path, settings: EvaluateSettings, tasks: list[SuiteTask], 
     """lm-eval's full results (samples included) and the generations' measurements."""
     import lm_eval
 
-    model = measured_hflm(path, settings, device, report)
+    if settings.backend == "vllm":  # lm-eval's own vLLM model; it does not say how long the answers were
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise BaiError("evaluate.backend vllm: vLLM is not installed here (pip install vllm), or use hf")
+        model, generations = "vllm", Generations()
+        arguments = {**model_args(path, settings), "batch_size": settings.batch_size}  # vLLM picks its GPUs
+    else:
+        model = measured_hflm(path, settings, device, report)
+        generations, arguments = model.generations, None
     manager = task_manager(json.dumps(metadata, sort_keys=True))
     results = lm_eval.simple_evaluate(
-        model=model, tasks=[task.task for task in tasks], task_manager=manager, limit=settings.limit,
-        apply_chat_template=settings.apply_chat_template, log_samples=True,
+        model=model, model_args=arguments, tasks=[task.task for task in tasks], task_manager=manager,
+        limit=settings.limit, apply_chat_template=settings.apply_chat_template, log_samples=True,
         gen_kwargs={"max_gen_toks": settings.max_gen_toks} if settings.max_gen_toks else None)
     if results is None:
         raise BaiError("lm-eval returned no results")
-    return results, model.generations
+    return results, generations

@@ -123,7 +123,7 @@ def eval_key(model: ScoredModel, settings: EvaluateSettings, metadata: dict) -> 
     import lm_eval
 
     payload = {"model": model.fingerprint, "suite": suite_definition(settings, metadata),
-               "settings": settings.model_dump(mode="json", exclude={"models", "demo_family", "device"}),
+               "settings": settings.model_dump(mode="json", exclude={"models", "demo_family", "device", "deployment"}),
                "lm_eval": lm_eval.__version__, "code": scoring_code_version()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -182,7 +182,7 @@ def _evaluate(store: ArtifactStore, key: str, model: ScoredModel, settings: Eval
     folder = evaluation_folder(key)
     ref = EvalRef(key=key, uri=store.uri(folder), model=model.name, source=model.source,
                   fingerprint=model.fingerprint, suite=[t.task for t in tasks], rows=rows, **scores.summary(rows),
-                  settings=settings.model_dump(mode="json", exclude={"models"}), metadata=metadata, device=device,
+                  settings=settings.model_dump(mode="json", exclude={"models", "deployment"}), metadata=metadata, device=device,
                   lm_eval_version=lm_eval.__version__,
                   lm_eval_command=harness.lm_eval_command(path, settings, tasks, metadata, device),
                   seconds=round(time.perf_counter() - started, 1))
