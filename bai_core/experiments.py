@@ -85,7 +85,7 @@ def sweep_runs(config: PipelineConfig, alphas: list[float], rl_steps: int | None
         raise BaiError("--rl-steps: the config has no `train:` section to take the pilots' RL settings from")
     evaluate = None
     if config.evaluate is not None:
-        scored = ["actor" if rl_steps else "bai"]
+        scored = ["bai", "actor"] if rl_steps else ["bai"]  # a pilot's row also shows M_bai before RL
         evaluate = config.evaluate.model_copy(update={"models": scored}).model_dump(mode="json")
     train = None if rl_steps is None else config.train.model_copy(update={"steps": rl_steps}).model_dump(mode="json")
     return [_point(config, f"{config.name}-alpha{alpha:g}",

@@ -37,7 +37,7 @@ def run_row(summary: dict, scored: str, store: ArtifactStore, before: str | None
                     "hockey stick": "detected" if hockey["detected"] else "no",
                     "RL steps": verdicts["steps"], "final RL length": collapse["final"]})
     else:
-        row.update({"length collapse": "-", "hockey stick": "-", "RL steps": 0, "final RL length": None})
+        row.update({"length collapse": None, "hockey stick": None, "RL steps": 0, "final RL length": None})
     return row
 
 
@@ -61,9 +61,10 @@ def columns(rows: list[dict], first: tuple[str, ...]) -> list[str]:
 
 
 def cell(value) -> str:
-    """Scores (0..1) to 3 decimals, lengths to 1; trailing zeros dropped."""
+    """Scores (0..1) to 3 decimals, lengths to 1; trailing zeros dropped; n/a for what a row does not have (not
+    "-": the Prefect UI renders a lone dash in a table cell as a bullet)."""
     if value is None:
-        return "-"
+        return "n/a"
     if isinstance(value, float):
         return f"{value:.{3 if abs(value) <= 1 else 1}f}".rstrip("0").rstrip(".")
     return str(value)
@@ -140,8 +141,13 @@ def sweep_plot(rows: list[dict], objective: str | None, title: str) -> bytes:
     figure, (score_axes, length_axes) = _figure(2)
     alphas = [row["alpha"] for row in rows]
     if objective is not None:
-        score_axes.plot(alphas, [row[objective] for row in rows], "o-", color="C0")
+        score_axes.plot(alphas, [row[objective] for row in rows], "o-", color="C0",
+                        label="after the RL pilot" if any(row["RL steps"] for row in rows) else "M_bai")
+        if objective == "overall" and all("overall before RL" in row for row in rows):
+            score_axes.plot(alphas, [row["overall before RL"] for row in rows], "o--", color="C0", alpha=0.5,
+                            label="M_bai, before RL")
         score_axes.set_ylabel(objective)
+        score_axes.legend(fontsize=8)
     pilots = any(row["RL steps"] for row in rows)
     length = "final RL length" if pilots else "answer tokens"
     measured = [row for row in rows if row.get(length) is not None]

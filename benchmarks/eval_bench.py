@@ -1,6 +1,6 @@
 """What bai's wrapping costs a scoring run: `bai eval` (uncached: a fresh store each time) against the `lm-eval run`
-command line it prints, on the same checkpoint, alternated, wall time of each whole process and the ratio of the
-medians. Target: bai eval <= 1.05x lm-eval's own CLI. Also checks that both give the same score.
+command line it prints (with --log_samples: bai keeps the samples too), on the same checkpoint, alternated, wall
+time of each whole process and the ratio of the medians. Target: bai eval <= 1.05x lm-eval's own CLI. Also checks that both give the same score.
 
     python benchmarks/eval_bench.py MEMBER_FOLDER [--repeats 3] [--suite demo]
 
@@ -46,7 +46,9 @@ def main() -> None:
             ref = json.loads(out)
             bai_times.append(seconds)
             command = shlex.split(ref["lm_eval_command"])
-            seconds, _ = timed([str(BIN / "lm-eval"), *command[1:], "--output_path", f"{scratch}/lm-eval"])
+            # --log_samples: bai keeps every sample too, so both write the same outputs
+            seconds, _ = timed([str(BIN / "lm-eval"), *command[1:], "--output_path", f"{scratch}/lm-eval",
+                                "--log_samples"])
             cli_times.append(seconds)
             [results] = Path(scratch, "lm-eval").rglob("results_*.json")
             cli = json.loads(results.read_text())["results"]

@@ -140,19 +140,7 @@ def bai_pipeline(config: PipelineConfig) -> dict:
             table.skip("train", "not configured (config.train)")
         scores = {}
         if config.evaluate is not None:
-            for name in config.scored_models:
-                model = _scored_model(name, refs, {"sft": sft, "bai": bai}, actor)
-                shown = lambda r: f"overall {r['overall']:.3f}: {r['uri']}"  # noqa: E731
-                if config.evaluate.deployment:  # handed to the GPU pool; the scores come back through the store
-                    scores[name] = table.run(f"evaluate-{name}", evaluate_on_pool, config.evaluate.deployment, model,
-                                             config.evaluate, config.storage, metadata, output=shown)
-                    continue
-                fresh = not evaluate_is_published(model, config.evaluate, config.storage, metadata)
-                scores[name] = table.run(f"evaluate-{name}",
-                                         evaluate_model.with_options(result_storage=results, refresh_cache=fresh),
-                                         model, config.evaluate, config.storage, metadata, output=shown)
-            create_table_artifact(table=score_table(list(scores.values())), key=_artifact_key(config, "scores"),
-                                  description=f"BAI pipeline {config.name!r}: lm-eval scores")
+            scores = _evaluate(table, config, refs, {"sft": sft, "bai": bai}, actor, metadata, results)
         else:
             table.skip("evaluate", "not configured (config.evaluate)")
     except BaseException as e:
@@ -195,6 +183,27 @@ def _train(table: _StageTable, config: PipelineConfig, prepared: dict, merges: d
     fresh = not train_is_published(inputs, settings, config.storage)
     return table.run("train", train_actor.with_options(result_storage=results, refresh_cache=fresh), inputs, settings,
                      config.storage, output=shown)
+
+
+def _evaluate(table: _StageTable, config: PipelineConfig, refs: dict, merges: dict, actor: dict | None,
+              metadata: dict, results: str) -> dict:
+    """One evaluate stage per scored model: in this process (cached on its content key), or handed to
+    `evaluate.deployment`'s pool; then the run's scores as one table artifact."""
+    settings, scores = config.evaluate, {}
+    for name in config.scored_models:
+        model = _scored_model(name, refs, merges, actor)
+        shown = lambda r: f"overall {r['overall']:.3f}: {r['uri']}"  # noqa: E731
+        if settings.deployment:  # the scores come back through the store
+            scores[name] = table.run(f"evaluate-{name}", evaluate_on_pool, settings.deployment, model, settings,
+                                     config.storage, metadata, output=shown)
+            continue
+        fresh = not evaluate_is_published(model, settings, config.storage, metadata)
+        scores[name] = table.run(f"evaluate-{name}", evaluate_model.with_options(result_storage=results,
+                                                                                refresh_cache=fresh),
+                                 model, settings, config.storage, metadata, output=shown)
+    create_table_artifact(table=score_table(list(scores.values())), key=_artifact_key(config, "scores"),
+                          description=f"BAI pipeline {config.name!r}: lm-eval scores")
+    return scores
 
 
 def _scored_model(name: str, refs: dict, merges: dict, actor: dict | None) -> dict:

@@ -35,7 +35,7 @@ def bai_sweep(config: PipelineConfig, alphas: list[float], rl_steps: int | None 
             summary = json.loads(store.get_text(f"runs/{point.name}/{child.id}.json"))
         model = "actor" if rl_steps else "bai"
         rows.append({"alpha": point.merge.alpha, "scored": "RL actor" if model == "actor" else "M_bai",
-                     **report.run_row(summary, model, store),
+                     **report.run_row(summary, model, store, before="bai" if rl_steps else None),
                      "M_bai": summary["outputs"]["bai"],
                      "merge-stage1": _state(summary, "merge-stage1"), "merge-stage2": _state(summary, "merge-stage2")})
         stages[point.merge.alpha] = {row["stage"]: row["state"] for row in summary["stages"]}

@@ -46,7 +46,7 @@ def evaluate_is_published(model: dict, settings: EvaluateSettings, storage: Stor
 def score_table(refs: list[dict]) -> list[dict]:
     """Rows of a Prefect table artifact: each model's tasks, then its overall when it has several."""
     def cell(value):
-        return "-" if value is None else value
+        return "n/a" if value is None else value  # a lone "-" shows as a bullet in the UI's tables
 
     rows = []
     for ref in refs:

@@ -41,7 +41,7 @@ def test_compare_scores_every_paradigm_row_and_a_rerun_is_all_cache_hits(demo_st
         rl = name != "Paradigm 2"  # the reasoning model scored as it is
         assert row["RL steps"] == (2 if rl else 0)
         assert (0 <= row["overall before RL"] <= 1) if rl else "overall before RL" not in row
-        assert row["length collapse"] in (("no", "detected") if rl else ("-",))
+        assert row["length collapse"] in (("no", "detected") if rl else (None,))
         assert (row["final RL length"] is not None) == rl
     assert first["stages"]["Paradigm 2"]["train"] == "Skipped"
     assert first["stages"]["Paradigm 1"]["evaluate-actor"] == "Completed"
@@ -75,6 +75,7 @@ def test_the_scored_sweep_merges_stage1_once_runs_pilots_and_recommends(demo_sto
                for row in result["rows"])
     assert result["stages"][0.8]["merge-stage1"] == "Cached"  # stage 1 does not depend on alpha
     assert result["stages"][0.3]["evaluate-actor"] == "Completed"
+    assert all(0 <= row["overall before RL"] <= 1 for row in result["rows"])  # M_bai, scored too
     recommended = [row for row in result["rows"] if row["recommended"] == "yes"]
     stable = [row for row in result["rows"] if row["length collapse"] == "no"]
     assert len(recommended) == (1 if stable else 0)
