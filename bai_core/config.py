@@ -291,6 +291,8 @@ class EvaluateSettings(_Strict):
                                     description="size@seed of the demo family whose eval split the demo suite "
                                                 "scores (default: read from the demo:// sources).")
     device: str | None = Field(None, description="cpu, cuda, cuda:0 ...; default: cuda when there is one.")
+    confirm_run_unsafe_code: bool = Field(False, description="Let tasks that execute the model's code run it "
+                                                             "(MBPP+; lm-eval's confirm_run_unsafe_code).")
     backend: Literal["hf", "vllm"] = Field("hf", description="lm-eval's model type: hf (transformers; measures "
                                                              "answer lengths) or vllm (where vLLM is installed).")
     deployment: str | None = Field(None, description="Score as this deployment (e.g. bai-evaluate/gpu) on its work "

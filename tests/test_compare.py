@@ -15,8 +15,8 @@ from tests.services import api
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-TRAIN = {"reward": [{"model": "demo://test/reward"}], "prompts": "demo://test/rl", "steps": 2, "batch_size": 8,
-         "generations": 4, "max_completion_length": 32, "save_every": 2, "length_bucket": 16, "detect_every": 2}
+TRAIN = {"reward": [{"model": "demo://test/reward"}], "prompts": "demo://test/rl", "steps": 4, "batch_size": 4,
+         "generations": 2, "max_completion_length": 24, "save_every": 2, "length_bucket": 16, "detect_every": 2}
 
 
 def config(store: Path, name: str, **sections) -> PipelineConfig:
@@ -31,7 +31,7 @@ def local(uri: str) -> Path:
 def test_compare_scores_every_paradigm_row_and_a_rerun_is_all_cache_hits(demo_store, prefect_api):
     from flows.compare import bai_compare
 
-    settings = config(demo_store.local_root, "cmp", train=TRAIN, evaluate={"limit": 16})
+    settings = config(demo_store.local_root, "cmp", train=TRAIN, evaluate={"limit": 8})
     first = bai_compare(settings)
     rows = {row["row"]: row for row in first["rows"]}
     assert list(rows) == ["Paradigm 1", "Paradigm 2", "Paradigm 3", "BAI", "ablation: pretrained",
@@ -39,7 +39,7 @@ def test_compare_scores_every_paradigm_row_and_a_rerun_is_all_cache_hits(demo_st
     for name, row in rows.items():
         assert 0 <= row["overall"] <= 1 and row["bai_demo"] == row["overall"] and row["answer tokens"] > 0
         rl = name != "Paradigm 2"  # the reasoning model scored as it is
-        assert row["RL steps"] == (2 if rl else 0)
+        assert row["RL steps"] == (4 if rl else 0)
         assert (0 <= row["overall before RL"] <= 1) if rl else "overall before RL" not in row
         assert row["length collapse"] in (("no", "detected") if rl else (None,))
         assert (row["final RL length"] is not None) == rl
@@ -68,7 +68,7 @@ def test_compare_scores_every_paradigm_row_and_a_rerun_is_all_cache_hits(demo_st
 def test_the_scored_sweep_merges_stage1_once_runs_pilots_and_recommends(demo_store):
     from flows.sweep import bai_sweep
 
-    settings = config(demo_store.local_root, "sw", train=TRAIN, evaluate={"limit": 16})
+    settings = config(demo_store.local_root, "sw", train=TRAIN, evaluate={"limit": 8})
     result = bai_sweep(settings, [0.3, 0.8], rl_steps=2)
     assert [row["alpha"] for row in result["rows"]] == [0.3, 0.8]
     assert all(row["scored"] == "RL actor" and row["RL steps"] == 2 and row["length collapse"] in ("no", "detected")

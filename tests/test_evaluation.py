@@ -118,6 +118,8 @@ def test_overall_and_categories_are_unweighted_means_and_groups_roll_up():
     (["--limit", "0"], "invalid limit: Input should be greater than 0"),
     (["--demo-family", "huge@0"], "evaluate.demo_family: unknown size 'huge'"),
     (["--backend", "vllm"], "evaluate.backend vllm: vLLM is not installed here"),  # this machine has no vLLM
+    (["--suite", "paper"], "evaluate.suite: mbpp_plus executes the model's code; set "
+                           "evaluate.confirm_run_unsafe_code: true"),
 ])
 def test_bad_eval_input_is_one_line_before_any_model_loads(demo_family, args, error, capsys, tmp_path):
     from bai_core.cli import main

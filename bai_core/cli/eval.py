@@ -33,6 +33,8 @@ def add_parser(sub) -> None:
     p.add_argument("--demo-family", help="size@seed of the demo family whose eval split the demo suite scores "
                                          "(default: from a demo:// source or a built family's folder)")
     p.add_argument("--device", help="cpu, cuda, cuda:0 ... (default: cuda when there is one)")
+    p.add_argument("--confirm-run-unsafe-code", action="store_true",
+                   help="let tasks that execute the model's code (MBPP+) run it")
     p.add_argument("--backend", choices=["hf", "vllm"], default="hf",
                    help="lm-eval's model type (default hf; vllm where vLLM is installed, no answer lengths)")
     p.add_argument("--store", default="bai-artifacts", help="artifact store: a folder or s3://bucket/prefix "
@@ -52,7 +54,8 @@ def run(args) -> int:
         max_gen_toks=args.max_gen_toks, apply_chat_template=args.apply_chat_template,
         think_end_token=None if args.think_end_token.lower() == "none" else args.think_end_token,
         enable_thinking=None if args.enable_thinking is None else args.enable_thinking == "true",
-        demo_family=args.demo_family, device=args.device, backend=args.backend)
+        demo_family=args.demo_family, device=args.device, backend=args.backend,
+        confirm_run_unsafe_code=args.confirm_run_unsafe_code)
     storage = validated(StorageConfig, uri=args.store)
     metadata = prepare_evaluate(settings, [args.source])  # bad task names and splits fail before any download
     display = make_display(quiet=args.json)

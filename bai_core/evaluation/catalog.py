@@ -18,6 +18,7 @@ class SuiteTask:
     metric: str      # the primary metric as lm-eval keys it in results: "<metric>,<filter>"
     category: str    # knowledge / math / code / the demo's arithmetic
     stands_for: str  # the paper's column (or what it measures, outside the paper)
+    runs_code: bool = False  # lm-eval executes the model's answers (needs confirm_run_unsafe_code)
 
 
 SUITES: dict[str, tuple[SuiteTask, ...]] = {
@@ -30,7 +31,7 @@ SUITES: dict[str, tuple[SuiteTask, ...]] = {
                   "SuperGPQA (GPQA Diamond)"),
         SuiteTask("aime24", "exact_match,none", "math", "AIME24"),
         SuiteTask("minerva_math500", "math_verify,none", "math", "MATH (MATH-500)"),
-        SuiteTask("mbpp_plus", "pass_at_1,none", "code", "MBPP+"),
+        SuiteTask("mbpp_plus", "pass_at_1,none", "code", "MBPP+", runs_code=True),
     ),
 }
 

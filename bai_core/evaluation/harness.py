@@ -50,6 +50,14 @@ def check_task_names(tasks: list[SuiteTask]) -> None:
                            + f"; or use a named suite: {', '.join(SUITES)}")
 
 
+def check_unsafe_code(tasks: list[SuiteTask], settings: EvaluateSettings) -> None:
+    """Tasks that execute the model's answers run only when the user said so, as lm-eval itself requires."""
+    running = [task.task for task in tasks if task.runs_code]
+    if running and not settings.confirm_run_unsafe_code:
+        raise BaiError(f"evaluate.suite: {', '.join(running)} executes the model's code; set "
+                       "evaluate.confirm_run_unsafe_code: true to allow it, or leave the task out")
+
+
 def check_checkpoint(path: Path, source: str, settings: EvaluateSettings) -> None:
     """What lm-eval would fail on deep inside, said in one line before any model is loaded."""
     if not (path / "config.json").is_file():
@@ -91,6 +99,8 @@ def lm_eval_command(path: Path, settings: EvaluateSettings, tasks: list[SuiteTas
         parts.append("--apply_chat_template")
     if settings.limit:
         parts += ["--limit", str(settings.limit)]
+    if settings.confirm_run_unsafe_code:
+        parts.append("--confirm_run_unsafe_code")
     if settings.max_gen_toks:
         parts += ["--gen_kwargs", f"max_gen_toks={settings.max_gen_toks}"]
     return shlex.join(parts)
@@ -185,6 +195,7 @@ def run_lm_eval(path: Path, settings: EvaluateSettings, tasks: list[SuiteTask], 
     results = lm_eval.simple_evaluate(
         model=model, model_args=arguments, tasks=[task.task for task in tasks], task_manager=manager,
         limit=settings.limit, apply_chat_template=settings.apply_chat_template, log_samples=True,
+        confirm_run_unsafe_code=settings.confirm_run_unsafe_code,
         gen_kwargs={"max_gen_toks": settings.max_gen_toks} if settings.max_gen_toks else None)
     if results is None:
         raise BaiError("lm-eval returned no results")

@@ -98,7 +98,9 @@ def _known_size(metadata: dict) -> dict:
 
 def prepare_evaluate(settings: EvaluateSettings, sources: list[str]) -> dict:
     """Check the suite and resolve the demo split before anything is merged or loaded; the lm-eval metadata."""
-    harness.check_task_names(harness.suite_tasks(settings))
+    tasks = harness.suite_tasks(settings)
+    harness.check_task_names(tasks)
+    harness.check_unsafe_code(tasks, settings)
     return demo_split(settings, sources)
 
 
