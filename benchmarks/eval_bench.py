@@ -1,6 +1,7 @@
-"""What bai's wrapping costs a scoring run: `bai eval` (uncached: a fresh store each time) against the `lm-eval run`
-command line it prints (with --log_samples: bai keeps the samples too), on the same checkpoint, alternated, wall
-time of each whole process and the ratio of the medians. Target: bai eval <= 1.05x lm-eval's own CLI. Also checks that both give the same score.
+"""What bai's wrapping costs a scoring run: `bai eval` (uncached: a fresh store each time) against the
+`lm-eval run` command line it prints (with --log_samples: bai keeps the samples too), on the same checkpoint,
+alternated; wall time of each whole process and the ratio of the medians. Target: bai eval <= 1.05x lm-eval's own
+CLI. Also checks that both give the same score.
 
     python benchmarks/eval_bench.py MEMBER_FOLDER [--repeats 3] [--suite demo]
 

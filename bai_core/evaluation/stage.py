@@ -124,8 +124,10 @@ def suite_definition(settings: EvaluateSettings, metadata: dict) -> dict:
 def eval_key(model: ScoredModel, settings: EvaluateSettings, metadata: dict) -> str:
     import lm_eval
 
+    # where it runs (device, deployment) and how the models were named do not change a score
+    ignored = {"models", "demo_family", "device", "deployment"}
     payload = {"model": model.fingerprint, "suite": suite_definition(settings, metadata),
-               "settings": settings.model_dump(mode="json", exclude={"models", "demo_family", "device", "deployment"}),
+               "settings": settings.model_dump(mode="json", exclude=ignored),
                "lm_eval": lm_eval.__version__, "code": scoring_code_version()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
