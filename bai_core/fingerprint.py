@@ -93,3 +93,12 @@ def fingerprint_folders(folders: list[Path], workers: int | None = None) -> list
 
 def fingerprint_folder(folder: Path) -> str:
     return fingerprint_folders([folder])[0]
+
+
+def code_version(folder: Path, names: tuple[str, ...]) -> str:
+    """A short hash of the source files whose code decides what a stage produces: editing one makes that stage's
+    cached results stale (it is part of their cache keys)."""
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update((folder / name).read_bytes())
+    return digest.hexdigest()[:12]

@@ -4,7 +4,8 @@ ablations; see bai_core/experiments.py), all with the config's train and evaluat
 from __future__ import annotations
 
 import json
-from pathlib import Path
+
+from bai_core.cli.run import add_config_arguments
 
 
 def add_parser(sub) -> None:
@@ -17,11 +18,7 @@ def add_parser(sub) -> None:
         "suite; merges, RL runs and scores are cached. Prints the table; publishes it (CSV, markdown) and a plot "
         "of every RL run's length and reward curves to the store and the Prefect UI.",
     )
-    p.add_argument("config", type=Path, help="pipeline config with train: and evaluate:, e.g. configs/demo.yaml")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.steps=40 (repeatable)")
-    p.add_argument("--json", action="store_true", help="print the rows and file URIs as one JSON object")
-    p.add_argument("--verbose", action="store_true", help="show Prefect's own log lines and full tracebacks")
+    add_config_arguments(p, "train.steps=40", "print the rows and file URIs as one JSON object")
     p.set_defaults(func=run)
 
 

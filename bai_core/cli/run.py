@@ -27,12 +27,17 @@ def add_parser(sub) -> None:
         "publish the artifacts. Uses the Prefect API in PREFECT_API_URL, or a local server that bai starts once "
         "and keeps.",
     )
+    add_config_arguments(p, "merge.alpha=0.2", "print the run summary as one JSON object on stdout")
+    p.set_defaults(func=run)
+
+
+def add_config_arguments(p, example: str, json_help: str) -> None:
+    """What every verb that runs a flow from a pipeline config takes: the config, overrides, --json, --verbose."""
     p.add_argument("config", type=Path, help="pipeline config (YAML), e.g. configs/demo.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set merge.alpha=0.2 (repeatable)")
-    p.add_argument("--json", action="store_true", help="print the run summary as one JSON object on stdout")
+                   help=f"override a config value, e.g. --set {example} (repeatable)")
+    p.add_argument("--json", action="store_true", help=json_help)
     p.add_argument("--verbose", action="store_true", help="show Prefect's own log lines and full tracebacks")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:

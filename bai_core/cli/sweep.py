@@ -4,7 +4,8 @@ M_bai scored with the config's `evaluate:` suite, or with --rl-steps a short RL 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+
+from bai_core.cli.run import add_config_arguments
 
 
 def add_parser(sub) -> None:
@@ -17,16 +18,12 @@ def add_parser(sub) -> None:
         "the detectors, and its actor is scored. The table names the recommended alpha: the best --objective "
         "among the points without a detected length collapse.",
     )
-    p.add_argument("config", type=Path, help="pipeline config (YAML), e.g. configs/demo.yaml")
     p.add_argument("--alphas", default="0.1,0.2,0.5,0.7,0.9",
                    help="values of alpha, comma-separated (default the paper's 0.1,0.2,0.5,0.7,0.9)")
     p.add_argument("--rl-steps", type=int, help="an RL pilot of this many steps per alpha (default: no RL)")
     p.add_argument("--objective", default="overall",
                    help="what the recommendation maximizes: overall, or one task's score (default overall)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set evaluate.limit=50 (repeatable)")
-    p.add_argument("--json", action="store_true", help="print the rows, the recommendation and file URIs as JSON")
-    p.add_argument("--verbose", action="store_true", help="show Prefect's own log lines and full tracebacks")
+    add_config_arguments(p, "evaluate.limit=50", "print the rows, the recommendation and file URIs as JSON")
     p.set_defaults(func=run)
 
 

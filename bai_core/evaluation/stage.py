@@ -19,7 +19,7 @@ from bai_core import progress
 from bai_core.config import EvaluateSettings, StorageConfig
 from bai_core.errors import BaiError
 from bai_core.evaluation import SUITES_DIR, harness, scores
-from bai_core.fingerprint import fingerprint_folder
+from bai_core.fingerprint import code_version, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder
 from bai_core.locks import exclusive
 from bai_core.pipeline import open_store
@@ -105,10 +105,7 @@ def prepare_evaluate(settings: EvaluateSettings, sources: list[str]) -> dict:
 
 
 def scoring_code_version() -> str:
-    digest = hashlib.sha256()
-    for name in SCORING_CODE:
-        digest.update((Path(__file__).parent / name).read_bytes())
-    return digest.hexdigest()[:12]
+    return code_version(Path(__file__).parent, SCORING_CODE)
 
 
 def suite_definition(settings: EvaluateSettings, metadata: dict) -> dict:

@@ -22,7 +22,7 @@ from bai_core import progress
 from bai_core.config import INIT_ROLES, MergeSettings, StorageConfig, TrainSettings
 from bai_core.errors import BaiError
 from bai_core.io.checkpoint import has_chat_template
-from bai_core.fingerprint import cache_dir, fingerprint_folder
+from bai_core.fingerprint import cache_dir, code_version, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder, copy_folder
 from bai_core.locks import exclusive
 from bai_core.pipeline import CheckpointRef, open_store
@@ -72,10 +72,7 @@ class TrainRef(BaseModel):
 
 
 def training_code_version() -> str:
-    digest = hashlib.sha256()
-    for name in TRAINING_CODE:
-        digest.update((Path(__file__).parent / name).read_bytes())
-    return digest.hexdigest()[:12]
+    return code_version(Path(__file__).parent, TRAINING_CODE)
 
 
 def tokenizer_donor(init: str, merge: MergeSettings) -> str:
