@@ -264,8 +264,8 @@ def _check_trl_arguments(algorithm: str, arguments: dict) -> None:
                              + (f" (closest: {', '.join(close)})" if close else ""))
 
 
-EVAL_MODELS = ("pretrained", "instruct", "reasoning", "sft", "bai", "actor")  # what the evaluate stage can score
 EvalModel = Literal["pretrained", "instruct", "reasoning", "sft", "bai", "actor"]
+EVAL_MODELS = typing.get_args(EvalModel)  # what the evaluate stage can score
 
 
 class EvaluateSettings(_Strict):
@@ -311,6 +311,8 @@ class EvaluateSettings(_Strict):
         if self.models is not None and not self.models:
             raise ValueError("no model to score; leave it unset for the default, or name some of "
                              + ", ".join(EVAL_MODELS))
+        if self.models is not None and len(set(self.models)) < len(self.models):
+            raise ValueError(f"models: each model is scored once; {self.models} names one twice")
         return self
 
 
