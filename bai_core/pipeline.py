@@ -57,9 +57,22 @@ def fetch_checkpoint(role: str, source: str, storage: StorageConfig) -> Checkpoi
 
 def local_checkpoint(ref: CheckpointRef, storage: StorageConfig) -> Path:
     """The checkpoint on this machine (fetching it here if needed), refusing content that changed since its fetch."""
-    fetched = fetch(ref.source, storage.endpoint_url, open_store(storage))
-    if fetched.fingerprint != ref.fingerprint:
-        raise BaiError(f"{ref.source}: content changed since it was fetched in this run; run the pipeline again")
+    return local_model(ref.source, ref.fingerprint, storage)
+
+
+def local_model(source: str, fingerprint: str, storage: StorageConfig,
+                store_key: str | None = None) -> Path:
+    """A model of this run on this machine: an artifact of the store under `store_key` (a merge, the RL actor),
+    materialized here if needed, or a fetched source whose content must not have changed since this run's fetch."""
+    store = open_store(storage)
+    if store_key is not None:
+        marker = store.find(store_key)
+        if marker is None:
+            raise BaiError(f"{source}: the artifact is missing or altered; run the pipeline again")
+        return store.materialize(store_key, marker)
+    fetched = fetch(source, storage.endpoint_url, store)
+    if fetched.fingerprint != fingerprint:
+        raise BaiError(f"{source}: content changed since it was fetched in this run; run the pipeline again")
     return fetched.path
 
 

@@ -22,9 +22,8 @@ from bai_core.evaluation import SUITES_DIR, harness, scores
 from bai_core.fingerprint import code_version, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder
 from bai_core.locks import exclusive
-from bai_core.pipeline import open_store
+from bai_core.pipeline import local_model, open_store
 from bai_core.report import csv_text
-from bai_core.sources import fetch
 from bai_core.storage import ArtifactStore
 
 SCORING_CODE = ("harness.py", "scores.py")  # editing these makes cached scores stale
@@ -140,19 +139,6 @@ def published_eval(store: ArtifactStore, key: str) -> EvalRef | None:
     return EvalRef.model_validate(marker["result"])
 
 
-def local_model(model: ScoredModel, storage: StorageConfig) -> Path:
-    store = open_store(storage)
-    if model.store_key:
-        marker = store.find(model.store_key)
-        if marker is None:
-            raise BaiError(f"{model.source}: the artifact is missing or altered; run the pipeline again")
-        return store.materialize(model.store_key, marker)
-    fetched = fetch(model.source, storage.endpoint_url, store)
-    if fetched.fingerprint != model.fingerprint:
-        raise BaiError(f"{model.source}: content changed since it was fetched in this run; run it again")
-    return fetched.path
-
-
 def evaluate_model(model: ScoredModel, settings: EvaluateSettings, storage: StorageConfig, metadata: dict,
                    report=progress.report) -> EvalRef:
     """Adopt the published scores for this key, or score the model with lm-eval and publish them; `report(phase,
@@ -172,7 +158,7 @@ def _evaluate(store: ArtifactStore, key: str, model: ScoredModel, settings: Eval
               storage: StorageConfig, metadata: dict, report) -> EvalRef:
     import lm_eval
 
-    path = local_model(model, storage)
+    path = local_model(model.source, model.fingerprint, storage, model.store_key)
     harness.check_checkpoint(path, model.source, settings)
     tasks = harness.suite_tasks(settings)
     device = settings.device or harness.default_device()

@@ -25,7 +25,7 @@ from bai_core.io.checkpoint import has_chat_template
 from bai_core.fingerprint import cache_dir, code_version, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder, copy_folder
 from bai_core.locks import exclusive
-from bai_core.pipeline import CheckpointRef, open_store
+from bai_core.pipeline import CheckpointRef, artifact_key, local_model, open_store
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
 from bai_core.rl.plots import write_plots
 from bai_core.rl.prompts import load_prompts
@@ -141,19 +141,9 @@ def published_train(store: ArtifactStore, key: str) -> TrainRef | None:
     return TrainRef.model_validate(marker["result"])
 
 
-def _local_init(init: ActorInit, store: ArtifactStore, storage: StorageConfig) -> Path:
-    if init.merge_key:
-        from bai_core.pipeline import artifact_key
-
-        name = artifact_key(init.merge_stage, init.merge_key)
-        marker = store.find(name)
-        if marker is None:
-            raise BaiError(f"{init.source}: the merged actor is missing or altered; run the pipeline again")
-        return store.materialize(name, marker)
-    fetched = fetch(init.source, storage.endpoint_url, store)
-    if fetched.fingerprint != init.fingerprint:
-        raise BaiError(f"{init.source}: content changed since it was fetched in this run; run the pipeline again")
-    return fetched.path
+def _local_init(init: ActorInit, storage: StorageConfig) -> Path:
+    store_key = artifact_key(init.merge_stage, init.merge_key) if init.merge_key else None
+    return local_model(init.source, init.fingerprint, storage, store_key)
 
 
 def train_stage(inputs: TrainInputs, settings: TrainSettings, storage: StorageConfig,
@@ -191,7 +181,7 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
         store.publish(f"{folder}/checkpoint", {"cache_key": key, "step": step,
                                                "fingerprint": fingerprint_folder(store.local_path(f"{folder}/checkpoint"))})
 
-    init_path = _local_init(inputs.init, store, storage)
+    init_path = _local_init(inputs.init, storage)
     reward_paths = {r["name"]: fetch(r["source"], storage.endpoint_url, store).path
                     for r in inputs.rewards if r.get("source")}
     prompts = load_prompts(inputs.prompts["source"], storage.endpoint_url)
