@@ -72,7 +72,8 @@ def _is_local(source: str) -> bool:
 
 def parse_demo(source: str) -> tuple[str, str, int]:
     """demo://<family>/<role>[@seed] -> (family, role, seed)."""
-    from bai_core.demo.family import MEMBERS, SIZES
+    from bai_core.demo.members import MEMBERS
+    from bai_core.demo.sizes import SIZES
     from bai_core.synthetic import ROLES
 
     rest, _, seed = source.removeprefix("demo://").partition("@")

@@ -32,17 +32,18 @@ torch.set_num_threads(int(sys.argv[1]))
 from dataclasses import replace
 from pathlib import Path
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
-from bai_core.demo import family as F
+from bai_core.demo import members as F
+from bai_core.demo.sizes import SIZES
 from bai_core.demo.arithmetic import problems
 from bai_core.demo.tokenizer import CHAT_TEMPLATE, write_char_tokenizer
 from bai_core.demo.training import encode_chats, train_causal_lm
-spec = F.SIZES["demo"]
+spec = SIZES["demo"]
 write_char_tokenizer(Path(sys.argv[2]), CHAT_TEMPLATE, vocab_size=F.VOCAB_SIZE)
 tokenizer = PreTrainedTokenizerFast.from_pretrained(sys.argv[2])
 data = encode_chats(tokenizer, [(p.question, p.reasoning_answer())
                                for p in problems("train", 0, spec.a_range, spec.b_range, 2000)])
 torch.manual_seed(0)
-model = LlamaForCausalLM(F._config(spec, F.VOCAB_SIZE))
+model = LlamaForCausalLM(F.model_config(spec, F.VOCAB_SIZE))
 started = time.perf_counter()
 train_causal_lm(model, data, replace(spec.reasoning, steps=40), 0, tokenizer.pad_token_id)
 seconds = time.perf_counter() - started

@@ -39,7 +39,7 @@ def main() -> None:
 
     from bai_core.demo.arithmetic import problems
     from bai_core.demo.evaluation import evaluate_lm
-    from bai_core.demo.family import SIZES
+    from bai_core.demo.sizes import SIZES
     from bai_core.demo.training import fixed_threads
     from bai_core.sources import fetch, parse_demo
 

@@ -83,7 +83,7 @@ def char_tokenizer():
 
     from transformers import PreTrainedTokenizerFast
 
-    from bai_core.demo.family import VOCAB_SIZE
+    from bai_core.demo.members import VOCAB_SIZE
     from bai_core.demo.tokenizer import CHAT_TEMPLATE, write_char_tokenizer
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -129,12 +129,13 @@ def run_base(args: tuple) -> list[dict]:
 def _run_base(scratch: Path, size, base_name, group, seed, device, out, scale) -> list[dict]:
     import torch
 
-    from bai_core.demo import family as F
+    from bai_core.demo import members as F
+    from bai_core.demo.sizes import SIZES
     from bai_core.demo.corpus import preference_pairs
     from bai_core.demo.evaluation import evaluate_lm, evaluate_reward
 
     torch.set_num_threads(1)
-    spec = F.SIZES[size]
+    spec = SIZES[size]
     tokenizer = char_tokenizer()
     train, dev = train_dev_split(spec, seed)
     results = []

@@ -37,13 +37,14 @@ def main() -> None:
     import torch
     from transformers import LlamaForCausalLM
 
-    from bai_core.demo import family as F
+    from bai_core.demo import members as F
+    from bai_core.demo.sizes import SIZES
     from bai_core.demo.corpus import pretraining_corpus
     from bai_core.demo.evaluation import evaluate_lm
     from bai_core.demo.training import encode_texts, train_causal_lm
 
     torch.set_num_threads(1)
-    spec = F.SIZES[args.size]
+    spec = SIZES[args.size]
     changes = {"steps": args.steps, "weight_decay": args.weight_decay, "learning_rate": args.learning_rate}
     schedule = dataclasses.replace(spec.pretrain, **{k: v for k, v in changes.items() if v is not None})
     tokenizer = char_tokenizer()
@@ -55,7 +56,7 @@ def main() -> None:
     # Built here rather than by train_members, which gives no handle on the model while it trains; the same seed
     # gives the same initial weights as the base it trains.
     torch.manual_seed(args.seed)
-    model = LlamaForCausalLM(F._config(spec, F.VOCAB_SIZE))
+    model = LlamaForCausalLM(F.model_config(spec, F.VOCAB_SIZE))
     started = time.perf_counter()
 
     def measure(step: int, total: int, loss: float) -> None:

@@ -190,7 +190,7 @@ def test_members_trained_from_a_given_base_are_the_familys_own(demo_family):
     exactly as the build did: the same weights, to the bit."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-    from bai_core.demo.family import train_members
+    from bai_core.demo.members import train_members
 
     spec = SIZES["test"]
     tokenizer = AutoTokenizer.from_pretrained(demo_family.root / "pretrained")

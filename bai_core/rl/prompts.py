@@ -69,7 +69,7 @@ def _valid_prompt(prompt) -> bool:
 
 def _demo_rows(source: str) -> list[dict]:
     from bai_core.demo.arithmetic import problems
-    from bai_core.demo.family import SIZES
+    from bai_core.demo.sizes import SIZES
 
     rest, _, seed = source.removeprefix("demo://").partition("@")
     size, _, split = rest.partition("/")
