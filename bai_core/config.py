@@ -7,7 +7,7 @@ import typing
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bai_core.errors import BaiError
 from bai_core.rl.detectors import DetectorThresholds
@@ -172,7 +172,9 @@ class RewardComponent(_Strict):
     own tokenizer) or a verifiable reward, times its weight."""
 
     model: str | None = Field(None, description="Reward model source: demo://demo/reward, a folder, s3://, hub id.")
-    verifiable: Literal["arithmetic"] | None = Field(None, description="arithmetic: 1 for the right final number.")
+    verifiable: Literal["arithmetic", "math"] | None = Field(
+        None, description="arithmetic: 1 for the demo task's right final number; math: 1 when math-verify finds the "
+                          "completion's answer (\\boxed{} first) equal to the prompt's `answer` (GSM8K, MATH, LaTeX).")
     weight: float = 1.0
 
     @model_validator(mode="after")
@@ -186,6 +188,24 @@ class RewardComponent(_Strict):
         return f"verifiable-{self.verifiable}" if self.verifiable else "reward-model"
 
 
+class PromptSettings(_Strict):
+    """The RL prompts: where they come from, and which columns hold the prompt and its reference answer. In a config,
+    a plain string is the source alone."""
+
+    source: str = Field(description="demo://<size>/rl[@seed], or a JSONL / parquet file, s3:// object or hub dataset "
+                                    "(org/name[@revision][:split]).")
+    subset: str | None = Field(None, description="A hub dataset's configuration (load_dataset's name), e.g. main "
+                                                 "for openai/gsm8k.")
+    prompt_column: str = Field("prompt", description="The column holding the prompt: text, or chat messages.")
+    answer_column: str = Field("answer", description="The column holding the reference answer (verifiable "
+                                                     "rewards read it).")
+    chat: bool = Field(False, description="Text prompts become one user message, so the actor's chat template "
+                                          "applies (a reasoning model's <think> opening included).")
+    instruction: str | None = Field(None, description="Appended to each prompt's text on a new line, e.g. "
+                                                      "'Please reason step by step, and put your final answer "
+                                                      "within \\boxed{}.'")
+
+
 class TrainSettings(_Strict):
     """RLHF from the merged actor with TRL (GRPO or RLOO), watched by the stability detectors."""
 
@@ -193,8 +213,9 @@ class TrainSettings(_Strict):
                                          "or any source (folder, s3://, hub id, demo://).")
     algorithm: Literal["grpo", "rloo"] = "grpo"
     reward: list[RewardComponent] = Field(min_length=1, description="Weighted reward terms.")
-    prompts: str = Field(description="demo://<size>/rl[@seed], or a JSONL / parquet file, s3:// object or hub "
-                                     "dataset with a `prompt` column (chat messages or text).")
+    prompts: PromptSettings = Field(description="The RL prompts: a source (demo://<size>/rl[@seed], a JSONL / "
+                                                "parquet file, s3:// object or hub dataset), or {source, subset, "
+                                                "prompt_column, answer_column, chat, instruction}.")
     steps: int = Field(40, gt=0, description="Optimizer steps.")
     batch_size: int = Field(16, gt=0, description="Completions per step (prompts per step x generations).")
     generations: int = Field(4, gt=0, description="Completions per prompt (a GRPO / RLOO group).")
@@ -211,6 +232,11 @@ class TrainSettings(_Strict):
     trl: dict = Field({}, description="Any other GRPOConfig / RLOOConfig argument, passed through to TRL.")
     deployment: str | None = Field(None, description="Run the stage as this deployment (e.g. bai-train/gpu) on "
                                                      "its work pool; unset: train in this process.")
+
+    @field_validator("prompts", mode="before")
+    @classmethod
+    def _source_alone(cls, value):
+        return {"source": value} if isinstance(value, str) else value
 
     @property
     def reward_names(self) -> list[str]:

@@ -70,12 +70,12 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fingerprint_folders(folders: list[Path], workers: int | None = None) -> list[str]:
-    """Fingerprint several checkpoint folders, hashing their files in parallel (hashlib releases the GIL)."""
+def file_digests(paths: list[Path], workers: int | None = None) -> dict[Path, tuple[int, str]]:
+    """path -> (size, sha256) for each file, memoized; missing digests hashed in parallel (hashlib releases the
+    GIL)."""
     memo = _Memo(cache_dir() / "fingerprints-v2.sqlite")
     try:
-        per_folder = [fingerprinted_files(folder) for folder in folders]
-        keys = {path: _stat_key(path) for files in per_folder for path in files}
+        keys = {path: _stat_key(path) for path in paths}
         digests = {path: memo.get(key) for path, key in keys.items()}
         missing = [path for path, digest in digests.items() if digest is None]
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
@@ -84,9 +84,16 @@ def fingerprint_folders(folders: list[Path], workers: int | None = None) -> list
                 memo.put(keys[path], digest)
     finally:
         memo.close()
+    return {path: (keys[path][2], digests[path]) for path in paths}
+
+
+def fingerprint_folders(folders: list[Path], workers: int | None = None) -> list[str]:
+    """Fingerprint several checkpoint folders, hashing their files in parallel."""
+    per_folder = [fingerprinted_files(folder) for folder in folders]
+    digests = file_digests([path for files in per_folder for path in files], workers)
     results = []
     for files in per_folder:
-        listing = [(p.name, keys[p][2], digests[p]) for p in files]
+        listing = [(p.name, *digests[p]) for p in files]
         results.append("sha256:" + hashlib.sha256(json.dumps(listing).encode()).hexdigest())
     return results
 

@@ -135,8 +135,11 @@ def merge_stage1(instruct: CheckpointRef, reasoning: CheckpointRef, merge: Merge
                               **parameters)
         bai_merge_module.merge_stage1(config, progress)
 
-    return _adopt_or_build(store, "sft", stage1_key(instruct, reasoning, merge), parameters,
-                           {"instruct": instruct, "reasoning": reasoning}, build)
+    ref = _adopt_or_build(store, "sft", stage1_key(instruct, reasoning, merge), parameters,
+                          {"instruct": instruct, "reasoning": reasoning}, build)
+    w = merge.instruct_weight
+    _tell(f"M_sft = {w:g} * instruct + {1 - w:g} * reasoning", ref)
+    return ref
 
 
 def merge_stage2(pretrained: CheckpointRef, sft: ArtifactRef, merge: MergeSettings, storage: StorageConfig,
@@ -153,8 +156,15 @@ def merge_stage2(pretrained: CheckpointRef, sft: ArtifactRef, merge: MergeSettin
                               output=output, overwrite=True, **parameters)
         bai_merge_module.merge_stage2(config, progress)
 
-    return _adopt_or_build(store, "bai", stage2_key(pretrained, sft, merge), parameters,
-                           {"pretrained": pretrained, "sft": sft}, build)
+    ref = _adopt_or_build(store, "bai", stage2_key(pretrained, sft, merge), parameters,
+                          {"pretrained": pretrained, "sft": sft}, build)
+    _tell(f"M_bai = {merge.alpha:g} * pretrained + {1 - merge.alpha:g} * M_sft", ref)
+    return ref
+
+
+def _tell(formula: str, ref: ArtifactRef) -> None:
+    how = "merged" if ref.built else "found already published"
+    progress.note(f"{formula}: {how} ({ref.parameters['dtype']}, {ref.fingerprint[:19]}) -> {ref.uri}")
 
 
 def _adopt_or_build(store: ArtifactStore, stage: str, key: str, parameters: dict, inputs: dict,

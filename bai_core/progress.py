@@ -1,65 +1,97 @@
-"""Where long work reports what it is doing when no caller passed a callback down: process-wide progress events.
+"""Where long work reports what it is doing when no caller passed a callback down: process-wide progress events,
+and the lines that tell a run's story.
 
-Two kinds of event: a stage starts or ends (`stage_started`, `stage_finished`: the pipeline's stages), and work
-inside a stage advances (`report(phase, done, total)`: a merge's bytes, a training run's steps). `bai run` installs a
-sink that shows them on the terminal (a bar) or, when stderr is a log file, as plain lines; on a worker nothing is
-installed and the tasks' Prefect artifacts show progress in the UI. Whatever the sink, this module remembers the
-latest stage and phase, so an interrupted run can say where it stopped (`where()`).
+Three kinds of event: a stage starts or ends (`stage_started`, `stage_finished`, with what it produced), work inside
+a stage advances (`report(phase, done, total, detail)`: a merge's bytes, a training run's steps with its reward and
+length), and a stage says what it did or found (`note`: the merge formula and where M_bai went, a detector's
+verdict, a model's scores). Sinks show them: `bai run` installs a bar on a terminal or `Lines` on stderr otherwise;
+the Prefect flows add `Lines` writing to the run's log, so the UI's log tells the same story as the CLI's lines.
+Whatever the sinks, this module remembers the latest stage and phase, so an interrupted run can say where it
+stopped (`where()`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
+
+LINE_EVERY_PERCENT = 10  # Lines: one line per phase every 10%...
+QUIET_SECONDS = 5.0  # ...once the phase has run this long (a quick merge or fetch prints no percentages)
 
 
 class Sink(Protocol):
-    def stage(self, name: str, state: str, seconds: float | None) -> None: ...
+    def stage(self, name: str, state: str, seconds: float | None, detail: str = "") -> None: ...
 
-    def progress(self, phase: str, done: int, total: int) -> None: ...
+    def progress(self, phase: str, done: int, total: int, detail: str = "") -> None: ...
 
-    def note(self, text: str) -> None: ...
+    def note(self, text: str, warning: bool = False) -> None: ...
 
 
-# How phases read in a sentence ("stopped during build-demo-demo (training reasoning, 40%)").
+# How phases read in a sentence ("stopped during demo-family-demo (training reasoning, 40%)").
 LABELS = {"fingerprint": "fingerprinting inputs", "merge": "merging", "pretrained": "training pretrained",
           "instruct": "training instruct", "reasoning": "training reasoning", "reward": "training reward model",
           "evaluate": "evaluating", "train": "RL training"}
 
-_sink: Sink | None = None
+_sinks: list[Sink] = []
 _stage: str | None = None  # the stage running now (None between stages)
 _phase: tuple[str, int, int] | None = None  # the latest progress report inside it
 
 
+def quiet_other_bars() -> None:
+    """Off a terminal (a log file, CI, a Prefect worker), other libraries' tqdm bars (lm-eval's, datasets') write
+    carriage-return junk into the log; bai's own lines report progress there instead. tqdm reads TQDM_DISABLE when
+    it is first imported, so call this early. A user's own TQDM_DISABLE wins."""
+    import os
+    import sys
+
+    if not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_DISABLE", "1")
+
+
 def set_sink(sink: Sink | None) -> None:
-    global _sink
-    _sink = sink
+    """The terminal's sink (`bai run`): replaces every sink."""
+    _sinks[:] = [sink] if sink is not None else []
+
+
+def add_sink(sink: Sink) -> None:
+    _sinks.append(sink)
+
+
+def remove_sink(sink: Sink) -> None:
+    if sink in _sinks:
+        _sinks.remove(sink)
+
+
+def has_sink(kind: type) -> bool:
+    return any(isinstance(sink, kind) for sink in _sinks)
 
 
 def stage_started(name: str) -> None:
     global _stage, _phase
     _stage, _phase = name, None
-    if _sink is not None:
-        _sink.stage(name, "started", None)
+    for sink in list(_sinks):
+        sink.stage(name, "started", None)
 
 
-def stage_finished(name: str, state: str, seconds: float | None) -> None:
+def stage_finished(name: str, state: str, seconds: float | None, detail: str = "") -> None:
     global _stage, _phase
     _stage, _phase = None, None
-    if _sink is not None:
-        _sink.stage(name, state, seconds)
+    for sink in list(_sinks):
+        sink.stage(name, state, seconds, detail)
 
 
-def report(phase: str, done: int, total: int) -> None:
+def report(phase: str, done: int, total: int, detail: str = "") -> None:
     global _phase
     _phase = (phase, done, total)
-    if _sink is not None:
-        _sink.progress(phase, done, total)
+    for sink in list(_sinks):
+        sink.progress(phase, done, total, detail)
 
 
-def note(text: str) -> None:
-    """Something worth a line while a stage runs (e.g. that it waits for another run building the same thing)."""
-    if _sink is not None:
-        _sink.note(text)
+def note(text: str, warning: bool = False) -> None:
+    """A line of the run's story: what a stage did or found, or that it waits for another run. A warning is
+    something the user should act on (a detector fired)."""
+    for sink in list(_sinks):
+        sink.note(text, warning)
 
 
 def current_stage() -> str | None:
@@ -74,3 +106,39 @@ def where() -> str | None:
         return _stage
     phase, done, total = _phase
     return f"{_stage} ({LABELS.get(phase, phase)}, {100 * done // total}%)"
+
+
+class Lines:
+    """The events as lines, each handed to `write(line, warning)`: `merge-stage1 started`, `merge-stage1 Completed
+    (3.1 s): URI`, `  RL training 40%: step 60/150, reward 0.81, ...`, `  M_bai = 0.5 x pretrained + ... -> URI`."""
+
+    def __init__(self, write: Callable[[str, bool], None], clock: Callable[[], float] | None = None):
+        import time
+
+        self.write = write
+        self.clock = clock or time.monotonic
+        self.shown: dict[str, int] = {}
+        self.started: dict[str, float] = {}
+
+    def stage(self, name: str, state: str, seconds: float | None, detail: str = "") -> None:
+        self.started.clear()
+        self.shown.clear()
+        self.write(f"{name} {state}" + (f" ({seconds:.1f} s)" if seconds is not None else "")
+                   + (f": {detail}" if detail else ""), state == "Failed")
+
+    def progress(self, phase: str, done: int, total: int, detail: str = "") -> None:
+        if not total:
+            return
+        started = self.started.setdefault(phase, self.clock())
+        if self.clock() - started < QUIET_SECONDS:
+            return
+        step = 100 * done // total // LINE_EVERY_PERCENT * LINE_EVERY_PERCENT
+        if step > self.shown.get(phase, -1):
+            self.shown[phase] = step
+            self.write(f"  {LABELS.get(phase, phase)} {step}%" + (f": {detail}" if detail else ""), False)
+
+    def note(self, text: str, warning: bool = False) -> None:
+        self.write(f"  {text}", warning)
+
+    def close(self) -> None:
+        pass

@@ -15,6 +15,7 @@ from bai_core.evaluation import stage
 from bai_core.pipeline import open_store
 from flows.handoff import run_on_pool
 from tasks.evaluate import evaluate_is_published, evaluate_model
+from tasks.artifacts import run_log
 from tasks.storage import apply_credentials, result_storage
 
 
@@ -32,8 +33,9 @@ def bai_evaluate(model: dict, settings: EvaluateSettings, storage: StorageConfig
     """Score (or find cached) one model; returns the EvalRef as JSON."""
     apply_credentials(storage)
     fresh = not evaluate_is_published(model, settings, storage, metadata)
-    return evaluate_model.with_options(result_storage=result_storage(storage), refresh_cache=fresh)(
-        model, settings, storage, metadata)
+    with run_log():
+        return evaluate_model.with_options(result_storage=result_storage(storage), refresh_cache=fresh)(
+            model, settings, storage, metadata)
 
 
 @task(name="evaluate-on-pool", task_run_name="evaluate-on-{deployment}")

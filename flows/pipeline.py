@@ -7,6 +7,7 @@ Composition only: every stage is a task in `tasks/`, and every task is a thin wr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -25,9 +26,10 @@ from bai_core.rl.stage import ActorInit
 from bai_core.sources import parse_demo
 from flows.evaluate import evaluate_on_pool
 from flows.train import train_on_pool
-from tasks.demo import build_demo_family
+from tasks.demo import ORIGINS, demo_family, family_is_intact
 from tasks.evaluate import evaluate_is_published, evaluate_model, prepare_evaluate, score_table
 from tasks.merge import fetch_checkpoint, merge_stage1, merge_stage2, stage1_is_published, stage2_is_published
+from tasks.artifacts import run_log
 from tasks.storage import apply_credentials, result_storage
 from tasks.train import prepare_train, train_actor, train_is_published
 
@@ -38,7 +40,7 @@ STAGES = ["fetch-pretrained", "fetch-instruct", "fetch-reasoning", "prepare-trai
 def planned_stages(config: PipelineConfig, families: list[tuple[str, int]]) -> list[str]:
     """The run's stages in order: one evaluate stage per scored model (evaluate-bai, evaluate-actor, ...)."""
     evaluate = [f"evaluate-{name}" for name in config.scored_models] or ["evaluate"]
-    return [f"build-demo-{size}" for size, _ in families] + STAGES[:-1] + evaluate
+    return [f"demo-family-{size}" for size, _ in families] + STAGES[:-1] + evaluate
 
 
 class PipelineFailed(BaiError):
@@ -60,9 +62,9 @@ class _StageTable:
         state = call(*args, return_state=True)
         seconds = round(time.perf_counter() - started, 3)
         if not state.is_completed():
-            progress.stage_finished(name, state.name, seconds)
             error = state.result(raise_on_failure=False)
             message = str(error) if isinstance(error, BaseException) else state.message or state.name
+            progress.stage_finished(name, "Failed", seconds, message)
             self.rows.append({"stage": name, "state": "Failed", "seconds": seconds, "output": "", "error": message})
             self.rows += [{"stage": s, "state": "Not run", "seconds": 0.0, "output": ""}
                           for s in self.planned[self.planned.index(name) + 1:]]
@@ -70,7 +72,7 @@ class _StageTable:
         result = state.result()
         # A merge found already published (by a run beside this one, or one that died after publishing) was adopted.
         shown = "Adopted" if state.name == "Completed" and result.get("built") is False else state.name
-        progress.stage_finished(name, shown, seconds)
+        progress.stage_finished(name, shown, seconds, output(result))
         self.rows.append({"stage": name, "state": shown, "seconds": seconds, "output": output(result)})
         return result
 
@@ -91,23 +93,41 @@ class _StageTable:
 
 
 def run_name() -> str:
-    """What tells runs apart in the UI's list: the config's name, the merge weights and the store."""
+    """What tells runs apart in the UI's list: the config's name, the merge weights, the RL run and the suite in
+    brief, the store, and a short hash of the whole config (runs that differ in any other setting differ there)."""
     config = flow_run.parameters["config"]
     if isinstance(config, dict):
         config = PipelineConfig.model_validate(config)
-    return f"{config.name}: w={config.merge.instruct_weight:g} alpha={config.merge.alpha:g} -> {config.storage.uri}"
+    return describe_run(config)
+
+
+def describe_run(config: PipelineConfig) -> str:
+    parts = [f"w={config.merge.instruct_weight:g} alpha={config.merge.alpha:g}"]
+    if config.train is not None:
+        parts.append(f"{config.train.algorithm} {config.train.steps} steps from {config.train.init}")
+    if config.evaluate is not None:
+        parts.append("scored on " + ",".join(config.evaluate.task_names))
+    digest = hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:6]
+    return f"{config.name}: {', '.join(parts)} -> {config.storage.uri} [{digest}]"
 
 
 @flow(name="bai-pipeline", flow_run_name=run_name)
 def bai_pipeline(config: PipelineConfig) -> dict:
     """Fetch, merge stage 1, merge stage 2 (cached by content), and report. Returns the stage table and outputs."""
+    with run_log():
+        return _run_pipeline(config)
+
+
+def _run_pipeline(config: PipelineConfig) -> dict:
     apply_credentials(config.storage)
     results = result_storage(config.storage)
     families = _demo_families(config)
     table = _StageTable(planned_stages(config, families))
     try:
         for size, seed in families:
-            table.run(f"build-demo-{size}", build_demo_family, size, seed, config.storage, output=lambda r: r["uri"])
+            fresh = not family_is_intact(size, seed, config.storage)
+            table.run(f"demo-family-{size}", demo_family.with_options(result_storage=results, refresh_cache=fresh),
+                      size, seed, config.storage, output=lambda r: f"{r['uri']} ({ORIGINS[r['origin']]})")
         refs = {role: table.run(f"fetch-{role}", fetch_checkpoint, role, getattr(config.models, role),
                                 config.storage, output=lambda r: r["fingerprint"][:19])
                 for role in ROLES}

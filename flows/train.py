@@ -14,6 +14,7 @@ from bai_core.errors import BaiError
 from bai_core.pipeline import open_store
 from bai_core.rl import stage
 from flows.handoff import run_on_pool
+from tasks.artifacts import run_log
 from tasks.storage import apply_credentials, result_storage
 from tasks.train import train_actor, train_is_published
 
@@ -31,8 +32,9 @@ def bai_train(inputs: dict, settings: TrainSettings, storage: StorageConfig) -> 
     """Train (or find cached) the actor for these resolved inputs; returns the TrainRef as JSON."""
     apply_credentials(storage)
     fresh = not train_is_published(inputs, settings, storage)
-    return train_actor.with_options(result_storage=result_storage(storage), refresh_cache=fresh)(
-        inputs, settings, storage)
+    with run_log():
+        return train_actor.with_options(result_storage=result_storage(storage), refresh_cache=fresh)(
+            inputs, settings, storage)
 
 
 @task(name="train-on-pool", task_run_name="train-on-{deployment}")

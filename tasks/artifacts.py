@@ -1,11 +1,15 @@
-"""What the tasks show in the Prefect UI besides their logs: progress artifacts, created lazily, and a log filter that
-keeps user errors to their one-line message."""
+"""What the tasks show in the Prefect UI: progress artifacts, created lazily; the run's story in its log (the lines
+`bai run` prints off a terminal); and a log filter that keeps user errors to their one-line message."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.exceptions import MissingContextError
 
 from bai_core import progress
 from bai_core.errors import BaiError
@@ -22,8 +26,8 @@ class ProgressArtifact:
         self.description, self.percent = description, percent
         self.artifact_id, self.shown = None, 0.0
 
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        progress.report(phase, done, total)
+    def __call__(self, phase: str, done: int, total: int, detail: str = "") -> None:
+        progress.report(phase, done, total, detail)
         percent = self.percent(phase, done, total)
         if percent is None:
             return
@@ -33,6 +37,36 @@ class ProgressArtifact:
         elif percent - self.shown >= 2.0 or percent >= 100.0 > self.shown:
             update_progress_artifact(self.artifact_id, progress=percent)
             self.shown = percent
+
+
+class RunLog(progress.Lines):
+    """The run's story in its Prefect log, line for line what `bai run` prints on stderr off a terminal: each stage
+    with what it produced, long phases every 10% (RL: step, reward, length, KL), what each stage found."""
+
+    def __init__(self):
+        super().__init__(_log_line)
+
+
+def _log_line(text: str, warning: bool) -> None:
+    try:
+        logger = get_run_logger()  # the task's when a task runs, else the flow's
+    except MissingContextError:
+        return
+    logger.log(logging.WARNING if warning else logging.INFO, text)
+
+
+@contextmanager
+def run_log() -> Iterator[None]:
+    """The run's story goes to its log while the block runs (once: a subflow's lines go through its parent's)."""
+    if progress.has_sink(RunLog):
+        yield
+        return
+    sink = RunLog()
+    progress.add_sink(sink)
+    try:
+        yield
+    finally:
+        progress.remove_sink(sink)
 
 
 class _UserErrorsWithoutTraceback(logging.Filter):

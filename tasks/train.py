@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import CacheKeyFnPolicy
 from prefect.events import emit_event
@@ -20,7 +20,7 @@ from bai_core.config import MergeSettings, StorageConfig, TrainSettings
 from bai_core.errors import BaiError
 from bai_core.pipeline import CheckpointRef, open_store
 from bai_core.rl import stage
-from bai_core.rl.metrics import DETECTOR_EVENTS, MonitorHooks
+from bai_core.rl.metrics import DETECTOR_EVENTS, MonitorHooks, progress_detail
 from tasks.artifacts import ProgressArtifact
 from tasks.merge import _not_a_user_error
 
@@ -38,16 +38,16 @@ def prepare_train(settings: TrainSettings, refs: dict, merge: MergeSettings, sto
 
 
 def _hooks(settings: TrainSettings, key: str) -> MonitorHooks:
-    logger = get_run_logger()
     bar = ProgressArtifact(f"RL ({settings.algorithm}) from {settings.init}: {settings.steps} steps")
+    records: list[dict] = []
 
     def on_step(step: int, total: int, record: dict) -> None:
-        bar("train", step, total)
+        records.append(record)
+        bar("train", step, total, progress_detail(records, total))
 
     def on_alarm(detector: str, step: int, evidence: dict) -> None:
-        message = f"step {step}: {detector.replace('_', ' ')} detected: {evidence.get('reason', '')}"
-        logger.warning(message)
-        progress.note(message)
+        progress.note(f"step {step}: {detector.replace('_', ' ')} detected: {evidence.get('reason', '')}",
+                      warning=True)
         emit_event(event=DETECTOR_EVENTS[detector], payload={"step": step, "detector": detector, **evidence},
                    resource={"prefect.resource.id": f"bai.train.{key[:24]}", "prefect.resource.name": settings.init})
 

@@ -170,7 +170,7 @@ def test_cancelling_a_deployment_run_stops_it_cleanly(deployed, prefect_api, tmp
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         runs = api(prefect_api, "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}},
-                                                      "task_runs": {"name": {"any_": ["build-demo-test"]}}})
+                                                      "task_runs": {"name": {"any_": ["demo-family-test"]}}})
         if runs and runs[0]["state"]["type"] == "RUNNING":
             break
         time.sleep(0.5)
@@ -185,6 +185,6 @@ def test_cancelling_a_deployment_run_stops_it_cleanly(deployed, prefect_api, tmp
     assert elapsed < 15, f"{elapsed:.1f} s from cancel to Cancelled"  # 10 s, plus the worker's 1 s polling
     logs = api(prefect_api, "/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}}})
     stopped = [entry["message"] for entry in logs if entry["message"].startswith("stopped during")]
-    assert stopped and stopped[0].startswith("stopped during build-demo-test"), [e["message"] for e in logs]
+    assert stopped and stopped[0].startswith("stopped during demo-family-test"), [e["message"] for e in logs]
     assert not list(store.rglob("_bai_complete.json"))  # nothing half-published
     assert [p for root in (store, cache) if root.exists() for p in root.rglob("*") if ".bai-tmp-" in p.name] == []

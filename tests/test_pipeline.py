@@ -225,7 +225,7 @@ def test_pipeline_on_the_trained_demo_family(demo_store, prefect_api):
     config = PipelineConfig(name="demo-test", storage={"uri": str(demo_store.local_root)},
                             models={role: f"demo://test/{role}" for role in ("pretrained", "instruct", "reasoning")})
     summary = run(config)
-    assert states(summary)["build-demo-test"] == "Completed"  # found in the store, not trained again
+    assert states(summary)["demo-family-test"] == "Completed"  # found in the store, not trained again
     assert states(summary)["merge-stage2"] in {"Completed", "Cached", "Adopted"}
     fingerprints = {ref["role"]: ref["fingerprint"] for ref in summary["inputs"].values()}
     [manifest] = (demo_store.local_root / "families").glob("test-seed0-*/family.json")

@@ -158,7 +158,7 @@ def test_sigterm_while_training_the_demo_family_stops_within_10_s(tmp_path):
                                   "models": {r: f"demo://test/{r}" for r in ("pretrained", "instruct", "reasoning")}}))
     proc = subprocess.Popen([*BAI, "run", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=env)
-    read_until(proc.stderr, "build-demo-test started", timeout=120)
+    read_until(proc.stderr, "demo-family-test started", timeout=120)
     time.sleep(3)  # into the build (preparing data or training)
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
@@ -167,7 +167,7 @@ def test_sigterm_while_training_the_demo_family_stops_within_10_s(tmp_path):
     elapsed = time.monotonic() - sent
     assert proc.returncode == 143
     assert elapsed < 10, f"took {elapsed:.1f} s to stop"
-    assert rest[-1].startswith("bai: stopped by SIGTERM during build-demo-test"), rest
+    assert rest[-1].startswith("bai: stopped by SIGTERM during demo-family-test"), rest
     assert "nothing partial was published" in rest[-1] and "Traceback" not in "\n".join(rest)
     assert not list(store.rglob("_bai_complete.json"))
     assert temporaries(store, cache) == []

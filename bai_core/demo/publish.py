@@ -1,4 +1,5 @@
-"""The trained demo family as artifacts: built once per (size, seed, recipe), in the artifact store when there is one.
+"""The demo family as artifacts: the shipped one, or one built once per (size, seed, recipe), in the artifact store
+when there is one.
 
 Each member (pretrained, instruct, reasoning, reward) is published like any other checkpoint artifact -- a folder with
 a completion marker that records its content fingerprint -- so other machines find it in the store instead of
@@ -12,7 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bai_core import progress as progress_events
-from bai_core.demo.family import MANIFEST, MEMBERS, FamilyReport, Progress, build_family, recipe_id
+from bai_core.demo.family import MANIFEST, MEMBERS, FamilyReport, build_family, cached_family, recipe_id
+from bai_core.demo.members import Progress
+from bai_core.demo.shipped import shipped_family, shipped_folder
+from bai_core.errors import BaiError
 from bai_core.fingerprint import cache_dir
 from bai_core.io.atomic import copy_folder
 from bai_core.locks import exclusive
@@ -31,42 +35,59 @@ def member_key(size: str, seed: int, member: str) -> str:
 class DemoFamily:
     root: Path  # holds one folder per member
     report: FamilyReport
+    origin: str = "store"  # store (found published there), shipped (bai's own), machine (this machine's cache),
+    # or trained (by this call)
 
 
 def ensure_demo_family(size: str, seed: int, store: ArtifactStore | None = None,
                        progress: Progress | None = None) -> DemoFamily:
-    """The family's local folder and report. Trains only if neither the store nor this machine has it intact.
+    """The family's local folder and report, published to `store` if one is given. Found in the store, else the
+    family shipped with bai (verified file by file), else one this machine trained before; trained only if none of
+    them has it.
 
-    The family is built in this machine's cache and published from there, so a family built for one store (say a
+    A family is trained in this machine's cache and published from there, so a family built for one store (say a
     local folder) is uploaded to another (say S3) instead of being trained again. Under a lock: two runs that need
     the same family at once train it once."""
     if store is not None and (found := _from_store(store, size, seed)) is not None:
         return found
+    if (report := shipped_family(size, seed)) is not None:
+        return _published(store, size, seed, shipped_folder(size, seed), report, "shipped")
     with exclusive(f"demo-family:{family_key(size, seed)}",
                    on_wait=lambda: progress_events.note(f"waiting for another run building the {size} demo family")):
         if store is not None and (found := _from_store(store, size, seed)) is not None:
             return found
         built = cache_dir() / family_key(size, seed)
+        origin = "machine" if cached_family(built, size, seed) is not None else "trained"
         report = build_family(built, size, seed, overwrite=True, progress=progress)
-        if store is None:
-            return DemoFamily(built, report)
-        root = store.local_path(family_key(size, seed))
-        for member in MEMBERS:
-            if store.find(member_key(size, seed, member)) is None:
-                copy_folder(built / member, store.local_path(member_key(size, seed, member)))
-                store.publish(member_key(size, seed, member),
-                              {"kind": "bai-demo-member", "size": size, "seed": seed, "recipe": recipe_id(size),
-                               "fingerprint": report.models[member]["fingerprint"]})
-        store.put_text(f"{family_key(size, seed)}/{MANIFEST}", (built / MANIFEST).read_text())
-        if not store.is_local:
-            (root / MANIFEST).write_text((built / MANIFEST).read_text())
-        return DemoFamily(root, report)
+        return _published(store, size, seed, built, report, origin)
+
+
+def _published(store: ArtifactStore | None, size: str, seed: int, folder: Path, report: FamilyReport,
+               origin: str) -> DemoFamily:
+    """The family in `folder`, published member by member to the store (when there is one)."""
+    if store is None:
+        return DemoFamily(folder, report, origin)
+    root = store.local_path(family_key(size, seed))
+    for member in MEMBERS:
+        if store.find(member_key(size, seed, member)) is None:
+            copy_folder(folder / member, store.local_path(member_key(size, seed, member)))
+            store.publish(member_key(size, seed, member),
+                          {"kind": "bai-demo-member", "size": size, "seed": seed, "recipe": recipe_id(size),
+                           "fingerprint": report.models[member]["fingerprint"]})
+    store.put_text(f"{family_key(size, seed)}/{MANIFEST}", (folder / MANIFEST).read_text())
+    if not store.is_local:
+        (root / MANIFEST).write_text((folder / MANIFEST).read_text())
+    return DemoFamily(root, report, origin)
+
+
+def family_is_published(size: str, seed: int, store: ArtifactStore) -> bool:
+    """Does the store hold every member intact, and the report? (Markers, memoized hashes or listings: no weights.)"""
+    return _markers(store, size, seed) is not None
 
 
 def _from_store(store: ArtifactStore, size: str, seed: int) -> DemoFamily | None:
     """The family as the store holds it (downloaded to this machine if needed), or None if any member is missing."""
-    markers = {member: store.find(member_key(size, seed, member)) for member in MEMBERS}
-    if not all(markers.values()):
+    if (markers := _markers(store, size, seed)) is None:
         return None
     root = store.local_path(family_key(size, seed))
     for member, marker in markers.items():
@@ -75,3 +96,14 @@ def _from_store(store: ArtifactStore, size: str, seed: int) -> DemoFamily | None
         (root / MANIFEST).write_text(store.get_text(f"{family_key(size, seed)}/{MANIFEST}"))
     return DemoFamily(root, FamilyReport(**json.loads((root / MANIFEST).read_text())))
 
+
+def _markers(store: ArtifactStore, size: str, seed: int) -> dict | None:
+    """member -> marker when every member is published intact and the report beside them (written last), else None."""
+    markers = {member: store.find(member_key(size, seed, member)) for member in MEMBERS}
+    if not all(markers.values()):
+        return None
+    try:
+        store.get_bytes(f"{family_key(size, seed)}/{MANIFEST}")
+    except BaiError:
+        return None
+    return markers

@@ -12,7 +12,10 @@ import difflib
 import functools
 import json
 import shlex
+import subprocess
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -192,11 +195,34 @@ def run_lm_eval(path: Path, settings: EvaluateSettings, tasks: list[SuiteTask], 
         model = measured_hflm(path, settings, device, report)
         generations, arguments = model.generations, None
     manager = task_manager(json.dumps(metadata, sort_keys=True))
-    results = lm_eval.simple_evaluate(
-        model=model, model_args=arguments, tasks=[task.task for task in tasks], task_manager=manager,
-        limit=settings.limit, apply_chat_template=settings.apply_chat_template, log_samples=True,
-        confirm_run_unsafe_code=settings.confirm_run_unsafe_code,
-        gen_kwargs={"max_gen_toks": settings.max_gen_toks} if settings.max_gen_toks else None)
+    with _quiet_git_probe():
+        results = lm_eval.simple_evaluate(
+            model=model, model_args=arguments, tasks=[task.task for task in tasks], task_manager=manager,
+            limit=settings.limit, apply_chat_template=settings.apply_chat_template, log_samples=True,
+            confirm_run_unsafe_code=settings.confirm_run_unsafe_code,
+            gen_kwargs={"max_gen_toks": settings.max_gen_toks} if settings.max_gen_toks else None)
     if results is None:
         raise BaiError("lm-eval returned no results")
     return results, generations
+
+
+@contextmanager
+def _quiet_git_probe() -> Iterator[None]:
+    """lm-eval records the working directory's git commit with `git describe`, whose `fatal: not a git repository`
+    outside a checkout goes straight to the user's terminal and run log. The same probe, with its stderr silenced
+    (lm-eval's value is kept: the commit, or None)."""
+    import lm_eval.evaluator as evaluator
+
+    original = evaluator.get_git_commit_hash
+
+    def quiet() -> str | None:
+        try:
+            return subprocess.check_output(["git", "describe", "--always"], stderr=subprocess.DEVNULL).strip().decode()
+        except (subprocess.CalledProcessError, OSError):
+            return None
+
+    evaluator.get_git_commit_hash = quiet
+    try:
+        yield
+    finally:
+        evaluator.get_git_commit_hash = original

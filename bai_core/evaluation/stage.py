@@ -182,7 +182,17 @@ def _evaluate(store: ArtifactStore, key: str, model: ScoredModel, settings: Eval
     staging.publish()
     store.publish(folder, {"cache_key": key, "stage": "evaluate", "fingerprint": fingerprint_folder(
         store.local_path(folder)), "result": ref.model_dump(mode="json")})
+    progress.note(score_line(ref))
     return ref.model_copy(update={"built": True})
+
+
+def score_line(ref: EvalRef) -> str:
+    """A model's scores in a line: overall, each task's primary metric, answer length and finished share."""
+    tasks = ", ".join(f"{row['task']} {row['score']:.3f}" for row in ref.rows)
+    line = f"scores of {ref.model}: overall {ref.overall:.3f} ({tasks})"
+    if ref.mean_answer_tokens is not None:
+        line += f"; answers {ref.mean_answer_tokens:.1f} tokens, {ref.finished_share:.0%} finished"
+    return line
 
 
 def _write_results(folder: Path, results: dict, ref: EvalRef) -> None:

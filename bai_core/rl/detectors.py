@@ -124,6 +124,26 @@ class Diagnosis:
         return self.reward_hockey_stick.detected or any(v.detected for v in
                                                         self.reward_hockey_stick_by_length.values())
 
+    def story(self) -> list[str]:
+        """The verdicts in a line each, with their evidence: what the run's log says once training ends."""
+        c, h = self.sequence_length_collapse, self.reward_hockey_stick
+
+        def number(value) -> str:
+            return "n/a" if value is None else f"{value:.3g}"
+
+        lines = [f"Sequence Length Collapse: {'DETECTED' if c.detected else 'not detected'} (L0 {number(c.L0)}, "
+                 f"minimum {number(c.minimum)} at step {c.minimum_step}, final {number(c.final)}): {c.reason}",
+                 f"Reward Hockey Stick: {'DETECTED' if h.detected else 'not detected'} over all responses "
+                 f"(r0 {number(h.r0)}, minimum {number(h.minimum)} at step {h.minimum_step}, final "
+                 f"{number(h.final)}): {h.reason}"]
+        buckets = self.reward_hockey_stick_by_length
+        fired = [name for name, v in buckets.items() if v.detected]
+        if buckets:
+            lines.append(f"Reward Hockey Stick per length bucket: {len(buckets)} judged ({', '.join(buckets)}); "
+                         + (f"DETECTED in {', '.join(fired)}: {buckets[fired[0]].reason}" if fired
+                            else "not detected in any"))
+        return lines
+
     def to_json(self) -> dict:
         """The `bai diagnose --json` object: each detector has `detected` and its evidence; a bucket that fired
         makes the run's hockey-stick verdict fire too (with `buckets` naming it)."""

@@ -99,3 +99,22 @@ def step_record(step: int, logs: dict, recorder: RewardRecorder, weights: dict[s
     if seconds is not None:
         record["seconds_per_step"] = round(seconds, 4)
     return record
+
+
+def progress_detail(records: list[dict], total: int) -> str:
+    """The run so far in a phrase for the progress line: the latest step, and reward, length and KL averaged over the
+    last tenth of the run (a single step's mean of a few completions swings too much to read)."""
+    if not records:
+        return ""
+    window = records[-max(1, total // 10):]
+
+    def mean(key: str) -> float | None:
+        values = [r[key] for r in window if r.get(key) is not None]
+        return sum(values) / len(values) if values else None
+
+    parts = [f"step {records[-1]['step']}/{total}"]
+    for key, label, spec in (("reward/mean", "reward", ".3g"), ("length/mean", "length", ".1f"), ("kl", "KL", ".3g")):
+        if (value := mean(key)) is not None:
+            parts.append(f"{label} {value:{spec}}")
+    first = window[0]["step"]
+    return ", ".join(parts) + (f" (means of steps {first}-{records[-1]['step']})" if len(window) > 1 else "")

@@ -1,11 +1,12 @@
-"""RL prompts: the demo family's RL split, or a JSONL / parquet file, s3:// object or hub dataset with a `prompt`
-column. A prompt is text or chat messages ([{"role": "user", "content": ...}, ...]); other columns (e.g. `answer`,
-for a verifiable reward) travel with it to the reward functions, as TRL passes them.
+"""RL prompts: the demo family's RL split, or a JSONL / parquet file, s3:// object or hub dataset with a prompt column
+(`prompt` unless `prompt_column` says otherwise). A prompt is text or chat messages ([{"role": "user", "content":
+...}, ...]); other columns (e.g. the `answer` a verifiable reward reads) travel with it to the reward functions, as
+TRL passes them.
 
     demo://demo/rl[@seed]        the RL split of the demo task (never a train or eval problem), as chat prompts
     prompts.jsonl, data.parquet  a local file
     s3://bucket/prompts.jsonl    an object (endpoint and keys from the environment)
-    org/dataset[@revision][:split]   a hub dataset (split default train)
+    org/dataset[@revision][:split]   a hub dataset (split default train; its configuration in `subset`)
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bai_core.errors import BaiError
 from bai_core.fingerprint import cache_dir
+
+if TYPE_CHECKING:
+    from bai_core.config import PromptSettings
 
 DEMO_RL_PROMPTS = 512  # drawn (with new wording) from the RL split's distinct problems
 
@@ -33,7 +38,13 @@ class PromptSet:
         return sorted(self.rows[0])
 
 
-def load_prompts(source: str, endpoint_url: str | None = None) -> PromptSet:
+def load_prompts(spec: PromptSettings | str, endpoint_url: str | None = None) -> PromptSet:
+    """The prompt rows, checked, as TRL reads them: the prompt in `prompt`, the reference answer (if any) in
+    `answer`, whatever the source calls them; other columns as they are."""
+    from bai_core.config import PromptSettings
+
+    spec = PromptSettings(source=spec) if isinstance(spec, str) else spec
+    source = spec.source
     if source.startswith("demo://"):
         rows = _demo_rows(source)
     elif source.startswith("s3://"):
@@ -41,23 +52,42 @@ def load_prompts(source: str, endpoint_url: str | None = None) -> PromptSet:
     elif Path(source).expanduser().suffix in (".jsonl", ".json", ".parquet") or Path(source).expanduser().exists():
         rows = _file_rows(Path(source).expanduser(), source)
     elif "/" in source:
-        rows = _hub_rows(source)
+        rows = _hub_rows(source, spec.subset)
     else:
         raise BaiError(f"prompts {source}: not a file, s3:// object, hub dataset or demo://<size>/rl")
     if not rows:
         raise BaiError(f"prompts {source}: no prompts in it")
+    column = spec.prompt_column
     for number, row in enumerate(rows, 1):
-        if "prompt" not in row:
-            raise BaiError(f"prompts {source}: no `prompt` column (columns: {', '.join(sorted(row)) or 'none'})"
-                           if number == 1 else f"prompts {source}: row {number} has no `prompt`")
-        if not _valid_prompt(row["prompt"]):
-            raise BaiError(f"prompts {source}: row {number}: `prompt` must be text or a list of "
+        if column not in row:
+            raise BaiError(f"prompts {source}: no `{column}` column (columns: {', '.join(sorted(row)) or 'none'})"
+                           if number == 1 else f"prompts {source}: row {number} has no `{column}`")
+        if not _valid_prompt(row[column]):
+            raise BaiError(f"prompts {source}: row {number}: `{column}` must be text or a list of "
                            "{role, content} messages")
+    rows = [_as_trl_row(row, spec) for row in rows]
     conversational = isinstance(rows[0]["prompt"], list)
     if any(isinstance(row["prompt"], list) != conversational for row in rows):
         raise BaiError(f"prompts {source}: mixes text prompts and chat prompts")
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
     return PromptSet(source, rows, f"sha256:{digest}", conversational)
+
+
+def _as_trl_row(row: dict, spec: PromptSettings) -> dict:
+    """The source's columns renamed to TRL's `prompt` and bai's `answer`; the instruction appended; text made a user
+    message when asked."""
+    row = dict(row)
+    prompt = row.pop(spec.prompt_column)
+    if spec.answer_column != "answer" and spec.answer_column in row:
+        row["answer"] = row.pop(spec.answer_column)
+    if spec.instruction:
+        if isinstance(prompt, str):
+            prompt = f"{prompt}\n{spec.instruction}"
+        else:
+            prompt = [*prompt[:-1], {**prompt[-1], "content": f"{prompt[-1]['content']}\n{spec.instruction}"}]
+    if spec.chat and isinstance(prompt, str):
+        prompt = [{"role": "user", "content": prompt}]
+    return {**row, "prompt": prompt}
 
 
 def _valid_prompt(prompt) -> bool:
@@ -125,13 +155,13 @@ def _download_s3(source: str, endpoint_url: str | None) -> Path:
     return local
 
 
-def _hub_rows(source: str) -> list[dict]:
+def _hub_rows(source: str, subset: str | None) -> list[dict]:
     name, _, split = source.removeprefix("hf://").partition(":")
     repo, _, revision = name.partition("@")
     try:
         from datasets import load_dataset
 
-        dataset = load_dataset(repo, split=split or "train", revision=revision or None)
+        dataset = load_dataset(repo, subset, split=split or "train", revision=revision or None)
     except Exception as e:  # offline, missing, gated, no such split: all one line for the user
         raise BaiError(f"prompts {source}: cannot load this hub dataset ({type(e).__name__}: "
                        f"{str(e).splitlines()[0][:160]}); on a machine without network give a local file") from None

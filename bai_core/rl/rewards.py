@@ -77,22 +77,91 @@ class ModelReward:
         return scores
 
 
-class ArithmeticReward:
-    """Verifiable: 1.0 when the completion's final answer equals the row's `answer`, else 0.0 (the demo task's
-    extraction: the number after </think> in a think-block answer, else the last number)."""
+def final_text(completion: str) -> str:
+    """The part of a completion that holds its answer: what follows the think block. A think block that never
+    closed holds no answer."""
+    if "</think>" in completion:
+        return completion.rsplit("</think>", 1)[1]
+    return "" if "<think>" in completion else completion
 
-    def __init__(self, name: str, recorder: RewardRecorder):
+
+def arithmetic_correct(completion: str, answer) -> bool:
+    """The demo task's rule (the bai_demo task's filter too): the number after </think>, else the last number."""
+    from bai_core.demo.arithmetic import extract_answer
+
+    style = "reasoning" if "<think>" in completion or "</think>" in completion else "instruct"
+    return extract_answer(completion, style) == int(answer)
+
+
+def _math_timeouts() -> dict:
+    """math-verify times out with signal.alarm, which works only in the main thread (as TRL's accuracy_reward)."""
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    return {"parsing_timeout": 5 if main else None}
+
+
+def parse_math_answer(answer) -> list:
+    """A reference answer as math-verify reads it: GSM8K's `... #### 72` (what follows ####), MATH's solutions
+    (their \\boxed{}), or a bare number or LaTeX expression (`\\frac{1}{3}`, read as math). [] if unreadable."""
+    from math_verify import parse
+
+    text = str(answer).strip()
+    if "####" in text:  # GSM8K: the final answer follows ####, sometimes with thousands separators
+        text = text.rsplit("####", 1)[1].strip().replace(",", "")
+    if "\\boxed" not in text and "$" not in text:
+        text = f"${text}$"
+    return parse(text, **_math_timeouts()) if text.strip("$") else []
+
+
+def math_correct(completion: str, answer) -> bool:
+    """Hugging Face's math-verify (the verifier of TRL's accuracy_reward and lm-eval's MATH-500): the completion's
+    answer (a \\boxed{} first, else the last LaTeX or plain expression after the think block) against the reference,
+    equal as numbers, fractions or symbolic expressions."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    gold = parse_math_answer(answer)
+    text = final_text(completion)
+    if not gold or not text.strip():
+        return False
+    predicted = parse(text, extraction_config=[LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()],
+                      **_math_timeouts())
+    timeout = 5 if _math_timeouts()["parsing_timeout"] else None
+    return bool(predicted) and bool(verify(gold, predicted, timeout_seconds=timeout))
+
+
+VERIFIERS = {"arithmetic": arithmetic_correct, "math": math_correct}
+
+
+def check_answers(kind: str, rows: list[dict], source: str) -> None:
+    """Every prompt row has a reference answer the verifier can read (before anything is merged or trained)."""
+    for number, row in enumerate(rows, 1):
+        answer = row.get("answer")
+        if answer is None or str(answer).strip() == "":
+            raise BaiError(f"prompts {source}: row {number} has no answer (the {kind} reward needs one per prompt)")
+        if kind == "arithmetic" and not str(answer).strip().lstrip("-").isdigit():
+            raise BaiError(f"prompts {source}: row {number}: answer {str(answer)[:40]!r} is not a whole number "
+                           "(the arithmetic reward compares final numbers)")
+        if kind == "math" and not parse_math_answer(answer):
+            raise BaiError(f"prompts {source}: row {number}: math-verify cannot read the answer "
+                           f"{str(answer)[:60]!r} (give a number, a LaTeX expression, a \\boxed{{}} solution or "
+                           "GSM8K's `#### N`)")
+
+
+class VerifiableReward:
+    """A checkable reward: 1.0 when the completion's final answer equals the row's `answer` by the verifier of its
+    kind (arithmetic: the demo task's final number; math: math-verify), else 0.0."""
+
+    def __init__(self, name: str, kind: str, recorder: RewardRecorder):
         self.__name__ = name
+        self.correct = VERIFIERS[kind]
         self.recorder = recorder
 
     def __call__(self, prompts: list, completions: list, completion_ids: list, answer: list | None = None,
                  **_) -> list[float]:
-        from bai_core.demo.arithmetic import extract_answer
-
         if answer is None:
-            raise BaiError("the arithmetic reward needs an `answer` column in the prompts")
+            raise BaiError(f"the {self.__name__} reward needs an `answer` column in the prompts")
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        scores = [float(extract_answer(t, "reasoning" if "<think>" in t else "instruct") == int(a))
-                  for t, a in zip(texts, answer)]
+        scores = [float(self.correct(t, a)) for t, a in zip(texts, answer)]
         self.recorder.record(self.__name__, completion_ids, scores)
         return scores

@@ -29,7 +29,7 @@ from bai_core.pipeline import CheckpointRef, artifact_key, local_model, open_sto
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
 from bai_core.rl.plots import write_plots
 from bai_core.rl.prompts import load_prompts
-from bai_core.rl.rewards import check_reward_model
+from bai_core.rl.rewards import check_answers, check_reward_model
 from bai_core.sources import fetch
 from bai_core.storage import ArtifactStore
 
@@ -94,8 +94,10 @@ def prepare_train(settings: TrainSettings, refs: dict[str, CheckpointRef], merge
     for name, component in zip(settings.reward_names, settings.reward):
         if component.verifiable:
             if "answer" not in prompts.rows[0]:
-                raise BaiError(f"reward {name}: needs an `answer` column in the prompts "
-                               f"({settings.prompts} has {', '.join(prompts.columns)})")
+                raise BaiError(f"reward {name}: needs the prompts' reference answers, and {settings.prompts.source} "
+                               f"has no `{settings.prompts.answer_column}` column (columns: "
+                               f"{', '.join(prompts.columns)}; set train.prompts.answer_column)")
+            check_answers(component.verifiable, prompts.rows, settings.prompts.source)
             rewards.append({"name": name, "weight": component.weight, "verifiable": component.verifiable})
             continue
         fetched = fetch(component.model, storage.endpoint_url, store)
@@ -113,7 +115,7 @@ def prepare_train(settings: TrainSettings, refs: dict[str, CheckpointRef], merge
         template_folder = fetched.path
         init = ActorInit(name=settings.init, source=settings.init, fingerprint=fetched.fingerprint)
     if prompts.conversational and not has_chat_template(template_folder):
-        raise BaiError(f"prompts {settings.prompts}: chat prompts, but the actor's tokenizer (from "
+        raise BaiError(f"prompts {settings.prompts.source}: chat prompts, but the actor's tokenizer (from "
                        f"{template_folder}) has no chat template; give text prompts or a model with one")
     return {"init": init.model_dump() if init else None, "rewards": rewards,
             "prompts": {"source": prompts.source, "fingerprint": prompts.fingerprint, "rows": len(prompts.rows),
@@ -184,7 +186,7 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
     init_path = _local_init(inputs.init, storage)
     reward_paths = {r["name"]: fetch(r["source"], storage.endpoint_url, store).path
                     for r in inputs.rewards if r.get("source")}
-    prompts = load_prompts(inputs.prompts["source"], storage.endpoint_url)
+    prompts = load_prompts(settings.prompts, storage.endpoint_url)
     if prompts.fingerprint != inputs.prompts["fingerprint"]:
         raise BaiError(f"prompts {prompts.source}: content changed since this run checked them; run it again")
     actor = AtomicFolder(store.local_path(f"{folder}/actor"), overwrite=True)
@@ -195,6 +197,8 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
                     "aborted": None if outcome.aborted is None else
                     {"detector": outcome.aborted[0], "step": outcome.aborted[1], "reason": outcome.aborted[2]}}
         verdicts_uri = store.put_text(f"{folder}/verdicts.json", json.dumps(verdicts, indent=2) + "\n")
+        for line in outcome.diagnosis.story():
+            progress.note(line, warning="DETECTED" in line)
         plots = _publish_plots(store, folder, workdir, outcome.diagnosis)
         if outcome.aborted:
             _refuse_if_aborted(store, folder)

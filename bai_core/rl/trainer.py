@@ -20,7 +20,7 @@ from bai_core.rl.detectors import Diagnosis
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
 from bai_core.rl.monitor import StabilityMonitor
 from bai_core.rl.prompts import PromptSet
-from bai_core.rl.rewards import ArithmeticReward, ModelReward, RewardRecorder
+from bai_core.rl.rewards import ModelReward, RewardRecorder, VerifiableReward
 
 CheckpointSaved = Callable[[Path, int], None]  # (TRL's checkpoint folder, step)
 
@@ -101,7 +101,7 @@ def run_training(init: Path, reward_models: dict[str, Path], prompts: PromptSet,
                                                  dtype=torch.bfloat16 if on_gpu else torch.float32)
     recorder = RewardRecorder()
     reward_funcs = [ModelReward(name, reward_models[name], recorder, device()) if c.model
-                    else ArithmeticReward(name, recorder) for name, c in zip(settings.reward_names, settings.reward)]
+                    else VerifiableReward(name, c.verifiable, recorder) for name, c in zip(settings.reward_names, settings.reward)]
     monitor = StabilityMonitor(settings, recorder, metrics, hooks)
     if settings.algorithm == "grpo":
         from trl import GRPOTrainer as Trainer
