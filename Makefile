@@ -6,7 +6,7 @@ PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: setup demo compare test bench clean
+.PHONY: setup demo demo-judge compare test bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ setup: $(BIN)/.installed
 
 demo: setup
 	HF_HUB_OFFLINE=1 $(BIN)/bai run configs/demo.yaml
+
+# The same demo against the family's learned reward model (the paper's kind of reward): reward hacking, measured.
+demo-judge: setup
+	HF_HUB_OFFLINE=1 $(BIN)/bai run configs/demo-judge.yaml
 
 # The paper's Table 1 on the demo family: Paradigms 1-3, BAI, RL from pretrained and from M_sft, scored.
 compare: setup

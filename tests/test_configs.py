@@ -28,3 +28,16 @@ def test_prefect_yaml_deployment_parameters_validate():
         PipelineConfig.model_validate(deployment["parameters"]["config"])
         assert deployment["work_pool"]["name"] == "bai-cpu"
     assert names == {"demo", "gpu", "alpha-sweep", "compare"}
+
+
+def test_run_names_tell_apart_runs_that_differ_only_in_train_or_evaluate_settings():
+    from flows.pipeline import describe_run
+
+    config = load_pipeline_config(REPO / "configs" / "demo.yaml")
+    longer = load_pipeline_config(REPO / "configs" / "demo.yaml", ["train.steps=8"])
+    scored = load_pipeline_config(REPO / "configs" / "demo.yaml", ["evaluate.limit=20"])
+    names = [describe_run(c) for c in (config, longer, scored)]
+    assert names[0].startswith("demo: w=0.5 alpha=0.5, grpo 150 steps from bai, scored on demo -> bai-artifacts [")
+    assert "grpo 8 steps" in names[1]
+    assert len(set(names)) == 3  # evaluate.limit shows only in the config hash, which differs
+    assert describe_run(load_pipeline_config(REPO / "configs" / "demo.yaml")) == names[0]  # stable

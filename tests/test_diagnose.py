@@ -67,3 +67,52 @@ def test_unknown_detector_name_is_refused(tmp_path, capsys):
     log = write_csv(tmp_path / "export.csv", COLLAPSING, REWARD)
     assert main(["diagnose", str(log), "--fail-on", "colapse"]) == 1
     assert "unknown detector" in capsys.readouterr().err
+
+
+def test_the_bucket_plot_marks_every_point_and_never_bridges_a_gap(tmp_path, monkeypatch):
+    """A bucket with completions at steps 1-9 and 71-120 only: its average is drawn as two lines, and its points as
+    markers (a step alone between gaps is a marker, no line)."""
+    import matplotlib.pyplot as plt
+
+    from bai_core.rl.curves import Curves
+    from bai_core.rl.detectors import diagnose
+    from bai_core.rl.plots import write_plots
+
+    curves = Curves("bai-metrics")
+    for step in range(1, 121):
+        record = {"step": step, "length/mean": 20.0, "reward/mean": 0.5, "reward_by_length/0-16": 0.5}
+        if step < 10 or step > 70:
+            record["reward_by_length/16-32"] = 1.0
+        if step == 40:
+            record["reward_by_length/32-48"] = 2.0
+        curves.add(record)
+    drawn = []
+    monkeypatch.setattr(plt, "close", lambda figure: drawn.append(figure))  # keep the figures to inspect them
+    write_plots(curves, diagnose(curves.steps, curves.length, curves.reward, curves.reward_by_length,
+                                 run_steps=120), tmp_path)
+    axes = drawn[-1].axes[0]  # reward per length bucket
+    lines = [(list(line.get_xdata()), line.get_linestyle()) for line in axes.get_lines()]
+    runs = [x for x, style in lines if style != "None"]
+    marks = [x for x, style in lines if style == "None"]
+    # lines: 0-16 over the whole run, 16-32 in two pieces, none for 32-48; each spans consecutive steps only
+    assert sorted(runs, key=len) == [list(range(1, 10)), list(range(71, 121)), list(range(1, 121))]
+    assert [40] in marks and list(range(1, 10)) + list(range(71, 121)) in marks
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == ["0-16", "16-32", "32-48"]
+
+
+def test_progress_lines_every_ten_percent_after_a_quiet_start_with_their_detail():
+    from bai_core.progress import Lines
+
+    now = [0.0]
+    written = []
+    lines = Lines(lambda text, warning: written.append((text, warning)), clock=lambda: now[0])
+    lines.stage("train", "started", None)
+    for step in range(1, 101):
+        now[0] = step * 0.2  # 20 s in all: quiet for the first 5 s
+        lines.progress("train", step, 100, f"step {step}/100")
+    lines.note("Reward Hockey Stick: DETECTED", warning=True)
+    lines.stage("train", "Completed", 20.0, "100 steps, stable")
+    texts = [text for text, _ in written]
+    assert texts[0] == "train started" and texts[-1] == "train Completed (20.0 s): 100 steps, stable"
+    assert texts[1:-2] == [f"  RL training {p}%: step {max(p, 26)}/100" for p in range(20, 101, 10)]
+    assert written[-2] == ("  Reward Hockey Stick: DETECTED", True)

@@ -126,6 +126,65 @@ def test_rloo_steps_with_a_weighted_learned_and_verifiable_reward(tmp_path):
     assert json.loads((local(summary["outputs"]["actor"]) / "bai_train.json").read_text())["algorithm"] == "rloo"
 
 
+def test_grpo_with_the_math_reward_on_a_prompt_file_with_answers(tmp_path):
+    """Text questions in their own column, made chat by the settings; the reasoning member answers in its
+    think-block format, which math-verify and the demo task's own rule must score alike."""
+    from bai_core.demo.arithmetic import problems
+    from bai_core.demo.sizes import SIZES
+
+    spec = SIZES["test"]
+    rows = [{"question": p.question, "answer": p.answer} for p in problems("rl", 0, spec.a_range, spec.b_range, 16)]
+    path = tmp_path / "questions.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    prompts = {"source": str(path), "prompt_column": "question", "chat": True}
+    reward = [{"verifiable": "math"}, {"verifiable": "arithmetic", "weight": 0.0}]
+    summary = run_json(write_config(tmp_path, name="math", steps=2, init="reasoning", prompts=prompts,
+                                    reward=reward))
+    assert states(summary)["train"] == "Completed"
+    records = [json.loads(line) for line in local(summary["outputs"]["metrics"]).read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2]
+    for r in records:  # the same completions, two verifiers: one verdict
+        assert r["reward/verifiable-math/mean"] == r["reward/verifiable-arithmetic/mean"] == r["reward/mean"]
+    # the test reasoning member is right on ~38% of held-out problems: 16 completions all wrong has odds ~0.05%
+    assert max(r["reward/verifiable-math/mean"] for r in records) > 0
+    manifest = json.loads((local(summary["outputs"]["actor"]) / "bai_train.json").read_text())
+    assert [r["verifiable"] for r in manifest["rewards"]] == ["math", "arithmetic"]
+
+
+def test_the_ui_log_tells_the_runs_story_line_for_line_as_stderr(tmp_path, prefect_api):
+    """`bai run` off a terminal prints timestamped lines; the flow run's log in the UI has the same lines, in the same
+    order: each stage with its output, the merge formulas, the verdicts, the scores. Run outside a git checkout with
+    lm-eval scoring, where lm-eval's bars and its git probe used to write junk into the log."""
+    import re
+
+    config = write_config(tmp_path, name="story", steps=4, reward=[{"verifiable": "arithmetic"}])
+    data = yaml.safe_load(config.read_text())
+    data["evaluate"] = {"suite": "demo", "models": ["actor"], "limit": 4, "max_gen_toks": 8}
+    config.write_text(yaml.safe_dump(data))
+    proc = subprocess.run([sys.executable, "-m", "bai_core.cli", "run", str(config)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "\r" not in proc.stderr and "fatal:" not in proc.stderr and "it/s]" not in proc.stderr
+    lines = [line[9:] for line in proc.stderr.splitlines() if re.match(r"\d\d:\d\d:\d\d ", line)]
+    for expected in ("demo-family-test Completed", "  M_sft = 0.5 * instruct + 0.5 * reasoning: ",
+                     "  M_bai = 0.5 * pretrained + 0.5 * M_sft: ", "  Sequence Length Collapse: not detected (L0 ",
+                     "  Reward Hockey Stick: ", "train Completed", "  scores of actor: overall "):
+        assert any(line.startswith(expected) for line in lines), (expected, lines)
+
+    [summary] = (tmp_path / "store" / "runs" / "story").glob("*.json")
+    flow_run_id = json.loads(summary.read_text())["flow_run_id"]
+    messages: list[str] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the last lines reach the API a moment after the process ends
+        logs = api(prefect_api, "/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}},
+                                                 "sort": "TIMESTAMP_ASC", "limit": 200})
+        messages = [log["message"] for log in logs]
+        if set(lines) <= set(messages):
+            break
+        time.sleep(1)
+    assert [m for m in messages if m in set(lines)] == lines
+
+
 def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
     config = write_config(tmp_path, name="resume", steps=16, save_every=4)
     proc = subprocess.Popen([sys.executable, "-m", "bai_core.cli", "run", str(config)], stdout=subprocess.DEVNULL,
@@ -225,7 +284,8 @@ def _prompts(tmp_path: Path, lines: list[str]) -> str:
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "no-prompt-column", "reward-not-classifier",
-                                  "verifiable-without-answer", "no-chat-template"])
+                                  "verifiable-without-answer", "math-without-answer", "math-unreadable-answer",
+                                  "no-chat-template"])
 def test_bad_train_inputs_are_refused_before_anything_is_merged_or_trained(tmp_path, case, demo_family):
     from bai_core.config import MergeSettings, StorageConfig, TrainSettings
     from bai_core.errors import BaiError
@@ -246,7 +306,17 @@ def test_bad_train_inputs_are_refused_before_anything_is_merged_or_trained(tmp_p
         error = "reward model demo://test/instruct: not a sequence classifier (its config.json says LlamaForCausalLM)"
     elif case == "verifiable-without-answer":
         settings["prompts"] = _prompts(tmp_path, ['{"prompt": "Ann has 3 pens. How many?"}'])
-        settings["reward"], error = [{"verifiable": "arithmetic"}], "needs an `answer` column in the prompts"
+        settings["reward"] = [{"verifiable": "arithmetic"}]
+        error = "reward verifiable-arithmetic: needs the prompts' reference answers, and "
+    elif case == "math-without-answer":  # GSM8K's columns, the answer column not named
+        settings["prompts"] = {"source": _prompts(tmp_path, ['{"question": "Ann has 3 pens. How many?", '
+                                                             '"solution": "#### 3"}']), "prompt_column": "question"}
+        settings["reward"] = [{"verifiable": "math"}]
+        error = "prompts.jsonl has no `answer` column (columns: prompt, solution; set train.prompts.answer_column)"
+    elif case == "math-unreadable-answer":
+        settings["prompts"] = _prompts(tmp_path, ['{"prompt": "1+1?", "answer": "#### 2"}',
+                                                  '{"prompt": "Ann has 3 pens. How many?", "answer": "#### "}'])
+        settings["reward"], error = [{"verifiable": "math"}], "prompts.jsonl: row 2: math-verify cannot read"
     else:  # an actor whose tokenizer has no chat template, and the demo prompts are chat messages
         plain = tmp_path / "no-template"
         shutil.copytree(demo_family.root / "reasoning", plain)

@@ -1,8 +1,10 @@
-"""`bai demo build`: train the offline demo family into a folder (no Prefect involved)."""
+"""`bai demo build`: train the offline demo family into a folder; `bai demo ship`: make a built family the one bai
+ships (for maintainers, after a recipe change). No Prefect involved."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from bai_core.cli.display import make_display
@@ -14,19 +16,32 @@ def add_parser(sub) -> None:
     p = demo.add_parser(
         "build",
         help="train the tiny pretrained/instruct/reasoning/reward family on CPU",
-        description="Trains the demo family on synthetic arithmetic word problems (deterministic for a seed) and "
-        "prints its report. A folder that already holds the same size, seed and recipe is reused: no training.",
+        description="Trains the demo family on synthetic arithmetic word problems (deterministic for a seed and a "
+        "CPU model) and prints its report. A folder that already holds the same size, seed and recipe is reused: no "
+        "training. The demo-size family at seed 0 ships with bai (demo://demo/<member> uses it without training); a "
+        "family trained here can differ from it in its bits, since they depend on the CPU model.",
     )
-    p.add_argument("--size", default="demo", help="test (well under a minute) or demo (a few minutes); default demo")
+    p.add_argument("--size", default="demo", help="test (about a minute) or demo (about half an hour on 2 cores); "
+                                                  "default demo")
     p.add_argument("--output", type=Path, required=True, help="folder for the four checkpoints and family.json")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace a folder holding something else")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object on stdout")
     p.set_defaults(func=build)
+    s = demo.add_parser(
+        "ship",
+        help="make a built family the one bai ships (maintainers: after a recipe change)",
+        description="Copies a family written by `bai demo build` (checked intact, of the current recipe) into "
+        "bai_core/demo/shipped/<size>-seed<seed>/ with the list of files and hashes that every use verifies. "
+        "Commit that folder.",
+    )
+    s.add_argument("family", type=Path, help="a folder written by `bai demo build`")
+    s.set_defaults(func=ship)
 
 
 def build(args) -> int:
     from bai_core.demo.family import build_family, format_report
+    from bai_core.demo.shipped import shipped_report
 
     display = make_display(quiet=args.json)
     try:
@@ -36,4 +51,19 @@ def build(args) -> int:
         if display:
             display.close()
     print(json.dumps(report.to_json()) if args.json else format_report(report))
+    shipped = shipped_report(args.size, args.seed)
+    if shipped is not None and shipped.recipe == report.recipe:
+        ours = {m: v["fingerprint"] for m, v in report.models.items()}
+        if ours != {m: v["fingerprint"] for m, v in shipped.models.items()}:
+            print(f"bai: note: these weights differ from the shipped {args.size} family's (trained on "
+                  f"{(shipped.built_on or {}).get('cpu', 'another machine')}; this one on "
+                  f"{(report.built_on or {}).get('cpu', 'this machine')}): a family's bits depend on the CPU model. "
+                  f"demo://{args.size}/<member> keeps using the shipped one.", file=sys.stderr)
+    return 0
+
+
+def ship(args) -> int:
+    from bai_core.demo.shipped import ship as ship_family
+
+    print(f"shipped: {ship_family(args.family)}")
     return 0

@@ -31,6 +31,19 @@ def _points(steps, values):
     return [s for s, _ in pairs], [v for _, v in pairs]
 
 
+def _runs(steps, values) -> list[list[tuple]]:
+    """The (step, value) pairs in runs of consecutive steps that have a value: a bucket's curve is drawn per run,
+    so a line never bridges steps where the bucket had no completions."""
+    runs: list[list[tuple]] = [[]]
+    for step, value in zip(steps, values):
+        if value is None:
+            if runs[-1]:
+                runs.append([])
+        else:
+            runs[-1].append((step, value))
+    return [run for run in runs if run]
+
+
 def _save(figure, path: Path) -> None:
     import io
 
@@ -84,12 +97,18 @@ def write_plots(curves: Curves, diagnosis: Diagnosis, folder: Path, title: str =
     _save(figure, folder / PLOTS[1])
 
     figure, axes = _axes(prefix + "reward per response-length bucket (tokens)", "reward")
-    for name in sorted(curves.reward_by_length, key=lambda n: float(n.split("-")[0])):
+    for index, name in enumerate(sorted(curves.reward_by_length, key=lambda n: float(n.split("-")[0]))):
+        fired = diagnosis.reward_hockey_stick_by_length.get(name)
+        label = name + (" (hockey stick)" if fired and fired.detected else "")
+        color = f"C{index % 10}"
         steps, values = _points(curves.steps, curves.reward_by_length[name])
-        if len(values) >= 2:
-            fired = diagnosis.reward_hockey_stick_by_length.get(name)
-            axes.plot(steps, smooth(np.asarray(values), width), lw=2.5 if fired and fired.detected else 1.2,
-                      label=name + (" (hockey stick)" if fired and fired.detected else ""))
+        axes.plot(steps, values, ls="none", marker="o", ms=2.5, alpha=0.5, color=color,  # every step it had any
+                  label=label)
+        for run in _runs(curves.steps, curves.reward_by_length[name]):  # the average, broken where it had none
+            if len(run) >= 2:
+                run_steps, run_values = zip(*run)
+                axes.plot(run_steps, smooth(np.asarray(run_values), min(width, len(run))), color=color,
+                          lw=2.5 if fired and fired.detected else 1.2)
     if curves.reward_by_length:
         axes.legend(fontsize=7, ncol=2)
     else:

@@ -1,0 +1,102 @@
+"""The demo family shipped with bai: pinned to the recipe, resolved without training, verified file by file, and
+refused in one line when a file was altered; `bai demo ship` makes a built family the shipped one."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from bai_core.demo import publish, shipped
+from bai_core.demo.family import MEMBERS, _code_without_docstrings, recipe_id
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Any attempt to train a family fails the test."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a demo family build started")
+
+    monkeypatch.setattr(publish, "build_family", refuse)
+
+
+def test_the_shipped_family_is_pinned_to_the_recipe():
+    report = shipped.shipped_report("demo", 0)
+    assert report is not None, "no demo family is shipped in bai_core/demo/shipped/demo-seed0"
+    assert report.recipe == recipe_id("demo"), (
+        f"the demo family's recipe changed ({report.recipe} shipped, {recipe_id('demo')} now): rebuild and ship it "
+        "(`bai demo build --size demo --output DIR`, then `bai demo ship DIR`; see the README's demo family section)")
+    assert report.size == "demo" and report.seed == 0 and report.built_on["cpu"]
+
+
+def test_the_shipped_family_resolves_without_training_and_matches_its_fingerprints(tmp_path, no_training):
+    from bai_core.sources import fetch
+    from bai_core.storage import ArtifactStore
+
+    report = shipped.shipped_report("demo", 0)
+    alone = fetch("demo://demo/instruct")  # no store: the package's own folder
+    assert alone.path == shipped.shipped_folder("demo", 0) / "instruct"
+    assert alone.fingerprint == report.models["instruct"]["fingerprint"]
+
+    store = ArtifactStore(str(tmp_path / "store"))
+    family = publish.ensure_demo_family("demo", 0, store)
+    assert family.origin == "shipped" and family.root == store.local_path(publish.family_key("demo", 0))
+    for member in MEMBERS:
+        marker = store.find(publish.member_key("demo", 0, member))
+        assert marker["fingerprint"] == report.models[member]["fingerprint"]
+    assert publish.ensure_demo_family("demo", 0, store).origin == "store"  # next time: from the store
+
+
+@pytest.mark.parametrize("damage", ["altered", "missing", "extra"])
+def test_an_altered_shipped_family_is_refused_in_one_line_naming_the_file(tmp_path, monkeypatch, capsys, damage,
+                                                                           no_training):
+    from bai_core.cli import main
+
+    copy = tmp_path / "shipped"
+    shutil.copytree(shipped.shipped_folder("demo", 0), copy / "demo-seed0")
+    monkeypatch.setattr(shipped, "SHIPPED_ROOT", copy)
+    member = copy / "demo-seed0" / "instruct"
+    if damage == "altered":
+        named = member / "model.safetensors"
+        data = bytearray(named.read_bytes())
+        data[-1] ^= 1  # one bit of one weight
+        named.write_bytes(bytes(data))
+    elif damage == "missing":
+        named = member / "tokenizer.json"
+        named.unlink()
+    else:
+        named = member / "pytorch_model.bin"
+        named.write_bytes(b"not ours")
+    assert main(["eval", "demo://demo/instruct", "--store", str(tmp_path / "store")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "Traceback" not in error
+    assert error.startswith(f"bai: error: {named}: "), error
+    assert not (tmp_path / "store" / "families").exists()  # nothing published from it
+
+
+def test_a_built_family_ships_and_then_resolves_without_training(demo_family, tmp_path, monkeypatch, capsys):
+    from bai_core.cli import main
+
+    monkeypatch.setattr(shipped, "SHIPPED_ROOT", tmp_path / "shipped")
+    assert main(["demo", "ship", str(demo_family.root)]) == 0
+    folder = shipped.shipped_folder("test", 0)
+    assert capsys.readouterr().out.strip() == f"shipped: {folder}"
+    files = json.loads((folder / shipped.FILES).read_text())
+    assert set(files) == set(MEMBERS) and "model.safetensors" in files["reasoning"]
+
+    monkeypatch.setattr(publish, "build_family", lambda *a, **k: pytest.fail("a demo family build started"))
+    family = publish.ensure_demo_family("test", 0)
+    assert family.origin == "shipped" and family.report.models == demo_family.report.models
+
+    (tmp_path / "not-a-family").mkdir()
+    assert main(["demo", "ship", str(tmp_path / "not-a-family")]) == 1
+    assert "no family.json; give a folder written by `bai demo build`" in capsys.readouterr().err
+
+
+def test_the_recipe_id_follows_code_not_comments_or_docstrings():
+    code = 'def f(x):\n    """Doubles x."""\n    return 2 * x  # why\n'
+    reworded = 'def f(x):\n    """Twice x, as documented elsewhere."""\n    # a new comment\n    return 2 * x\n'
+    changed = 'def f(x):\n    """Doubles x."""\n    return 3 * x  # why\n'
+    assert _code_without_docstrings(code) == _code_without_docstrings(reworded)
+    assert _code_without_docstrings(code) != _code_without_docstrings(changed)
