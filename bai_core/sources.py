@@ -7,7 +7,8 @@ sha), so fetching the same content again downloads nothing.
     /data/qwen-math, ./models/x, ~/ckpt        a local folder
     s3://bucket/prefix                         an S3 (or S3-compatible) prefix; endpoint/keys from the environment
     Qwen/Qwen2.5-Math-1.5B[@revision]          a hub repo (also hf://...), pinned to the commit the revision names
-    demo://demo/pretrained[@seed]              the trained demo family (also instruct, reasoning, reward);
+    demo://demo/pretrained[@seed]              the demo family (also instruct, reasoning, reward): the one shipped
+                                               with bai, or trained here once for a seed bai does not ship
     demo://test/pretrained[@seed]              the same recipe at test size; demo://synthetic/<role> random weights
 """
 
