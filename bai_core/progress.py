@@ -133,7 +133,7 @@ class Lines:
         if self.clock() - started < QUIET_SECONDS:
             return
         step = 100 * done // total // LINE_EVERY_PERCENT * LINE_EVERY_PERCENT
-        if step > self.shown.get(phase, -1):
+        if step > self.shown.get(phase, 0):  # from 10% on: a "0%" line says nothing a "started" line did not
             self.shown[phase] = step
             self.write(f"  {LABELS.get(phase, phase)} {step}%" + (f": {detail}" if detail else ""), False)
 
