@@ -213,7 +213,9 @@ class TrainSettings(_Strict):
                                          "or any source (folder, s3://, hub id, demo://).")
     algorithm: Literal["grpo", "rloo"] = "grpo"
     reward: list[RewardComponent] = Field(min_length=1, description="Weighted reward terms.")
-    prompts: PromptSettings = Field(description="The RL prompts: a source (demo://<size>/rl[@seed], a JSONL / "
+    # `| str` so that the JSON schema (Prefect checks deployment parameters against it) admits the shorthand; the
+    # validator below makes every value a PromptSettings.
+    prompts: PromptSettings | str = Field(description="The RL prompts: a source (demo://<size>/rl[@seed], a JSONL / "
                                                 "parquet file, s3:// object or hub dataset), or {source, subset, "
                                                 "prompt_column, answer_column, chat, instruction}.")
     steps: int = Field(40, gt=0, description="Optimizer steps.")
@@ -233,10 +235,10 @@ class TrainSettings(_Strict):
     deployment: str | None = Field(None, description="Run the stage as this deployment (e.g. bai-train/gpu) on "
                                                      "its work pool; unset: train in this process.")
 
-    @field_validator("prompts", mode="before")
+    @field_validator("prompts", mode="after")
     @classmethod
-    def _source_alone(cls, value):
-        return {"source": value} if isinstance(value, str) else value
+    def _source_alone(cls, value: PromptSettings | str) -> PromptSettings:
+        return PromptSettings(source=value) if isinstance(value, str) else value
 
     @property
     def reward_names(self) -> list[str]:
