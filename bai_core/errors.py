@@ -6,3 +6,12 @@ The CLI prints these as a single line and exits non-zero; anything else is a bug
 
 class BaiError(Exception):
     """A user-facing error: its message names the file, tensor or key at fault."""
+
+
+class Stopped(BaseException):
+    """A stop signal (SIGTERM, SIGINT), raised where the main thread is (like KeyboardInterrupt for Ctrl-C), so
+    `finally` blocks and temporary folders are cleaned up on the way out. `signum` says which."""
+
+    def __init__(self, signum: int = 15):
+        super().__init__(signum)
+        self.signum = signum

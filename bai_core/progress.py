@@ -12,8 +12,14 @@ stopped (`where()`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
+
+from bai_core.errors import Stopped
 
 LINE_EVERY_PERCENT = 10  # Lines: one line per phase every 10%...
 QUIET_SECONDS = 5.0  # ...once the phase has run this long (a quick merge or fetch prints no percentages)
@@ -82,6 +88,7 @@ def stage_finished(name: str, state: str, seconds: float | None, detail: str = "
 
 def report(phase: str, done: int, total: int, detail: str = "") -> None:
     global _phase
+    _raise_if_stopped()
     _phase = (phase, done, total)
     for sink in list(_sinks):
         sink.progress(phase, done, total, detail)
@@ -92,6 +99,49 @@ def note(text: str, warning: bool = False) -> None:
     something the user should act on (a detector fired)."""
     for sink in list(_sinks):
         sink.note(text, warning)
+
+
+_signals_seen: int | None = None  # read end of the pipe the interpreter writes each arriving signal's number to
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextmanager
+def stop_signals_seen() -> Iterator[None]:
+    """While the block runs, every progress report also checks whether SIGTERM or SIGINT arrived, and raises Stopped.
+
+    Why: a stop signal's Python handler raises an exception wherever the main thread happens to be (Prefect's
+    TerminationSignal in a flow run, KeyboardInterrupt, bai's Stopped), and when that is inside an object's
+    `__del__` run by the garbage collector, Python prints "Exception ignored" and goes on: the run keeps training
+    until the worker kills it 30 s later. The interpreter also writes every signal's number to a "wakeup fd" at the
+    C level, before any handler runs; long work reports progress every step, so it reads them there."""
+    global _signals_seen
+    if threading.current_thread() is not threading.main_thread() or _signals_seen is not None:
+        yield
+        return
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    os.set_blocking(write, False)
+    previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    _signals_seen = read
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        _signals_seen = None
+        os.close(read)
+        os.close(write)
+
+
+def _raise_if_stopped() -> None:
+    if _signals_seen is None:
+        return
+    try:
+        arrived = os.read(_signals_seen, 64)
+    except (BlockingIOError, OSError):
+        return
+    for signum in STOP_SIGNALS:
+        if signum in arrived:
+            raise Stopped(signum)
 
 
 def current_stage() -> str | None:

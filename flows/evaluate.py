@@ -11,6 +11,7 @@ from prefect import flow, task
 
 from bai_core.config import EvaluateSettings, StorageConfig
 from bai_core.errors import BaiError
+from bai_core.progress import stop_signals_seen
 from bai_core.evaluation import stage
 from bai_core.pipeline import open_store
 from flows.handoff import run_on_pool
@@ -33,7 +34,7 @@ def bai_evaluate(model: dict, settings: EvaluateSettings, storage: StorageConfig
     """Score (or find cached) one model; returns the EvalRef as JSON."""
     apply_credentials(storage)
     fresh = not evaluate_is_published(model, settings, storage, metadata)
-    with run_log():
+    with run_log(), stop_signals_seen():
         return evaluate_model.with_options(result_storage=result_storage(storage), refresh_cache=fresh)(
             model, settings, storage, metadata)
 

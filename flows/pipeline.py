@@ -18,6 +18,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
 from bai_core import progress
+from bai_core.progress import stop_signals_seen
 from bai_core.config import ROLES, PipelineConfig
 from bai_core.errors import BaiError
 from bai_core.evaluation.stage import ScoredModel
@@ -114,7 +115,7 @@ def describe_run(config: PipelineConfig) -> str:
 @flow(name="bai-pipeline", flow_run_name=run_name)
 def bai_pipeline(config: PipelineConfig) -> dict:
     """Fetch, merge stage 1, merge stage 2 (cached by content), and report. Returns the stage table and outputs."""
-    with run_log():
+    with run_log(), stop_signals_seen():
         return _run_pipeline(config)
 
 

@@ -11,6 +11,7 @@ from prefect import flow, task
 
 from bai_core.config import StorageConfig, TrainSettings
 from bai_core.errors import BaiError
+from bai_core.progress import stop_signals_seen
 from bai_core.pipeline import open_store
 from bai_core.rl import stage
 from flows.handoff import run_on_pool
@@ -32,7 +33,7 @@ def bai_train(inputs: dict, settings: TrainSettings, storage: StorageConfig) -> 
     """Train (or find cached) the actor for these resolved inputs; returns the TrainRef as JSON."""
     apply_credentials(storage)
     fresh = not train_is_published(inputs, settings, storage)
-    with run_log():
+    with run_log(), stop_signals_seen():
         return train_actor.with_options(result_storage=result_storage(storage), refresh_cache=fresh)(
             inputs, settings, storage)
 

@@ -102,9 +102,10 @@ def test_sweep_hands_each_point_to_a_deployment_run(deployed, prefect_api, s3_se
     assert run["state"]["type"] == "COMPLETED", run["state"]
     children = api(prefect_api, "/flow_runs/filter",
                    {"flow_runs": {"parent_flow_run_id": {"operator": "and_", "any_": [parent_id]}}})
-    # Runs are named so a person can tell them apart: config name, weights, store.
-    assert sorted(child["name"] for child in children) == [f"sweep-alpha{a}: w=0.5 alpha={a} -> {s3_prefix}"
-                                                           for a in ("0.3", "0.6")]
+    # Runs are named so a person can tell them apart: config name, weights, store, a hash of the whole config.
+    names = sorted(child["name"] for child in children)
+    assert [name.rsplit(" [", 1)[0] for name in names] == [f"sweep-alpha{a}: w=0.5 alpha={a} -> {s3_prefix}"
+                                                            for a in ("0.3", "0.6")]
     assert all(child["state"]["type"] == "COMPLETED" for child in children)
     store = ArtifactStore(s3_prefix)
     states = {}

@@ -290,8 +290,9 @@ def test_a_failed_stage_logs_its_one_line_error_without_a_traceback(family, tmp_
     with pytest.raises(PipelineFailed):
         run(config)
     APILogWorker.drain_all(timeout=10)  # the run's log lines reach the server in the background
-    [flow_run] = api(prefect_api, "/flow_runs/filter",
-                     {"flow_runs": {"name": {"any_": [f"fails: w=0.5 alpha=0.5 -> {tmp_path / 'store'}"]}}})
+    from flows.pipeline import describe_run
+
+    [flow_run] = api(prefect_api, "/flow_runs/filter", {"flow_runs": {"name": {"any_": [describe_run(config)]}}})
     logs = [entry["message"] for entry in api(prefect_api, "/logs/filter",
                                               {"logs": {"flow_run_id": {"any_": [flow_run["id"]]}}})]
     assert any(f"{tmp_path / 'missing'}: checkpoint folder not found" in message for message in logs), logs

@@ -171,3 +171,26 @@ def test_sigterm_while_training_the_demo_family_stops_within_10_s(tmp_path):
     assert "nothing partial was published" in rest[-1] and "Traceback" not in "\n".join(rest)
     assert not list(store.rglob("_bai_complete.json"))
     assert temporaries(store, cache) == []
+
+
+def test_a_stop_signal_whose_exception_was_lost_still_stops_the_next_progress_report():
+    """A handler's exception raised inside a finalizer (__del__) is printed and dropped by Python; the run must stop
+    anyway, at its next progress report, from the signal number the interpreter wrote to the wakeup fd."""
+    from bai_core import progress
+    from bai_core.errors import Stopped
+
+    swallowed = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: swallowed.append(signum))  # the lost exception
+    try:
+        with progress.stop_signals_seen():
+            progress.report("train", 1, 10)  # nothing arrived: no stop
+            os.kill(os.getpid(), signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while not swallowed and time.monotonic() < deadline:
+                time.sleep(0.01)
+            with pytest.raises(Stopped) as stopped:
+                progress.report("train", 2, 10)
+            assert stopped.value.signum == signal.SIGTERM and swallowed == [signal.SIGTERM]
+        progress.report("train", 3, 10)  # outside the block nothing is checked
+    finally:
+        signal.signal(signal.SIGTERM, previous)

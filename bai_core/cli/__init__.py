@@ -13,18 +13,13 @@ import signal
 import sys
 import threading
 
-from bai_core.errors import BaiError
+from bai_core.errors import BaiError, Stopped
 
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
-class Stopped(BaseException):
-    """SIGTERM, raised where the main thread is (like KeyboardInterrupt for Ctrl-C), so `finally` blocks and
-    temporary folders are cleaned up on the way out."""
-
-
 def _on_sigterm(signum, frame):
-    raise Stopped()
+    raise Stopped(signum)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,13 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bai_core.progress import quiet_other_bars
+    from bai_core.progress import quiet_other_bars, stop_signals_seen
 
     quiet_other_bars()
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return args.func(args)
+        with stop_signals_seen():
+            return args.func(args)
     except BaiError as e:
         print(f"bai: error: {e}", file=sys.stderr)
         return 1
@@ -63,7 +59,9 @@ def _stop_signal(error: BaseException) -> int | None:
     """Which signal this exception stands for: ours, Ctrl-C, or Prefect's own SIGTERM handler inside a flow run."""
     if isinstance(error, KeyboardInterrupt):
         return signal.SIGINT
-    if isinstance(error, Stopped) or type(error).__name__ == "TerminationSignal":
+    if isinstance(error, Stopped):
+        return error.signum
+    if type(error).__name__ == "TerminationSignal":
         return signal.SIGTERM
     return None
 
