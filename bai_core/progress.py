@@ -102,19 +102,21 @@ def note(text: str, warning: bool = False) -> None:
 
 
 _signals_seen: int | None = None  # read end of the pipe the interpreter writes each arriving signal's number to
+_stop: Callable[[int], BaseException] = Stopped  # what a stop signal raises there
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @contextmanager
-def stop_signals_seen() -> Iterator[None]:
-    """While the block runs, every progress report also checks whether SIGTERM or SIGINT arrived, and raises Stopped.
+def stop_signals_seen(stop: Callable[[int], BaseException] = Stopped) -> Iterator[None]:
+    """While the block runs, every progress report also checks whether SIGTERM or SIGINT arrived, and raises
+    `stop(signum)` (Stopped; in a Prefect flow run, Prefect's own TerminationSignal, so the run ends Cancelled).
 
     Why: a stop signal's Python handler raises an exception wherever the main thread happens to be (Prefect's
     TerminationSignal in a flow run, KeyboardInterrupt, bai's Stopped), and when that is inside an object's
     `__del__` run by the garbage collector, Python prints "Exception ignored" and goes on: the run keeps training
     until the worker kills it 30 s later. The interpreter also writes every signal's number to a "wakeup fd" at the
     C level, before any handler runs; long work reports progress every step, so it reads them there."""
-    global _signals_seen
+    global _signals_seen, _stop
     if threading.current_thread() is not threading.main_thread() or _signals_seen is not None:
         yield
         return
@@ -122,12 +124,12 @@ def stop_signals_seen() -> Iterator[None]:
     os.set_blocking(read, False)
     os.set_blocking(write, False)
     previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
-    _signals_seen = read
+    _signals_seen, _stop = read, stop
     try:
         yield
     finally:
         signal.set_wakeup_fd(previous)
-        _signals_seen = None
+        _signals_seen, _stop = None, Stopped
         os.close(read)
         os.close(write)
 
@@ -141,7 +143,7 @@ def _raise_if_stopped() -> None:
         return
     for signum in STOP_SIGNALS:
         if signum in arrived:
-            raise Stopped(signum)
+            raise _stop(signum)
 
 
 def current_stage() -> str | None:

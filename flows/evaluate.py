@@ -11,12 +11,11 @@ from prefect import flow, task
 
 from bai_core.config import EvaluateSettings, StorageConfig
 from bai_core.errors import BaiError
-from bai_core.progress import stop_signals_seen
 from bai_core.evaluation import stage
 from bai_core.pipeline import open_store
 from flows.handoff import run_on_pool
+from tasks.artifacts import run_log, stop_signals_seen
 from tasks.evaluate import evaluate_is_published, evaluate_model
-from tasks.artifacts import run_log
 from tasks.storage import apply_credentials, result_storage
 
 

@@ -18,7 +18,6 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
 from bai_core import progress
-from bai_core.progress import stop_signals_seen
 from bai_core.config import ROLES, PipelineConfig
 from bai_core.errors import BaiError
 from bai_core.evaluation.stage import ScoredModel
@@ -27,10 +26,10 @@ from bai_core.rl.stage import ActorInit
 from bai_core.sources import parse_demo
 from flows.evaluate import evaluate_on_pool
 from flows.train import train_on_pool
+from tasks.artifacts import run_log, stop_signals_seen
 from tasks.demo import ORIGINS, demo_family, family_is_intact
 from tasks.evaluate import evaluate_is_published, evaluate_model, prepare_evaluate, score_table
 from tasks.merge import fetch_checkpoint, merge_stage1, merge_stage2, stage1_is_published, stage2_is_published
-from tasks.artifacts import run_log
 from tasks.storage import apply_credentials, result_storage
 from tasks.train import prepare_train, train_actor, train_is_published
 

@@ -11,11 +11,10 @@ from prefect import flow, task
 
 from bai_core.config import StorageConfig, TrainSettings
 from bai_core.errors import BaiError
-from bai_core.progress import stop_signals_seen
 from bai_core.pipeline import open_store
 from bai_core.rl import stage
 from flows.handoff import run_on_pool
-from tasks.artifacts import run_log
+from tasks.artifacts import run_log, stop_signals_seen
 from tasks.storage import apply_credentials, result_storage
 from tasks.train import train_actor, train_is_published
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.exceptions import MissingContextError
+from prefect.exceptions import MissingContextError, TerminationSignal
 
 from bai_core import progress
 from bai_core.errors import BaiError
@@ -67,6 +67,12 @@ def run_log() -> Iterator[None]:
         yield
     finally:
         progress.remove_sink(sink)
+
+
+def stop_signals_seen() -> AbstractContextManager[None]:
+    """bai_core.progress.stop_signals_seen, raising Prefect's own TerminationSignal: a run whose stop signal was lost
+    (see there) then ends the way Prefect ends a cancelled run, not as a crash."""
+    return progress.stop_signals_seen(lambda signum: TerminationSignal(signal=signum))
 
 
 class _UserErrorsWithoutTraceback(logging.Filter):
