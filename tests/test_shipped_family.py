@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from bai_core.demo import publish, shipped
-from bai_core.demo.family import MEMBERS, _code_without_docstrings, recipe_id
+from bai_core.demo.family import MEMBERS, code_without_comments, recipe_id
 
 
 @pytest.fixture
@@ -95,8 +95,10 @@ def test_a_built_family_ships_and_then_resolves_without_training(demo_family, tm
 
 
 def test_the_recipe_id_follows_code_not_comments_or_docstrings():
-    code = 'def f(x):\n    """Doubles x."""\n    return 2 * x  # why\n'
-    reworded = 'def f(x):\n    """Twice x, as documented elsewhere."""\n    # a new comment\n    return 2 * x\n'
-    changed = 'def f(x):\n    """Doubles x."""\n    return 3 * x  # why\n'
-    assert _code_without_docstrings(code) == _code_without_docstrings(reworded)
-    assert _code_without_docstrings(code) != _code_without_docstrings(changed)
+    code = '"""A module."""\nX = "# not a comment"\n\n\ndef f(x):\n    """Doubles x \u2014 twice."""\n    return 2 * x  # why\n'
+    reworded = ('"""The module,\nreworded."""\nX = "# not a comment"  # a new comment\n\n\ndef f(x):\n'
+                '    """Twice x, as documented elsewhere."""\n    # a new comment\n\n    return 2 * x\n')
+    assert code_without_comments(code) == code_without_comments(reworded) == (
+        'X = "# not a comment"\ndef f(x):\n    return 2 * x')
+    for changed in (code.replace("2 * x", "3 * x"), code.replace("# not a comment", "# not a comment!")):
+        assert code_without_comments(changed) != code_without_comments(code)

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import io
 import json
 import os
 import platform
 import time
+import tokenize
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,23 +47,42 @@ def recipe_id(size: str) -> str:
     """Identifies what a family of this size is made of: its settings and the code of the data and training recipe,
     so any change to them (not just a remembered version bump) makes cached and shipped families stale.
 
-    The code is hashed as syntax trees without docstrings: a comment or a reworded docstring changes no weight, so it
-    changes no id; a changed statement, name or constant does."""
+    The code is hashed without its comments, docstrings and blank lines: rewording those changes no weight, so it
+    changes no id; a changed statement, name or constant does (and so does re-wrapping a line: it errs on the safe
+    side)."""
     digest = hashlib.sha256(json.dumps({"version": FAMILY_VERSION, **asdict(SIZES[size])}, sort_keys=True).encode())
     for module in RECIPE_MODULES:
-        digest.update(_code_without_docstrings((Path(__file__).parent / module).read_text()).encode())
+        digest.update(code_without_comments((Path(__file__).parent / module).read_text()).encode())
     return f"v{FAMILY_VERSION}-{digest.hexdigest()[:10]}"
 
 
-def _code_without_docstrings(source: str) -> str:
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
+def code_without_comments(source: str) -> str:
+    """`source` with its comments and docstrings blanked out, trailing spaces and blank lines dropped. Where they are
+    comes from tokenize and from ast's positions, which every supported Python reports alike (a dump of the syntax
+    tree itself differs between Python versions, and would make the shipped family stale on another one)."""
+    lines = source.splitlines()
+    spans = [(*token.start, *token.end) for token in tokenize.generate_tokens(io.StringIO(source).readline)
+             if token.type == tokenize.COMMENT]
+    for node in ast.walk(ast.parse(source)):
         body = getattr(node, "body", None)
         if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
                 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
                 and isinstance(body[0].value.value, str)):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree, include_attributes=False)
+            docstring = body[0]  # ast counts columns in UTF-8 bytes; the lines are characters
+            spans.append((docstring.lineno, _chars(lines[docstring.lineno - 1], docstring.col_offset),
+                          docstring.end_lineno, _chars(lines[docstring.end_lineno - 1], docstring.end_col_offset)))
+    kept = [list(line) for line in lines]
+    for first_line, first_column, last_line, last_column in spans:
+        for number in range(first_line, last_line + 1):
+            line = kept[number - 1]
+            start = first_column if number == first_line else 0
+            end = last_column if number == last_line else len(line)
+            line[start:end] = " " * (end - start)
+    return "\n".join(text for text in ("".join(line).rstrip() for line in kept) if text)
+
+
+def _chars(line: str, utf8_offset: int) -> int:
+    return len(line.encode()[:utf8_offset].decode(errors="ignore"))
 
 
 def machine() -> dict:
