@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
@@ -47,9 +49,6 @@ def quiet_other_bars() -> None:
     """Off a terminal (a log file, CI, a Prefect worker), other libraries' tqdm bars (lm-eval's, datasets') write
     carriage-return junk into the log; bai's own lines report progress there instead. tqdm reads TQDM_DISABLE when
     it is first imported, so call this early. A user's own TQDM_DISABLE wins."""
-    import os
-    import sys
-
     if not sys.stderr.isatty():
         os.environ.setdefault("TQDM_DISABLE", "1")
 
@@ -164,11 +163,9 @@ class Lines:
     """The events as lines, each handed to `write(line, warning)`: `merge-stage1 started`, `merge-stage1 Completed
     (3.1 s): URI`, `  RL training 40%: step 60/150, reward 0.81, ...`, `  M_bai = 0.5 x pretrained + ... -> URI`."""
 
-    def __init__(self, write: Callable[[str, bool], None], clock: Callable[[], float] | None = None):
-        import time
-
+    def __init__(self, write: Callable[[str, bool], None], clock: Callable[[], float] = time.monotonic):
         self.write = write
-        self.clock = clock or time.monotonic
+        self.clock = clock
         self.shown: dict[str, int] = {}
         self.started: dict[str, float] = {}
 

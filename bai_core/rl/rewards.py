@@ -7,6 +7,7 @@ TRL scores one (chat template of the reward model's own tokenizer over prompt + 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,25 +94,28 @@ def arithmetic_correct(completion: str, answer) -> bool:
     return extract_answer(completion, style) == int(answer)
 
 
-def _math_timeouts() -> dict:
-    """math-verify times out with signal.alarm, which works only in the main thread (as TRL's accuracy_reward)."""
+def _math_timeout() -> int | None:
+    """math-verify times out with signal.alarm, which works only in the main thread (as in TRL's accuracy_reward)."""
     import threading
 
-    main = threading.current_thread() is threading.main_thread()
-    return {"parsing_timeout": 5 if main else None}
+    return 5 if threading.current_thread() is threading.main_thread() else None
 
 
 def parse_math_answer(answer) -> list:
     """A reference answer as math-verify reads it: GSM8K's `... #### 72` (what follows ####), MATH's solutions
     (their \\boxed{}), or a bare number or LaTeX expression (`\\frac{1}{3}`, read as math). [] if unreadable."""
+    return _parse_reference(str(answer).strip())
+
+
+@functools.lru_cache(maxsize=4096)  # a prompt's reference is read once per generation and step, not re-parsed
+def _parse_reference(text: str) -> list:
     from math_verify import parse
 
-    text = str(answer).strip()
     if "####" in text:  # GSM8K: the final answer follows ####, sometimes with thousands separators
         text = text.rsplit("####", 1)[1].strip().replace(",", "")
     if "\\boxed" not in text and "$" not in text:
         text = f"${text}$"
-    return parse(text, **_math_timeouts()) if text.strip("$") else []
+    return parse(text, parsing_timeout=_math_timeout()) if text.strip("$") else []
 
 
 def math_correct(completion: str, answer) -> bool:
@@ -124,9 +128,9 @@ def math_correct(completion: str, answer) -> bool:
     text = final_text(completion)
     if not gold or not text.strip():
         return False
+    timeout = _math_timeout()
     predicted = parse(text, extraction_config=[LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()],
-                      **_math_timeouts())
-    timeout = 5 if _math_timeouts()["parsing_timeout"] else None
+                      parsing_timeout=timeout)
     return bool(predicted) and bool(verify(gold, predicted, timeout_seconds=timeout))
 
 
