@@ -1,7 +1,8 @@
 """bai: Balanced Actor Initialization for stable RLHF of distillation-based reasoning models.
 
-The library: merge, checkpoint I/O, fingerprints (and, later, storage, training, detectors, evaluation, reports).
-It never imports Prefect; the `tasks/` and `flows/` packages wrap it for orchestration.
+The library: checkpoint I/O and sources, the artifact store and the one stage protocol, the merge, RL training and
+its detectors, lm-eval scoring, the demo family, reports. It never imports Prefect, nor the packages that stand on
+it: `bai.tasks` and `bai.flows` (Prefect) and `bai.cli` (the `bai` command).
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -20,11 +20,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from bai_core.errors import BaiError
 from bai_core.fingerprint import cache_dir, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder
 from bai_core.io.checkpoint import CONFIG_FILE, INDEX_FILE, TOKENIZER_FILES, Checkpoint
-from bai_core.storage import ArtifactStore, s3_errors, s3_filesystem
+from bai_core.storage import ArtifactStore, StorageConfig, open_store, s3_errors, s3_filesystem
 
 HUB_ID = re.compile(r"^(?:hf://)?(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<revision>[\w./-]+))?$")
 # Only what a merge needs: never pickles, never code (trust_remote_code stays off).
@@ -65,6 +67,36 @@ def fetch(source: str, endpoint_url: str | None = None, store: ArtifactStore | N
         raise BaiError(f"{source}: not a local folder, s3:// URI or hub id (org/name[@revision])")
     Checkpoint.open(path)  # a clear error now for a folder that is not a checkpoint
     return FetchedCheckpoint(source, path, fingerprint_folder(path), revision)
+
+
+class CheckpointRef(BaseModel):
+    """A fetched input checkpoint of a run: its role, source and content fingerprint (valid on any machine that can
+    fetch it). JSON-able, so it crosses process and machine boundaries."""
+
+    role: str
+    source: str
+    fingerprint: str
+    revision: str | None = None
+
+
+def fetch_checkpoint(role: str, source: str, storage: StorageConfig) -> CheckpointRef:
+    fetched = fetch(source, storage.endpoint_url, open_store(storage))
+    return CheckpointRef(role=role, source=source, fingerprint=fetched.fingerprint, revision=fetched.revision)
+
+
+def local_model(source: str, fingerprint: str, storage: StorageConfig, store_key: str | None = None) -> Path:
+    """A model of this run on this machine: an artifact of the store under `store_key` (a merge, the RL actor),
+    materialized here if needed, or a fetched source whose content must not have changed since this run's fetch."""
+    store = open_store(storage)
+    if store_key is not None:
+        marker = store.find(store_key)
+        if marker is None:
+            raise BaiError(f"{source}: the artifact is missing or altered; run the pipeline again")
+        return store.materialize(store_key, marker)
+    fetched = fetch(source, storage.endpoint_url, store)
+    if fetched.fingerprint != fingerprint:
+        raise BaiError(f"{source}: content changed since it was fetched in this run; run the pipeline again")
+    return fetched.path
 
 
 def _is_local(source: str) -> bool:

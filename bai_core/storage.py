@@ -17,12 +17,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pydantic import Field
+
 from bai_core.errors import BaiError
 from bai_core.fingerprint import cache_dir, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder, write_atomic
+from bai_core.settings import Strict
 
 MARKER = "_bai_complete.json"
 S3_ATTEMPTS = 3
+
+
+class StorageConfig(Strict):
+    """Where artifacts and Prefect's cached results live. Credentials are never part of the config."""
+
+    uri: str = Field("bai-artifacts", description="A local folder (default ./bai-artifacts), file:// or s3://b/p.")
+    endpoint_url: str | None = Field(None, description="S3-compatible endpoint; default $AWS_ENDPOINT_URL or AWS.")
+    credentials_block: str | None = Field(
+        None,
+        description="Name of a Prefect Secret block holding {aws_access_key_id, aws_secret_access_key}; "
+        "default: the AWS_* environment variables.",
+    )
 
 
 def s3_config() -> dict:
@@ -204,3 +219,8 @@ class ArtifactStore:
                 return self.fs.cat_file(self.uri(key))
             except FileNotFoundError:
                 raise BaiError(f"{self.uri(key)}: not found") from None
+
+
+def open_store(storage: StorageConfig) -> ArtifactStore:
+    """The artifact store a config's `storage` section names."""
+    return ArtifactStore(storage.uri, storage.endpoint_url)

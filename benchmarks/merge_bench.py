@@ -97,7 +97,7 @@ def run_measured(command: list[str], env: dict | None = None, remove_first: Path
 
 
 def bai_merge_command(family: dict[str, Path], out: Path, workers: int | None) -> list[str]:
-    command = [sys.executable, "-m", "bai_core.cli", "merge", "--json",
+    command = [sys.executable, "-m", "bai.cli", "merge", "--json",
                "--stage1-output", str(out / "sft"), "--output", str(out / "bai")]
     for role, path in family.items():
         command += [f"--{role}", str(path)]

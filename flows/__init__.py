@@ -1,4 +1,5 @@
-"""Prefect flows that compose the tasks in `tasks/` (pipeline, sweep).
+"""Prefect flows, installed as `bai.flows`, that compose the tasks in `tasks/` (pipeline, compare, sweep, and the
+GPU pool's train and evaluate).
 
 Called from Python with no PREFECT_API_URL, a flow runs against Prefect's temporary local API, which by default
 gives up after 20 s: less than a new Prefect database needs to start on a busy 2-core machine. Allow it 180 s

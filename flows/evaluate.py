@@ -7,16 +7,13 @@ sides, so a rerun finds them cached either way).
 
 from __future__ import annotations
 
-from prefect import flow, task
+from bai.tasks.artifacts import run_log, stop_signals_seen
+from bai.tasks.evaluate import evaluate_model
+from bai.tasks.storage import apply_credentials
+from prefect import flow
 
-from bai_core.config import EvaluateSettings, StorageConfig
-from bai_core.errors import BaiError
-from bai_core.evaluation import stage
-from bai_core.pipeline import open_store
-from flows.handoff import run_on_pool
-from tasks.artifacts import run_log, stop_signals_seen
-from tasks.evaluate import evaluate_is_published, evaluate_model
-from tasks.storage import apply_credentials, result_storage
+from bai_core.evaluation.config import EvaluateSettings
+from bai_core.storage import StorageConfig
 
 
 def run_name() -> str:
@@ -30,26 +27,7 @@ def run_name() -> str:
 
 @flow(name="bai-evaluate", flow_run_name=run_name)
 def bai_evaluate(model: dict, settings: EvaluateSettings, storage: StorageConfig, metadata: dict) -> dict:
-    """Score (or find cached) one model; returns the EvalRef as JSON."""
+    """Score (or find published) one model; returns the EvalRef as JSON."""
     apply_credentials(storage)
-    fresh = not evaluate_is_published(model, settings, storage, metadata)
     with run_log(), stop_signals_seen():
-        return evaluate_model.with_options(result_storage=result_storage(storage), refresh_cache=fresh)(
-            model, settings, storage, metadata)
-
-
-@task(name="evaluate-on-pool", task_run_name="evaluate-on-{deployment}")
-def evaluate_on_pool(deployment: str, model: dict, settings: EvaluateSettings, storage: StorageConfig,
-                     metadata: dict) -> dict:
-    """Run `bai-evaluate` as a deployment on its work pool and wait; the scores come back through the store."""
-    key = stage.eval_key(stage.ScoredModel.model_validate(model), settings, metadata)
-    store = open_store(storage)
-    if (ref := stage.published_eval(store, key)) is not None:
-        return ref.model_dump(mode="json")
-    run_on_pool(deployment, {"model": model, "settings": settings.model_dump(mode="json"),
-                             "storage": storage.model_dump(mode="json"), "metadata": metadata})
-    ref = stage.published_eval(store, key)
-    if ref is None:
-        raise BaiError(f"deployment {deployment}: finished, but {store.uri(stage.evaluation_folder(key))} has no "
-                       "published scores (does the worker use the same storage?)")
-    return ref.model_copy(update={"built": True}).model_dump(mode="json")
+        return evaluate_model(model, settings, storage, metadata, return_state=True).result()

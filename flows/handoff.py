@@ -1,17 +1,33 @@
-"""Handing a stage to another work pool: run a deployment as a child of the current flow and wait for it.
+"""Handing a stage to another work pool: run a deployment as a child of the current flow, wait for it, and take the
+stage's result from the artifact store.
 
 This is how GPU stages leave the CPU pool. A stage that needs a GPU (RLHF training, lm-eval scoring) is its own flow,
-deployed on the GPU work pool (`bai-gpu`, see prefect.yaml and infra/); the pipeline, running on the CPU pool, calls
-`run_on_pool("bai-train/gpu", {...})`. The child is linked to the parent in the UI, runs on whichever GPU worker picks
-it up, and hands its results back through the artifact store (S3 in a real set-up), not through process memory.
+deployed on the GPU work pool (`bai-gpu`, see prefect.yaml and infra/); the pipeline, running on the CPU pool, hands it
+over with `stage_on_pool`. The child is linked to the parent in the UI, runs on whichever GPU worker picks it up, and
+publishes its result to the artifact store (S3 in a real set-up), where the parent reads it under the same key.
 """
 
 from __future__ import annotations
 
+from bai.tasks.stage import STAGE_TASK, finished
+from prefect import task
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
+from bai_core.artifact_stage import ArtifactStage
 from bai_core.errors import BaiError
+
+
+@task(name="on-pool", task_run_name="{name}-on-{deployment}", **STAGE_TASK)
+def stage_on_pool(name: str, deployment: str, stage: ArtifactStage, parameters: dict):
+    """`stage`'s result: found published (Cached), or made by a run of `deployment` with `parameters` (Completed)."""
+    if (result := stage.published()) is not None:
+        return finished(result, "cached")
+    run_on_pool(deployment, parameters)
+    if (result := stage.published()) is None:
+        raise BaiError(f"deployment {deployment}: finished, but {stage.store.uri(stage.folder())} holds no published "
+                       f"{name} result (does the worker use the same storage?)")
+    return finished(result, "built")
 
 
 def run_on_pool(deployment: str, parameters: dict, timeout_s: float = 6 * 3600, poll_s: float = 2.0) -> FlowRun:

@@ -13,6 +13,13 @@ import re
 import time
 from collections.abc import Callable
 
+from bai.flows.handoff import stage_on_pool
+from bai.tasks.artifacts import run_log, stop_signals_seen
+from bai.tasks.demo import ORIGINS, demo_family
+from bai.tasks.evaluate import evaluate_model, prepare_evaluate, score_table
+from bai.tasks.merge import fetch_checkpoint, merge_stage1, merge_stage2
+from bai.tasks.storage import apply_credentials
+from bai.tasks.train import prepare_train, train_actor
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
@@ -20,18 +27,11 @@ from prefect.runtime import flow_run
 from bai_core import progress
 from bai_core.config import ROLES, PipelineConfig
 from bai_core.errors import BaiError
-from bai_core.evaluation.stage import ScoredModel
-from bai_core.pipeline import open_store
-from bai_core.rl.stage import ActorInit
+from bai_core.evaluation.stage import EvaluateStage, ScoredModel
+from bai_core.merge.stage import merge_folder
+from bai_core.rl.stage import ActorInit, TrainInputs, TrainStage, train_folder
 from bai_core.sources import parse_demo
-from flows.evaluate import evaluate_on_pool
-from flows.train import train_on_pool
-from tasks.artifacts import run_log, stop_signals_seen
-from tasks.demo import ORIGINS, demo_family, family_is_intact
-from tasks.evaluate import evaluate_is_published, evaluate_model, prepare_evaluate, score_table
-from tasks.merge import fetch_checkpoint, merge_stage1, merge_stage2, stage1_is_published, stage2_is_published
-from tasks.storage import apply_credentials, result_storage
-from tasks.train import prepare_train, train_actor, train_is_published
+from bai_core.storage import open_store
 
 STAGES = ["fetch-pretrained", "fetch-instruct", "fetch-reasoning", "prepare-train", "prepare-evaluate", "merge-stage1",
           "merge-stage2", "train", "evaluate"]
@@ -70,10 +70,9 @@ class _StageTable:
                           for s in self.planned[self.planned.index(name) + 1:]]
             raise PipelineFailed(message, self.rows)
         result = state.result()
-        # A merge found already published (by a run beside this one, or one that died after publishing) was adopted.
-        shown = "Adopted" if state.name == "Completed" and result.get("built") is False else state.name
-        progress.stage_finished(name, shown, seconds, output(result))
-        self.rows.append({"stage": name, "state": shown, "seconds": seconds, "output": output(result)})
+        # Cached, Adopted or Completed: how the stage had its result (tasks/stage.py)
+        progress.stage_finished(name, state.name, seconds, output(result))
+        self.rows.append({"stage": name, "state": state.name, "seconds": seconds, "output": output(result)})
         return result
 
     def stopped(self) -> None:
@@ -120,14 +119,12 @@ def bai_pipeline(config: PipelineConfig) -> dict:
 
 def _run_pipeline(config: PipelineConfig) -> dict:
     apply_credentials(config.storage)
-    results = result_storage(config.storage)
+    open_store(config.storage).check()
     families = _demo_families(config)
     table = _StageTable(planned_stages(config, families))
     try:
         for size, seed in families:
-            fresh = not family_is_intact(size, seed, config.storage)
-            table.run(f"demo-family-{size}", demo_family.with_options(result_storage=results, refresh_cache=fresh),
-                      size, seed, config.storage, output=lambda r: f"{r['uri']} ({ORIGINS[r['origin']]})")
+            table.run(f"demo-family-{size}", demo_family, size, seed, config.storage, output=lambda r: f"{r['uri']} ({ORIGINS[r['origin']]})")
         refs = {role: table.run(f"fetch-{role}", fetch_checkpoint, role, getattr(config.models, role),
                                 config.storage, output=lambda r: r["fingerprint"][:19])
                 for role in ROLES}
@@ -146,21 +143,18 @@ def _run_pipeline(config: PipelineConfig) -> dict:
         else:
             table.skip("prepare-evaluate", "not configured (config.evaluate)")
 
-        fresh = not stage1_is_published(refs["instruct"], refs["reasoning"], config.merge, config.storage)
-        sft = table.run("merge-stage1", merge_stage1.with_options(result_storage=results, refresh_cache=fresh),
-                        refs["instruct"], refs["reasoning"], config.merge, config.storage, output=lambda r: r["uri"])
-
-        fresh = not stage2_is_published(refs["pretrained"], sft, config.merge, config.storage)
-        bai = table.run("merge-stage2", merge_stage2.with_options(result_storage=results, refresh_cache=fresh),
-                        refs["pretrained"], sft, config.merge, config.storage, output=lambda r: r["uri"])
+        sft = table.run("merge-stage1", merge_stage1, refs["instruct"], refs["reasoning"], config.merge,
+                        config.storage, output=lambda r: r["uri"])
+        bai = table.run("merge-stage2", merge_stage2, refs["pretrained"], sft, config.merge, config.storage,
+                        output=lambda r: r["uri"])
         actor = None
         if config.train is not None:
-            actor = _train(table, config, prepared, {"sft": sft, "bai": bai}, results)
+            actor = _train(table, config, prepared, {"sft": sft, "bai": bai})
         else:
             table.skip("train", "not configured (config.train)")
         scores = {}
         if config.evaluate is not None:
-            scores = _evaluate(table, config, refs, {"sft": sft, "bai": bai}, actor, metadata, results)
+            scores = _evaluate(table, config, refs, {"sft": sft, "bai": bai}, actor, metadata)
         else:
             table.skip("evaluate", "not configured (config.evaluate)")
     except BaseException as e:
@@ -184,7 +178,7 @@ def _run_pipeline(config: PipelineConfig) -> dict:
     return summary
 
 
-def _train(table: _StageTable, config: PipelineConfig, prepared: dict, merges: dict, results: str) -> dict:
+def _train(table: _StageTable, config: PipelineConfig, prepared: dict, merges: dict) -> dict:
     """The train stage: in this process (cached on its content key), or handed to `train.deployment`'s pool."""
     settings = config.train
     init = prepared["init"]
@@ -198,15 +192,16 @@ def _train(table: _StageTable, config: PipelineConfig, prepared: dict, merges: d
         verdict = ", ".join(ref["fired"]) + " detected" if ref["fired"] else "stable"
         return f"{ref['steps']} steps, {verdict}: {ref['actor']}"
 
-    if settings.deployment:
-        return table.run("train", train_on_pool, settings.deployment, inputs, settings, config.storage, output=shown)
-    fresh = not train_is_published(inputs, settings, config.storage)
-    return table.run("train", train_actor.with_options(result_storage=results, refresh_cache=fresh), inputs, settings,
-                     config.storage, output=shown)
+    if settings.deployment:  # the result comes back through the store
+        stage = TrainStage(TrainInputs.model_validate(inputs), settings, config.storage)
+        parameters = {"inputs": inputs, "settings": settings.model_dump(mode="json"),
+                      "storage": config.storage.model_dump(mode="json")}
+        return table.run("train", stage_on_pool, "train", settings.deployment, stage, parameters, output=shown)
+    return table.run("train", train_actor, inputs, settings, config.storage, output=shown)
 
 
 def _evaluate(table: _StageTable, config: PipelineConfig, refs: dict, merges: dict, actor: dict | None,
-              metadata: dict, results: str) -> dict:
+              metadata: dict) -> dict:
     """One evaluate stage per scored model: in this process (cached on its content key), or handed to
     `evaluate.deployment`'s pool; then the run's scores as one table artifact."""
     settings, scores = config.evaluate, {}
@@ -214,13 +209,14 @@ def _evaluate(table: _StageTable, config: PipelineConfig, refs: dict, merges: di
         model = _scored_model(name, refs, merges, actor)
         shown = lambda r: f"overall {r['overall']:.3f}: {r['uri']}"  # noqa: E731
         if settings.deployment:  # the scores come back through the store
-            scores[name] = table.run(f"evaluate-{name}", evaluate_on_pool, settings.deployment, model, settings,
-                                     config.storage, metadata, output=shown)
+            stage = EvaluateStage(ScoredModel.model_validate(model), settings, config.storage, metadata)
+            parameters = {"model": model, "settings": settings.model_dump(mode="json"),
+                          "storage": config.storage.model_dump(mode="json"), "metadata": metadata}
+            scores[name] = table.run(f"evaluate-{name}", stage_on_pool, f"evaluate-{name}", settings.deployment,
+                                     stage, parameters, output=shown)
             continue
-        fresh = not evaluate_is_published(model, settings, config.storage, metadata)
-        scores[name] = table.run(f"evaluate-{name}", evaluate_model.with_options(result_storage=results,
-                                                                                refresh_cache=fresh),
-                                 model, settings, config.storage, metadata, output=shown)
+        scores[name] = table.run(f"evaluate-{name}", evaluate_model, model, settings, config.storage, metadata,
+                                 output=shown)
     create_table_artifact(table=score_table(list(scores.values())), key=_artifact_key(config, "scores"),
                           description=f"BAI pipeline {config.name!r}: lm-eval scores")
     return scores
@@ -228,15 +224,12 @@ def _evaluate(table: _StageTable, config: PipelineConfig, refs: dict, merges: di
 
 def _scored_model(name: str, refs: dict, merges: dict, actor: dict | None) -> dict:
     """What the evaluate stage scores under `name`: a fetched member, a merge of this run, or its RL actor."""
-    from bai_core.pipeline import artifact_key
-    from bai_core.rl.stage import train_folder
-
     if name in refs:
         return ScoredModel(name=name, source=refs[name]["source"], fingerprint=refs[name]["fingerprint"]).model_dump()
     if name in merges:
         merged = merges[name]
         return ScoredModel(name=name, source=merged["uri"], fingerprint=merged["fingerprint"],
-                           store_key=artifact_key(merged["stage"], merged["key"])).model_dump()
+                           store_key=merge_folder(merged["stage"], merged["key"])).model_dump()
     return ScoredModel(name=name, source=actor["actor"], fingerprint=actor["fingerprint"],
                        store_key=f"{train_folder(actor['key'])}/actor").model_dump()
 

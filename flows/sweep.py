@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 
+from bai.flows.compare import publish_report
+from bai.flows.handoff import run_on_pool
+from bai.flows.pipeline import bai_pipeline
 from prefect import flow
 
 from bai_core import experiments, report
 from bai_core.config import PipelineConfig
 from bai_core.errors import BaiError
-from bai_core.pipeline import open_store
-from flows.compare import publish_report
-from flows.handoff import run_on_pool
-from flows.pipeline import bai_pipeline
+from bai_core.storage import open_store
 
 
 @flow(name="bai-sweep", flow_run_name="{config.name}-sweep")

@@ -1,5 +1,6 @@
-"""Thin Prefect tasks over `bai_core`: cache policy, retries, progress and table artifacts, result storage."""
+"""Thin Prefect tasks over `bai_core`, installed as `bai.tasks`: each stage's outcome as its state (stage.py), retries,
+progress and table artifacts, the run's log."""
 
-from tasks.artifacts import install_log_filter
+from bai.tasks.artifacts import install_log_filter
 
 install_log_filter()

@@ -1,19 +1,20 @@
 """The demo family as a pipeline stage: the family shipped with bai (verified file by file), or one trained once per
 (size, seed, recipe), published into the artifact store and reported in the UI as a table artifact, with a progress
-artifact while it trains. Cached like the merges: on the family's key, trusted while the store holds it intact."""
+artifact while it trains. Cached like the merges: `run_stage` over `FamilyStage`, trusted while the store holds it
+intact."""
 
 from __future__ import annotations
 
+from bai.tasks.artifacts import ProgressArtifact
+from bai.tasks.stage import STAGE_TASK, finished
 from prefect import task
 from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import CacheKeyFnPolicy
 
 from bai_core import progress
-from bai_core.config import StorageConfig
+from bai_core.artifact_stage import run_stage
 from bai_core.demo.family import LANGUAGE_MODELS, PHASES
-from bai_core.demo.publish import ensure_demo_family, family_is_published, family_key
-from bai_core.pipeline import open_store
-from tasks.artifacts import ProgressArtifact
+from bai_core.demo.publish import FamilyStage, family_key
+from bai_core.storage import StorageConfig, open_store
 
 # Where the family came from, in words that stay true when a rerun shows the stage Cached.
 ORIGINS = {"shipped": "shipped with bai, verified", "store": "from the store", "machine": "trained on this machine",
@@ -24,17 +25,12 @@ def _overall_percent(phase: str, step: int, total: int) -> float:
     return 100.0 * (PHASES.index(phase) + step / max(total, 1)) / len(PHASES)
 
 
-def _family_key(context, inputs) -> str:
-    return "bai-" + family_key(inputs["size"], inputs["seed"]).replace("/", "-")
-
-
-@task(name="demo-family", task_run_name="demo-family-{size}", cache_policy=CacheKeyFnPolicy(cache_key_fn=_family_key),
-      persist_result=True, result_serializer="json")
-def demo_family(size: str, seed: int, storage: StorageConfig) -> dict:
+@task(name="demo-family", task_run_name="demo-family-{size}", **STAGE_TASK)
+def demo_family(size: str, seed: int, storage: StorageConfig):
     """The demo family in the store: shipped, found there, or trained once; its report as a table artifact."""
     store = open_store(storage)
     on_progress = ProgressArtifact(f"training the {size} demo family (seed {seed})", _overall_percent)
-    family = ensure_demo_family(size, seed, store, progress=on_progress)
+    family, how = run_stage(FamilyStage(size, seed, store, on_progress))
     report = family.report
     machine = (report.built_on or {}).get("cpu", "an unrecorded machine")
     progress.note(f"demo family {size} seed {seed}, recipe {report.recipe}, trained on {machine}: "
@@ -50,13 +46,8 @@ def demo_family(size: str, seed: int, storage: StorageConfig) -> dict:
                                       f"{machine}) and its merges (w = 0.5, the paper's alpha grid) on the eval "
                                       "split: accuracy (reward model: pairwise accuracy on preference pairs), mean "
                                       "answer length in tokens, share of finished answers")
-    return {"uri": store.uri(family_key(size, seed)), "size": size, "seed": seed, "recipe": report.recipe,
-            "origin": family.origin, "built": family.origin != "store"}
-
-
-def family_is_intact(size: str, seed: int, storage: StorageConfig) -> bool:
-    """Is the family in the store, every member intact? (The flow asks before trusting a cache record.)"""
-    return family_is_published(size, seed, open_store(storage))
+    return finished({"uri": store.uri(family_key(size, seed)), "size": size, "seed": seed, "recipe": report.recipe,
+                     "origin": family.origin}, how)
 
 
 def _row(name: str, metrics: dict, fingerprint: str) -> dict:

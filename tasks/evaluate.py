@@ -4,43 +4,33 @@ generates and its scores as a table artifact after."""
 
 from __future__ import annotations
 
+from bai.tasks.artifacts import ProgressArtifact
+from bai.tasks.stage import STAGE_TASK, finished, not_a_user_error
 from prefect import task
 from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import CacheKeyFnPolicy
 
-from bai_core.config import EvaluateSettings, StorageConfig
+from bai_core.artifact_stage import run_stage
 from bai_core.evaluation import stage
-from bai_core.evaluation.stage import ScoredModel
-from bai_core.pipeline import open_store
-from tasks.artifacts import ProgressArtifact
-from tasks.merge import _not_a_user_error
+from bai_core.evaluation.config import EvaluateSettings
+from bai_core.evaluation.stage import EvaluateStage, ScoredModel
+from bai_core.storage import StorageConfig
 
 
-def _eval_cache_key(context, inputs) -> str:
-    return "bai-evaluate-" + stage.eval_key(ScoredModel.model_validate(inputs["model"]),
-                                            EvaluateSettings.model_validate(inputs["settings"]), inputs["metadata"])
-
-
-@task(name="prepare-evaluate", retries=1, retry_condition_fn=_not_a_user_error)
+@task(name="prepare-evaluate", retries=1, retry_condition_fn=not_a_user_error)
 def prepare_evaluate(settings: EvaluateSettings, sources: list[str]) -> dict:
     """Task names checked against lm-eval's registry and the demo split resolved, before anything is merged."""
     return stage.prepare_evaluate(settings, sources)
 
 
-@task(name="evaluate", cache_policy=CacheKeyFnPolicy(cache_key_fn=_eval_cache_key), persist_result=True,
-      result_serializer="json")
-def evaluate_model(model: dict, settings: EvaluateSettings, storage: StorageConfig, metadata: dict) -> dict:
+@task(name="evaluate", **STAGE_TASK)
+def evaluate_model(model: dict, settings: EvaluateSettings, storage: StorageConfig, metadata: dict):
+    """Score one model with lm-eval (or find its scores published); its scores as a table artifact."""
     scored = ScoredModel.model_validate(model)
     bar = ProgressArtifact(f"lm-eval: {scored.name} on {', '.join(settings.task_names)}")
-    ref = stage.evaluate_model(scored, settings, storage, metadata, report=bar)
+    ref, how = run_stage(EvaluateStage(scored, settings, storage, metadata, report=bar))
     create_table_artifact(table=score_table([ref.model_dump(mode="json")]), key=f"scores-{ref.key[:12]}",
                           description=f"lm-eval scores of {scored.name} ({scored.fingerprint[:19]})")
-    return ref.model_dump(mode="json")
-
-
-def evaluate_is_published(model: dict, settings: EvaluateSettings, storage: StorageConfig, metadata: dict) -> bool:
-    key = stage.eval_key(ScoredModel.model_validate(model), settings, metadata)
-    return stage.published_eval(open_store(storage), key) is not None
+    return finished(ref, how)
 
 
 def score_table(refs: list[dict]) -> list[dict]:

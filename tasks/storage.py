@@ -1,16 +1,11 @@
-"""Prefect-side storage set-up: where task results (the cache records) live, and S3 credentials from a block."""
+"""Prefect-side storage set-up: S3 credentials from a Prefect Secret block."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 
-from bai_core.config import StorageConfig
 from bai_core.errors import BaiError
-from bai_core.pipeline import open_store
-from bai_core.storage import s3_config
-
-RESULTS_FOLDER = "_prefect-results"
+from bai_core.storage import StorageConfig
 
 
 def apply_credentials(storage: StorageConfig) -> None:
@@ -31,22 +26,3 @@ def apply_credentials(storage: StorageConfig) -> None:
         )
     os.environ["AWS_ACCESS_KEY_ID"] = value["aws_access_key_id"]
     os.environ["AWS_SECRET_ACCESS_KEY"] = value["aws_secret_access_key"]
-
-
-def result_storage(storage: StorageConfig) -> str:
-    """A saved Prefect storage block beside the artifacts; returns its 'type/name' reference for tasks."""
-    from prefect.filesystems import LocalFileSystem, RemoteFileSystem
-
-    store = open_store(storage)
-    store.check()
-    name = "bai-results-" + hashlib.sha256(store.url.encode()).hexdigest()[:12]
-    if store.is_local:
-        LocalFileSystem(basepath=str(store.local_root / RESULTS_FOLDER)).save(name, overwrite=True)
-        return f"local-file-system/{name}"
-    # Only the endpoint goes into the block (block settings are stored in plain text); keys come from the env.
-    settings = {"config_kwargs": s3_config(), "skip_instance_cache": True, "use_listings_cache": False}
-    endpoint = storage.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
-    if endpoint:
-        settings["client_kwargs"] = {"endpoint_url": endpoint}
-    RemoteFileSystem(basepath=f"{store.url}/{RESULTS_FOLDER}", settings=settings).save(name, overwrite=True)
-    return f"remote-file-system/{name}"

@@ -10,27 +10,24 @@ from __future__ import annotations
 import base64
 import json
 
+from bai.tasks.artifacts import ProgressArtifact
+from bai.tasks.stage import STAGE_TASK, finished, not_a_user_error
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import CacheKeyFnPolicy
 from prefect.events import emit_event
 
 from bai_core import progress
-from bai_core.config import MergeSettings, StorageConfig, TrainSettings
+from bai_core.artifact_stage import run_stage
 from bai_core.errors import BaiError
-from bai_core.pipeline import CheckpointRef, open_store
+from bai_core.merge.config import MergeSettings
 from bai_core.rl import stage
+from bai_core.rl.config import TrainSettings
 from bai_core.rl.metrics import DETECTOR_EVENTS, MonitorHooks, progress_detail
-from tasks.artifacts import ProgressArtifact
-from tasks.merge import _not_a_user_error
+from bai_core.sources import CheckpointRef
+from bai_core.storage import StorageConfig, open_store
 
 
-def _train_cache_key(context, inputs) -> str:
-    return "bai-train-" + stage.train_key(stage.TrainInputs.model_validate(inputs["inputs"]),
-                                          TrainSettings.model_validate(inputs["settings"]))
-
-
-@task(name="prepare-train", retries=1, retry_condition_fn=_not_a_user_error)
+@task(name="prepare-train", retries=1, retry_condition_fn=not_a_user_error)
 def prepare_train(settings: TrainSettings, refs: dict, merge: MergeSettings, storage: StorageConfig) -> dict:
     """Prompts, reward models and chat templates checked and fingerprinted, before any model is merged or trained."""
     return stage.prepare_train(settings, {role: CheckpointRef.model_validate(ref) for role, ref in refs.items()},
@@ -54,22 +51,16 @@ def _hooks(settings: TrainSettings, key: str) -> MonitorHooks:
     return MonitorHooks(on_step=on_step, on_alarm=on_alarm)
 
 
-@task(name="train", cache_policy=CacheKeyFnPolicy(cache_key_fn=_train_cache_key), persist_result=True,
-      result_serializer="json")
-def train_actor(inputs: dict, settings: TrainSettings, storage: StorageConfig) -> dict:
+@task(name="train", **STAGE_TASK)
+def train_actor(inputs: dict, settings: TrainSettings, storage: StorageConfig):
     """RL from the init checkpoint; resumes from the store's last checkpoint of the same key."""
-    train_inputs = stage.TrainInputs.model_validate(inputs)
-    key = stage.train_key(train_inputs, settings)
+    train = stage.TrainStage(stage.TrainInputs.model_validate(inputs), settings, storage)
+    train.hooks = _hooks(settings, train.key)
     try:
-        ref = stage.train_stage(train_inputs, settings, storage, _hooks(settings, key))
+        ref, how = run_stage(train)
     finally:
-        publish_verdicts(key, storage, settings)
-    return ref.model_dump(mode="json")
-
-
-def train_is_published(inputs: dict, settings: TrainSettings, storage: StorageConfig) -> bool:
-    key = stage.train_key(stage.TrainInputs.model_validate(inputs), settings)
-    return stage.published_train(open_store(storage), key) is not None
+        publish_verdicts(train.key, storage, settings)
+    return finished(ref, how)
 
 
 def publish_verdicts(key: str, storage: StorageConfig, settings: TrainSettings) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from bai.cli import main
 from safetensors.torch import save_file
 
-from bai_core.cli import main
 from tests.test_merge_correctness import load_all
 
 
@@ -177,7 +177,7 @@ def test_output_equal_to_an_input_is_refused(family, tmp_path, capsys):
 def test_a_real_subprocess_prints_no_traceback(family, tmp_path):
     """The same through the installed console script, as a user runs it."""
     proc = subprocess.run(
-        [sys.executable, "-m", "bai_core.cli", "merge", "--pretrained", str(family["pretrained"]),
+        [sys.executable, "-m", "bai.cli", "merge", "--pretrained", str(family["pretrained"]),
          "--instruct", str(tmp_path / "missing"), "--reasoning", str(family["reasoning"]),
          "--output", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=120,

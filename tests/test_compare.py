@@ -29,7 +29,7 @@ def local(uri: str) -> Path:
 
 
 def test_compare_scores_every_paradigm_row_and_a_rerun_is_all_cache_hits(demo_store, prefect_api):
-    from flows.compare import bai_compare
+    from bai.flows.compare import bai_compare
 
     settings = config(demo_store.local_root, "cmp", train=TRAIN, evaluate={"limit": 8})
     first = bai_compare(settings)
@@ -66,7 +66,7 @@ def test_compare_scores_every_paradigm_row_and_a_rerun_is_all_cache_hits(demo_st
 
 
 def test_the_scored_sweep_merges_stage1_once_runs_pilots_and_recommends(demo_store):
-    from flows.sweep import bai_sweep
+    from bai.flows.sweep import bai_sweep
 
     settings = config(demo_store.local_root, "sw", train=TRAIN, evaluate={"limit": 8})
     result = bai_sweep(settings, [0.3, 0.8], rl_steps=2)
@@ -104,7 +104,7 @@ def test_bad_alphas_are_named(text, error):
 
 
 def test_compare_and_pilots_need_the_sections_they_use(tmp_path, capsys):
-    from bai_core.cli import main
+    from bai.cli import main
 
     path = tmp_path / "c.yaml"
     path.write_text("models: {pretrained: a/b, instruct: a/c, reasoning: a/d}\nevaluate: {suite: demo}\n")

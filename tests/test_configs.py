@@ -31,7 +31,7 @@ def test_prefect_yaml_deployment_parameters_validate():
 
 
 def test_run_names_tell_apart_runs_that_differ_only_in_train_or_evaluate_settings():
-    from flows.pipeline import describe_run
+    from bai.flows.pipeline import describe_run
 
     config = load_pipeline_config(REPO / "configs" / "demo.yaml")
     longer = load_pipeline_config(REPO / "configs" / "demo.yaml", ["train.steps=8"])

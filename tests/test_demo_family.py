@@ -9,8 +9,8 @@ import sys
 
 import pytest
 import torch
+from bai.cli import main
 
-from bai_core.cli import main
 from bai_core.demo.arithmetic import extract_answer, problems
 from bai_core.demo.family import LANGUAGE_MODELS, MANIFEST, SIZES
 
@@ -95,7 +95,7 @@ def test_reward_model_loads_as_a_sequence_classifier(demo_family):
 
 
 def test_cli_build_is_deterministic_and_never_trains_twice(demo_family, tmp_path):
-    command = [sys.executable, "-m", "bai_core.cli", "demo", "build", "--size", "test", "--seed", "0",
+    command = [sys.executable, "-m", "bai.cli", "demo", "build", "--size", "test", "--seed", "0",
                "--output", str(tmp_path / "family"), "--json"]
     # Another process, another environment (the hub not switched off: everything here is local anyway).
     first = subprocess.run(command, capture_output=True, text=True, timeout=300,
@@ -131,11 +131,11 @@ def test_an_output_that_holds_something_else_is_refused(tmp_path, capsys):
 
 
 def test_the_merged_family_still_generates_well_formed_text(demo_family, tmp_path):
-    from bai_core.config import MergeConfig
-    from bai_core.merge import bai_merge
+    from bai_core.merge import merge_two_stages
+    from bai_core.merge.config import MergeJob
 
     members = {m: demo_family.root / m for m in LANGUAGE_MODELS}
-    bai_merge(MergeConfig(**members, output=tmp_path / "bai", alpha=0.5, instruct_weight=0.5))
+    merge_two_stages(MergeJob(**members, output=tmp_path / "bai", alpha=0.5, instruct_weight=0.5))
     outputs = generate(tmp_path / "bai", [p.question for p in eval_questions(16)], max_new_tokens=64)
     printable = set(map(chr, range(32, 127))) | {"\n"}
     for text, _ in outputs:

@@ -6,8 +6,7 @@ import json
 
 import numpy as np
 import pytest
-
-from bai_core.cli import main
+from bai.cli import main
 
 STEPS = np.arange(600)
 RNG = np.random.default_rng(7)

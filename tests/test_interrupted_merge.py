@@ -23,7 +23,7 @@ def medium_family(tmp_path_factory):
 
 
 def merge_command(family, out: Path, sft: Path) -> list[str]:
-    return [sys.executable, "-m", "bai_core.cli", "merge", "--pretrained", str(family["pretrained"]),
+    return [sys.executable, "-m", "bai.cli", "merge", "--pretrained", str(family["pretrained"]),
             "--instruct", str(family["instruct"]), "--reasoning", str(family["reasoning"]),
             "--output", str(out), "--stage1-output", str(sft), "--workers", "1"]
 

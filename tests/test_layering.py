@@ -1,15 +1,92 @@
-"""bai_core is a plain library: importing all of it must not pull in Prefect (tasks/ and flows/ wrap it)."""
+"""The floors of the house, read off every import statement of every module (an AST scan, so an import inside a
+function counts as much as one at the top):
 
-import subprocess
-import sys
+    bai_core   the library           imports neither Prefect nor bai.tasks / bai.flows / bai.cli
+    tasks/     bai.tasks             imports no flows and no CLI
+    flows/     bai.flows             imports no CLI
+    cli/       bai.cli               may import them all
+
+and no module reaches into another package's `_private` names (research scripts and benchmarks included: they use
+the library's public API).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# folder -> the import name it installs as (pyproject.toml's package-dir)
+PACKAGES = {"bai_core": "bai_core", "tasks": "bai.tasks", "flows": "bai.flows", "cli": "bai.cli"}
+FORBIDDEN = {
+    "bai_core": ("prefect", "bai.tasks", "bai.flows", "bai.cli", "tasks", "flows", "cli"),
+    "tasks": ("bai.flows", "bai.cli", "flows", "cli"),
+    "flows": ("bai.cli", "cli"),
+}
+SCANNED = ("bai_core", "tasks", "flows", "cli", "benchmarks", "research")
 
 
-def test_bai_core_never_imports_prefect():
-    code = (
-        "import pkgutil, sys, bai_core\n"
-        "for m in pkgutil.walk_packages(bai_core.__path__, 'bai_core.'):\n"
-        "    __import__(m.name)\n"
-        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'prefect'))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
-    assert out.stdout.strip() == "[]"
+def imports(path: Path) -> list[tuple[int, str, list[str]]]:
+    """(line, module, names) of every import in the file; `import a.b` gives ("a.b", [])."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module, [alias.name for alias in node.names]))
+    return found
+
+
+def modules(folder: str) -> list[Path]:
+    return sorted((ROOT / folder).rglob("*.py"))
+
+
+def names_module(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def package_of(module: str) -> str:
+    """The package a module belongs to (bai_core.rl.stage -> bai_core.rl)."""
+    return module.rsplit(".", 1)[0]
+
+
+def module_name(path: Path) -> str:
+    relative = path.relative_to(ROOT).with_suffix("")
+    top = relative.parts[0]
+    parts = [PACKAGES.get(top, top), *relative.parts[1:]]
+    return ".".join(parts).removesuffix(".__init__")
+
+
+def floor_violations(folder: str) -> list[str]:
+    return [f"{path.relative_to(ROOT)}:{line}: imports {module}"
+            for path in modules(folder) for line, module, _ in imports(path)
+            if any(names_module(module, forbidden) for forbidden in FORBIDDEN[folder])]
+
+
+@pytest.mark.parametrize("folder", sorted(FORBIDDEN))
+def test_each_floor_imports_only_downward(folder):
+    assert modules(folder), f"{folder}/ has no modules: the scan would pass vacuously"
+    assert floor_violations(folder) == []
+
+
+def test_no_module_imports_another_packages_private_names():
+    violations = []
+    for folder in SCANNED:
+        for path in modules(folder) if (ROOT / folder).is_dir() else []:
+            importer = module_name(path)
+            for line, module, names in imports(path):
+                private = [name for name in names if name.startswith("_") and not name.startswith("__")]
+                # A package's own modules share its private names (a module and its siblings); nobody else does.
+                same_package = package_of(importer) == module or package_of(importer) == package_of(module)
+                if private and not same_package:
+                    violations.append(f"{path.relative_to(ROOT)}:{line}: {module}.{', '.join(private)}")
+    assert violations == []
+
+
+def test_the_scan_sees_an_import_inside_a_function(tmp_path):
+    """What the AST scan is for: a function-level `import prefect` in bai_core is caught, as a top-level one is."""
+    probe = tmp_path / "probe.py"
+    probe.write_text("def later():\n    import prefect\n    from bai.flows.pipeline import bai_pipeline\n")
+    assert [module for _, module, _ in imports(probe)] == ["prefect", "bai.flows.pipeline"]

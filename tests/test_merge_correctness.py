@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from bai_core.config import MergeConfig, Stage1Config, Stage2Config
-from bai_core.merge import MANIFEST_FILE, bai_merge, merge_stage1, merge_stage2
+from bai_core.merge import MANIFEST_FILE, merge_bai, merge_sft, merge_two_stages
+from bai_core.merge.config import BaiMergeJob, MergeJob, SftMergeJob
 
 
 def load_all(folder: Path) -> dict[str, torch.Tensor]:
@@ -51,9 +51,9 @@ def assert_same_bits(actual: dict, expected: dict):
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32"])
 def test_two_stage_merge_matches_independent_computation(family_factory, tmp_path, dtype):
     family = family_factory(dtype=dtype)
-    config = MergeConfig(**family, output=tmp_path / "bai", stage1_output=tmp_path / "sft",
+    config = MergeJob(**family, output=tmp_path / "bai", stage1_output=tmp_path / "sft",
                          instruct_weight=0.3, alpha=0.7)
-    bai_merge(config)
+    merge_two_stages(config)
     sft, bai = expected_bai(family, 0.3, 0.7, getattr(torch, dtype))
     assert_same_bits(load_all(tmp_path / "sft"), sft)
     assert_same_bits(load_all(tmp_path / "bai"), bai)
@@ -61,11 +61,11 @@ def test_two_stage_merge_matches_independent_computation(family_factory, tmp_pat
 
 
 def test_fused_pass_is_bit_identical_to_two_separate_stages(family, tmp_path):
-    bai_merge(MergeConfig(**family, output=tmp_path / "fused", stage1_output=tmp_path / "fused-sft",
+    merge_two_stages(MergeJob(**family, output=tmp_path / "fused", stage1_output=tmp_path / "fused-sft",
                           instruct_weight=0.6, alpha=0.1))
-    merge_stage1(Stage1Config(instruct=family["instruct"], reasoning=family["reasoning"],
+    merge_sft(SftMergeJob(instruct=family["instruct"], reasoning=family["reasoning"],
                               output=tmp_path / "sft", instruct_weight=0.6))
-    merge_stage2(Stage2Config(pretrained=family["pretrained"], sft=tmp_path / "sft",
+    merge_bai(BaiMergeJob(pretrained=family["pretrained"], sft=tmp_path / "sft",
                               output=tmp_path / "bai", alpha=0.1))
     for fused, separate in [("fused-sft", "sft"), ("fused", "bai")]:
         assert (tmp_path / fused / "model.safetensors").read_bytes() == (tmp_path / separate / "model.safetensors").read_bytes()
@@ -79,8 +79,8 @@ def test_sharded_inputs_and_outputs_give_the_same_tensors(family_factory, tmp_pa
     single = family_factory()
     sharded = family_factory(shard_bytes=15_000)
     assert (sharded["instruct"] / "model.safetensors.index.json").is_file()
-    bai_merge(MergeConfig(**single, output=tmp_path / "from-single"))
-    bai_merge(MergeConfig(**sharded, output=tmp_path / "from-sharded", max_shard_size="10KB"))
+    merge_two_stages(MergeJob(**single, output=tmp_path / "from-single"))
+    merge_two_stages(MergeJob(**sharded, output=tmp_path / "from-sharded", max_shard_size="10KB"))
     out = tmp_path / "from-sharded"
     shards = sorted(p.name for p in out.glob("*.safetensors"))
     assert len(shards) > 2 and shards[0] == f"model-00001-of-{len(shards):05d}.safetensors"
@@ -92,7 +92,7 @@ def test_sharded_inputs_and_outputs_give_the_same_tensors(family_factory, tmp_pa
 
 
 def test_output_dtype_can_differ_from_inputs(family, tmp_path):
-    bai_merge(MergeConfig(**family, output=tmp_path / "out", dtype="float32"))
+    merge_two_stages(MergeJob(**family, output=tmp_path / "out", dtype="float32"))
     _, expected = expected_bai(family, 0.5, 0.5, torch.float32)
     # Stage 1 is rounded to the output dtype (float32 here), so this matches a float32 pipeline end to end.
     assert_same_bits(load_all(tmp_path / "out"), expected)
@@ -101,14 +101,14 @@ def test_output_dtype_can_differ_from_inputs(family, tmp_path):
 
 
 def test_weights_at_the_ends_reproduce_an_input(family, tmp_path):
-    bai_merge(MergeConfig(**family, output=tmp_path / "out", instruct_weight=1.0, alpha=0.0))
+    merge_two_stages(MergeJob(**family, output=tmp_path / "out", instruct_weight=1.0, alpha=0.0))
     assert_same_bits(load_all(tmp_path / "out"), load_all(family["instruct"]))
 
 
 def test_output_is_a_loadable_generating_checkpoint_with_the_donor_tokenizer(family, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    bai_merge(MergeConfig(**family, output=tmp_path / "out", tokenizer_from="instruct"))
+    merge_two_stages(MergeJob(**family, output=tmp_path / "out", tokenizer_from="instruct"))
     out = tmp_path / "out"
     model = AutoModelForCausalLM.from_pretrained(out)
     tokenizer = AutoTokenizer.from_pretrained(out)
@@ -125,7 +125,7 @@ def test_output_is_a_loadable_generating_checkpoint_with_the_donor_tokenizer(fam
 
 
 def test_tied_embeddings_stay_tied(family, tmp_path):
-    bai_merge(MergeConfig(**family, output=tmp_path / "out"))
+    merge_two_stages(MergeJob(**family, output=tmp_path / "out"))
     assert "lm_head.weight" not in load_all(tmp_path / "out")
     assert json.loads((tmp_path / "out" / "config.json").read_text())["tie_word_embeddings"] is True
 
@@ -136,7 +136,7 @@ def test_tied_and_untied_inputs_merge_into_an_untied_model(family_factory, tmp_p
 
     tied, untied = family_factory(tied=True), family_factory(tied=False)
     inputs = {"pretrained": tied["pretrained"], "instruct": tied["instruct"], "reasoning": untied["reasoning"]}
-    bai_merge(MergeConfig(**inputs, output=tmp_path / "out", tokenizer_from="pretrained"))
+    merge_two_stages(MergeJob(**inputs, output=tmp_path / "out", tokenizer_from="pretrained"))
     out = load_all(tmp_path / "out")
     p, i, r = (load_all(inputs[role]) for role in ("pretrained", "instruct", "reasoning"))
     sft = (np.float32(0.5) * f32(i["model.embed_tokens.weight"])
@@ -156,7 +156,7 @@ def test_integer_buffers_are_copied_when_identical(editable_family, tmp_path):
         tensors = load_all(folder)
         tensors["model.rotary_positions"] = torch.arange(10, dtype=torch.int64)
         save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    bai_merge(MergeConfig(**editable_family, output=tmp_path / "out"))
+    merge_two_stages(MergeJob(**editable_family, output=tmp_path / "out"))
     assert torch.equal(load_all(tmp_path / "out")["model.rotary_positions"], torch.arange(10))
 
 
@@ -181,7 +181,7 @@ def test_manifest_records_inputs_weights_and_versions(family, tmp_path):
     import bai_core
     from bai_core.fingerprint import fingerprint_folder
 
-    bai_merge(MergeConfig(**family, output=tmp_path / "out", instruct_weight=0.25, alpha=0.75))
+    merge_two_stages(MergeJob(**family, output=tmp_path / "out", instruct_weight=0.25, alpha=0.75))
     manifest = json.loads((tmp_path / "out" / MANIFEST_FILE).read_text())
     assert manifest["bai_version"] == bai_core.__version__
     assert manifest["stages"] == [
@@ -205,7 +205,7 @@ def test_checkpoints_saved_by_transformers_merge_and_load(tmp_path):
         model = AutoModelForCausalLM.from_config(config)
         paths[role] = tmp_path / role
         model.save_pretrained(paths[role])
-    bai_merge(MergeConfig(**paths, output=tmp_path / "out", alpha=0.2, instruct_weight=0.7))
+    merge_two_stages(MergeJob(**paths, output=tmp_path / "out", alpha=0.2, instruct_weight=0.7))
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "out")
     p, i, r = (load_all(paths[role]) for role in ("pretrained", "instruct", "reasoning"))
     name = "model.layers.1.self_attn.q_proj.bias"

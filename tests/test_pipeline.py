@@ -24,7 +24,7 @@ def make_config(family: dict, store: str, name: str = "t", **merge) -> PipelineC
 
 
 def run(config: PipelineConfig) -> dict:
-    from flows.pipeline import bai_pipeline
+    from bai.flows.pipeline import bai_pipeline
 
     return bai_pipeline(config)
 
@@ -97,10 +97,11 @@ def test_artifacts_in_s3_and_a_cache_shared_across_machines(family, s3_prefix, s
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]}
     bai_key = first["outputs"]["bai"].removeprefix(f"s3://{bucket}/")
     assert {f"{bai_key}/model.safetensors", f"{bai_key}/config.json", f"{bai_key}/{MARKER}"} <= keys
-    assert any(k.startswith(f"{prefix}/_prefect-results/") for k in keys)  # the cache records live in S3 too
+    # The artifacts' markers are the cache records: Prefect keeps no second record that could disagree with them.
+    assert not any("_prefect-results" in k for k in keys)
     assert any(k.startswith(f"{prefix}/runs/t/") for k in keys)
 
-    # Another machine: no local working copies at all. The cache records and artifacts in S3 are enough.
+    # Another machine: no local working copies at all. The markers and artifacts in S3 are enough.
     monkeypatch.setenv("BAI_CACHE_DIR", str(tmp_path / "other-machine-cache"))
     again = run(config)
     assert states(again)["merge-stage1"] == states(again)["merge-stage2"] == "Cached"
@@ -128,7 +129,7 @@ def test_s3_source_is_downloaded_once(family, s3_prefix, s3_service, tmp_path):
 
 
 def test_pipeline_stops_at_a_wrong_architecture_with_a_clear_error(family_factory, tmp_path):
-    from flows.pipeline import PipelineFailed
+    from bai.flows.pipeline import PipelineFailed
 
     other = family_factory(dtype="bfloat16", tied=True, seed=0)
     wrong = tmp_path / "wrong"
@@ -227,7 +228,7 @@ def test_pipeline_on_the_trained_demo_family(demo_store, prefect_api, tmp_path):
     config = PipelineConfig(name="demo-test", storage={"uri": str(store)},
                             models={role: f"demo://test/{role}" for role in ("pretrained", "instruct", "reasoning")})
     summary = run(config)
-    assert states(summary)["demo-family-test"] == "Adopted"  # found in the store, not trained again
+    assert states(summary)["demo-family-test"] == "Cached"  # found published in the store, not trained again
     assert states(summary)["merge-stage2"] == "Completed"
     rerun = run(config)
     assert [states(rerun)[s] for s in ("demo-family-test", "merge-stage1", "merge-stage2")] == ["Cached"] * 3
@@ -282,7 +283,7 @@ def test_the_evaluate_stage_scores_members_and_merges_and_a_rerun_is_cached(demo
 
 
 def test_a_failed_stage_logs_its_one_line_error_without_a_traceback(family, tmp_path, prefect_api):
-    from flows.pipeline import PipelineFailed
+    from bai.flows.pipeline import PipelineFailed
 
     config = make_config({**family, "instruct": tmp_path / "missing"}, str(tmp_path / "store"), name="fails")
     from prefect.logging.handlers import APILogWorker
@@ -290,7 +291,7 @@ def test_a_failed_stage_logs_its_one_line_error_without_a_traceback(family, tmp_
     with pytest.raises(PipelineFailed):
         run(config)
     APILogWorker.drain_all(timeout=10)  # the run's log lines reach the server in the background
-    from flows.pipeline import describe_run
+    from bai.flows.pipeline import describe_run
 
     [flow_run] = api(prefect_api, "/flow_runs/filter", {"flow_runs": {"name": {"any_": [describe_run(config)]}}})
     logs = [entry["message"] for entry in api(prefect_api, "/logs/filter",

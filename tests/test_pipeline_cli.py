@@ -27,7 +27,7 @@ def write_config(path: Path, family: dict, store: str, name: str = "cli") -> Pat
 
 
 def bai_run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bai_core.cli", "run", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "bai.cli", "run", *args], capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -64,7 +64,7 @@ def test_errors_are_one_line_without_traceback(tmp_path, content, error):
 def test_a_run_stopped_mid_merge_resumes_from_the_cached_stage(medium_family, tmp_path, sig):  # noqa: F811
     store = tmp_path / "store"
     config = write_config(tmp_path / "c.yaml", medium_family, str(store), name="killed")
-    proc = subprocess.Popen([sys.executable, "-m", "bai_core.cli", "run", str(config)],
+    proc = subprocess.Popen([sys.executable, "-m", "bai.cli", "run", str(config)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     sent = None
@@ -92,7 +92,8 @@ def test_a_run_stopped_mid_merge_resumes_from_the_cached_stage(medium_family, tm
 
 def test_secrets_never_reach_logs_artifacts_manifests_or_storage(family, s3_prefix, s3_service, prefect_api,
                                                                   tmp_path):
-    from flows.pipeline import bai_pipeline
+    from bai.flows.pipeline import bai_pipeline
+
     from tests.test_pipeline import make_config
 
     secret = s3_service.secret_key
@@ -128,7 +129,7 @@ def test_secrets_never_reach_logs_artifacts_manifests_or_storage(family, s3_pref
 def test_an_unreachable_prefect_api_is_one_line(family, tmp_path):
     config = write_config(tmp_path / "c.yaml", family, str(tmp_path / "store"))
     env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"}
-    proc = subprocess.run([sys.executable, "-m", "bai_core.cli", "run", str(config)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "bai.cli", "run", str(config)], capture_output=True, text=True,
                           timeout=120, env=env)
     assert proc.returncode == 1
     [line] = proc.stderr.strip().splitlines()

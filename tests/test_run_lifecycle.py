@@ -17,15 +17,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from bai.cli.prefect_api import answers
 
-from bai_core.cli.prefect_api import answers
 from bai_core.fingerprint import fingerprint_folder
 from tests.services import free_port
 from tests.test_interrupted_merge import medium_family  # noqa: F401  (module fixture reused here)
 from tests.test_pipeline_cli import write_config
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
-BAI = [sys.executable, "-m", "bai_core.cli"]
+BAI = [sys.executable, "-m", "bai.cli"]
 
 
 def local_api_env(tmp_path: Path, **extra: str) -> dict:
@@ -64,8 +64,8 @@ def test_a_prefect_server_that_does_not_start_in_time_is_one_line(family, tmp_pa
 
 @pytest.mark.parametrize("api", ["configured server", "local server started by bai"])
 def test_runs_started_together_merge_each_artifact_once(api, medium_family, tmp_path):  # noqa: F811
-    from bai_core.config import MergeConfig
-    from bai_core.merge import bai_merge
+    from bai_core.merge import merge_two_stages
+    from bai_core.merge.config import MergeJob
 
     env = dict(os.environ) if api == "configured server" else local_api_env(tmp_path)
     session_log = Path(os.environ["PREFECT_HOME"]).parent / "prefect-server.log"
@@ -90,7 +90,7 @@ def test_runs_started_together_merge_each_artifact_once(api, medium_family, tmp_
         assert states(other_alpha)["merge-stage2"] == "Completed"
 
         # Intact, and the same bits as one merge run alone, outside Prefect.
-        single = bai_merge(MergeConfig(**{r: p for r, p in medium_family.items()}, output=tmp_path / "single-bai",
+        single = merge_two_stages(MergeJob(**{r: p for r, p in medium_family.items()}, output=tmp_path / "single-bai",
                                        stage1_output=tmp_path / "single-sft", alpha=0.5))
         for stage, alone in (("sft", single.stage1_output), ("bai", single.output)):
             folder = Path(same_a["outputs"][stage].removeprefix("file://"))

@@ -26,7 +26,7 @@ def test_the_shipped_family_is_pinned_to_the_recipe():
     assert report is not None, "no demo family is shipped in bai_core/demo/shipped/demo-seed0"
     assert report.recipe == recipe_id("demo"), (
         f"the demo family's recipe changed ({report.recipe} shipped, {recipe_id('demo')} now): rebuild and ship it "
-        "(`bai demo build --size demo --output DIR`, then `bai demo ship DIR`; see the README's demo family section)")
+        "(`bai demo build --size demo --output DIR`, then `bai demo ship DIR`; see docs/demo-family.md)")
     assert report.size == "demo" and report.seed == 0 and report.built_on["cpu"]
 
 
@@ -51,7 +51,7 @@ def test_the_shipped_family_resolves_without_training_and_matches_its_fingerprin
 @pytest.mark.parametrize("damage", ["altered", "missing", "extra"])
 def test_an_altered_shipped_family_is_refused_in_one_line_naming_the_file(tmp_path, monkeypatch, capsys, damage,
                                                                            no_training):
-    from bai_core.cli import main
+    from bai.cli import main
 
     copy = tmp_path / "shipped"
     shutil.copytree(shipped.shipped_folder("demo", 0), copy / "demo-seed0")
@@ -76,7 +76,7 @@ def test_an_altered_shipped_family_is_refused_in_one_line_naming_the_file(tmp_pa
 
 
 def test_a_built_family_ships_and_then_resolves_without_training(demo_family, tmp_path, monkeypatch, capsys):
-    from bai_core.cli import main
+    from bai.cli import main
 
     monkeypatch.setattr(shipped, "SHIPPED_ROOT", tmp_path / "shipped")
     assert main(["demo", "ship", str(demo_family.root)]) == 0

@@ -33,7 +33,7 @@ def write_config(folder: Path, name: str = "rl", models: dict | None = None, **t
 
 
 def bai(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bai_core.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "bai.cli", *args], capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -161,7 +161,7 @@ def test_the_ui_log_tells_the_runs_story_line_for_line_as_stderr(tmp_path, prefe
     data = yaml.safe_load(config.read_text())
     data["evaluate"] = {"suite": "demo", "models": ["actor"], "limit": 4, "max_gen_toks": 8}
     config.write_text(yaml.safe_dump(data))
-    proc = subprocess.run([sys.executable, "-m", "bai_core.cli", "run", str(config)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "bai.cli", "run", str(config)], capture_output=True, text=True,
                           timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "\r" not in proc.stderr and "fatal:" not in proc.stderr and "it/s]" not in proc.stderr
@@ -187,7 +187,7 @@ def test_the_ui_log_tells_the_runs_story_line_for_line_as_stderr(tmp_path, prefe
 
 def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
     config = write_config(tmp_path, name="resume", steps=16, save_every=4)
-    proc = subprocess.Popen([sys.executable, "-m", "bai_core.cli", "run", str(config)], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "bai.cli", "run", str(config)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 240
     metrics = None
@@ -289,8 +289,8 @@ def _prompts(tmp_path: Path, lines: list[str]) -> str:
 def test_bad_train_inputs_are_refused_before_anything_is_merged_or_trained(tmp_path, case, demo_family):
     from bai_core.config import MergeSettings, StorageConfig, TrainSettings
     from bai_core.errors import BaiError
-    from bai_core.pipeline import fetch_checkpoint
     from bai_core.rl.stage import prepare_train
+    from bai_core.sources import fetch_checkpoint
 
     models = {r: f"demo://test/{r}" for r in ("pretrained", "instruct", "reasoning")}
     settings, error = dict(TRAIN), ""

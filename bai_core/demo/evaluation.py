@@ -78,18 +78,18 @@ def evaluate_merges(family: Path, tokenizer, items: list[Problem]) -> list[dict]
     reasoning, as in the pipeline), each scored like a member."""
     from transformers import LlamaForCausalLM
 
-    from bai_core.config import MergeConfig
-    from bai_core.merge import bai_merge
+    from bai_core.merge import merge_two_stages
+    from bai_core.merge.config import MergeJob
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="bai-family-merges-") as scratch:
         for alpha in MERGE_ALPHAS:
             out = Path(scratch) / f"alpha{alpha:g}"
             first = alpha == MERGE_ALPHAS[0]
-            bai_merge(MergeConfig(pretrained=family / "pretrained", instruct=family / "instruct",
-                                  reasoning=family / "reasoning", output=out / "bai",
-                                  stage1_output=out / "sft" if first else None,
-                                  instruct_weight=MERGE_INSTRUCT_WEIGHT, alpha=alpha))
+            merge_two_stages(MergeJob(pretrained=family / "pretrained", instruct=family / "instruct",
+                                      reasoning=family / "reasoning", output=out / "bai",
+                                      stage1_output=out / "sft" if first else None,
+                                      instruct_weight=MERGE_INSTRUCT_WEIGHT, alpha=alpha))
             named = ([("M_sft", None, out / "sft")] if first else []) + [("M_bai", alpha, out / "bai")]
             for model_name, merge_alpha, folder in named:
                 metrics = evaluate_lm(LlamaForCausalLM.from_pretrained(folder), tokenizer, items, plain_text=False)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bai_core import progress as progress_events
+from bai_core.artifact_stage import ArtifactStage, run_stage
 from bai_core.demo.family import MANIFEST, MEMBERS, FamilyReport, build_family, cached_family, recipe_id
 from bai_core.demo.members import Progress
 from bai_core.demo.shipped import shipped_family, shipped_folder
@@ -41,32 +42,69 @@ class DemoFamily:
 
 def ensure_demo_family(size: str, seed: int, store: ArtifactStore | None = None,
                        progress: Progress | None = None) -> DemoFamily:
-    """The family's local folder and report, published to `store` if one is given. Found in the store, else the
-    family shipped with bai (verified file by file), else one this machine trained before; trained only if none of
-    them has it.
+    """The family's local folder and report, published to `store` if one is given (see `FamilyStage`); without a
+    store, the shipped family or this machine's cached one, trained only if neither has it."""
+    if store is not None:
+        family, _ = run_stage(FamilyStage(size, seed, store, progress))
+        return family
+    if (report := shipped_family(size, seed)) is not None:
+        return DemoFamily(shipped_folder(size, seed), report, "shipped")
+    with exclusive(_lock_name(size, seed), on_wait=_waiting(size)):
+        return _trained(size, seed, progress)
+
+
+class FamilyStage(ArtifactStage[DemoFamily]):
+    """The demo family in the store: found there, else the family shipped with bai (verified file by file), else
+    one this machine trained before; trained only if none of them has it.
 
     A family is trained in this machine's cache and published from there, so a family built for one store (say a
-    local folder) is uploaded to another (say S3) instead of being trained again. Under a lock: two runs that need
-    the same family at once train it once."""
-    if store is not None and (found := _from_store(store, size, seed)) is not None:
-        return found
-    if (report := shipped_family(size, seed)) is not None:
-        return _published(store, size, seed, shipped_folder(size, seed), report, "shipped")
-    with exclusive(f"demo-family:{family_key(size, seed)}",
-                   on_wait=lambda: progress_events.note(f"waiting for another run building the {size} demo family")):
-        if store is not None and (found := _from_store(store, size, seed)) is not None:
-            return found
-        built = cache_dir() / family_key(size, seed)
-        origin = "machine" if cached_family(built, size, seed) is not None else "trained"
-        report = build_family(built, size, seed, overwrite=True, progress=progress)
-        return _published(store, size, seed, built, report, origin)
+    local folder) is uploaded to another (say S3) instead of being trained again. Its key is the recipe's id, size
+    and seed; it is published as four member artifacts and the report beside them (written last)."""
+
+    def __init__(self, size: str, seed: int, store: ArtifactStore, progress: Progress | None = None):
+        self.size, self.seed, self.store, self.progress = size, seed, store, progress
+
+    def compute_key(self) -> str:
+        return family_key(self.size, self.seed)
+
+    def folder(self) -> str:
+        return self.key
+
+    def lock_name(self) -> str:
+        return _lock_name(self.size, self.seed)  # machine-wide: whatever the store, it trains in this machine's cache
+
+    def published(self) -> DemoFamily | None:
+        return _from_store(self.store, self.size, self.seed)
+
+    def recorded(self, marker: dict) -> DemoFamily:
+        raise NotImplementedError("a family is published as several artifacts; see published()")
+
+    def build(self) -> DemoFamily:
+        if (report := shipped_family(self.size, self.seed)) is not None:
+            return _published(self.store, self.size, self.seed, shipped_folder(self.size, self.seed), report,
+                              "shipped")
+        family = _trained(self.size, self.seed, self.progress)
+        return _published(self.store, self.size, self.seed, family.root, family.report, family.origin)
 
 
-def _published(store: ArtifactStore | None, size: str, seed: int, folder: Path, report: FamilyReport,
+def _lock_name(size: str, seed: int) -> str:
+    return f"demo-family:{family_key(size, seed)}"
+
+
+def _waiting(size: str):
+    return lambda: progress_events.note(f"waiting for another run building the {size} demo family")
+
+
+def _trained(size: str, seed: int, progress: Progress | None) -> DemoFamily:
+    """The family in this machine's cache: found there, or trained now."""
+    built = cache_dir() / family_key(size, seed)
+    origin = "machine" if cached_family(built, size, seed) is not None else "trained"
+    return DemoFamily(built, build_family(built, size, seed, overwrite=True, progress=progress), origin)
+
+
+def _published(store: ArtifactStore, size: str, seed: int, folder: Path, report: FamilyReport,
                origin: str) -> DemoFamily:
-    """The family in `folder`, published member by member to the store (when there is one)."""
-    if store is None:
-        return DemoFamily(folder, report, origin)
+    """The family in `folder`, published member by member to the store."""
     root = store.local_path(family_key(size, seed))
     for member in MEMBERS:
         if store.find(member_key(size, seed, member)) is None:
@@ -78,11 +116,6 @@ def _published(store: ArtifactStore | None, size: str, seed: int, folder: Path, 
     if not store.is_local:
         (root / MANIFEST).write_text((folder / MANIFEST).read_text())
     return DemoFamily(root, report, origin)
-
-
-def family_is_published(size: str, seed: int, store: ArtifactStore) -> bool:
-    """Does the store hold every member intact, and the report? (Markers, memoized hashes or listings: no weights.)"""
-    return _markers(store, size, seed) is not None
 
 
 def _from_store(store: ArtifactStore, size: str, seed: int) -> DemoFamily | None:

@@ -4,12 +4,12 @@ one size leaves the other's cached families valid."""
 from bai_core.demo.recipe import FamilySize, Schedule
 
 # The base learns the arithmetic only with a weight decay of 0.1 (at 0.01 it stayed near 20% on dev problems after
-# 2000 steps; at 0.1 it jumped to 80%+ near the end of the schedule: benchmarks/pretraining_curve.py). The fine-tunes
-# stay near the base: a few hundred steps at a low learning rate, a quarter of each batch replayed from the
-# pretraining text. Chosen on a dev split of the train problems (benchmarks/family_sweep.py,
-# benchmarks/pretraining_curve.py), see the README. One exception, said there too: a reward model of 1000 steps of 16
-# pairs at 1e-3 looked better on dev (74-76%) but gave 60.0% on the eval split in a build and cost 1.6x the time
-# budget, so the cheaper 200-step one stayed.
+# 2000 steps; at 0.1 it jumped to 80%+ near the end of the schedule: research/demo-family/pretraining_curve.py).
+# The fine-tunes stay near the base: a few hundred steps at a low learning rate, a quarter of each batch replayed
+# from the pretraining text. Chosen on a dev split of the train problems (research/demo-family/family_sweep.py and
+# pretraining_curve.py), see research/demo-family/README.md. One exception, said there too: a reward model of 1000
+# steps of 16 pairs at 1e-3 looked better on dev (74-76%) but gave 60.0% on the eval split in a build and cost 1.6x
+# the time budget, so the cheaper 200-step one stayed.
 SIZES = {
     "test": FamilySize(hidden=64, layers=2, heads=4, intermediate=192,
                        pretrain=Schedule(150, batch_size=16), instruct=Schedule(500, batch_size=16),

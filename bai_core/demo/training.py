@@ -64,8 +64,8 @@ def encode_texts(tokenizer, texts: list[str]) -> list[Example]:
     return [(row, [0] + [1] * (len(row) - 1)) for row in ids]
 
 
-def _batch(examples: list[Example], pad_id: int,
-           device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pad_batch(examples: list[Example], pad_id: int,
+              device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     width = max(len(ids) for ids, _ in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
@@ -91,7 +91,7 @@ def train_causal_lm(model, examples: list[Example], schedule: Schedule, seed: in
     n_replay = round(schedule.replay * schedule.batch_size) if replay else 0
 
     def loss(picks: list[int]) -> torch.Tensor:
-        ids, mask, attention = _batch([pool[i] for i in picks], pad_id, model.device)
+        ids, mask, attention = pad_batch([pool[i] for i in picks], pad_id, model.device)
         logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1]
         targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
@@ -103,7 +103,7 @@ def train_causal_lm(model, examples: list[Example], schedule: Schedule, seed: in
         return own + (len(examples) + torch.randint(len(pool) - len(examples), (n_replay,),
                                                     generator=generator)).tolist()
 
-    return _train(model, sample, loss, schedule, seed, on_step)
+    return train_loop(model, sample, loss, schedule, seed, on_step)
 
 
 def train_reward_model(model, pairs: list[tuple[list[int], list[int]]], schedule: Schedule, seed: int, pad_id: int,
@@ -112,18 +112,19 @@ def train_reward_model(model, pairs: list[tuple[list[int], list[int]]], schedule
 
     def loss(picks: list[int]) -> torch.Tensor:
         sequences = [pairs[i][0] for i in picks] + [pairs[i][1] for i in picks]
-        ids, _, attention = _batch([(s, [0] * len(s)) for s in sequences], pad_id, model.device)
+        ids, _, attention = pad_batch([(s, [0] * len(s)) for s in sequences], pad_id, model.device)
         scores = model(input_ids=ids, attention_mask=attention).logits.squeeze(-1)
         return -F.logsigmoid(scores[: len(picks)] - scores[len(picks):]).mean()
 
     def sample(generator: torch.Generator) -> list[int]:
         return torch.randint(len(pairs), (schedule.batch_size,), generator=generator).tolist()
 
-    return _train(model, sample, loss, schedule, seed, on_step)
+    return train_loop(model, sample, loss, schedule, seed, on_step)
 
 
-def _train(model, sample: Callable[[torch.Generator], list[int]], loss_of: Callable[[list[int]], torch.Tensor],
-           schedule: Schedule, seed: int, on_step: StepCallback | None) -> list[float]:
+def train_loop(model, sample: Callable[[torch.Generator], list[int]],
+               loss_of: Callable[[list[int]], torch.Tensor], schedule: Schedule, seed: int,
+               on_step: StepCallback | None) -> list[float]:
     """The shared loop: seeded sampling with replacement, AdamW, warmup + cosine, gradient clipping; with
     `schedule.anchor` > 0, an L2 pull toward the weights the run started from (a fine-tune that stays near its base)."""
     generator = torch.Generator().manual_seed(seed)  # on the CPU whatever the model's device: the same picks anywhere
@@ -156,7 +157,7 @@ def _step(optimizer: torch.optim.Optimizer, model: torch.nn.Module, loss: torch.
 def reward_scores(model, sequences: list[list[int]], pad_id: int, batch_size: int = 64) -> list[float]:
     scores = []
     for start in range(0, len(sequences), batch_size):
-        ids, _, attention = _batch([(s, [0] * len(s)) for s in sequences[start: start + batch_size]], pad_id,
+        ids, _, attention = pad_batch([(s, [0] * len(s)) for s in sequences[start: start + batch_size]], pad_id,
                                    model.device)
         scores += model(input_ids=ids, attention_mask=attention).logits.squeeze(-1).tolist()
     return scores

@@ -19,11 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bai_core.config import EvaluateSettings
 from bai_core.errors import BaiError
-from bai_core.io.checkpoint import has_chat_template
 from bai_core.evaluation import SUITES_DIR
 from bai_core.evaluation.catalog import SUITES, SuiteTask
+from bai_core.evaluation.config import EvaluateSettings
+from bai_core.io.checkpoint import has_chat_template
 
 
 def suite_tasks(settings: EvaluateSettings) -> list[SuiteTask]:

@@ -1,9 +1,8 @@
-"""The evaluate stage as plain functions (no Prefect), in the shape of the merge and train stages:
+"""The evaluate stage (no Prefect), an `ArtifactStage` like the merges and the train stage:
 
 - `prepare_evaluate`: what can be checked before any model is merged or loaded (task names, the demo split).
-- `eval_key`: the content key (model fingerprint, suite definition, settings, lm-eval version, bai's scoring code).
-- `evaluate_model`: the published result for that key if intact; else score with lm-eval and publish lm-eval's
-  results JSON, its samples, and the flat table (scores.json, scores.csv) under evaluations/<key>/.
+- `EvaluateStage`: its key hashes the model's fingerprint, the suite's definition, the settings, lm-eval's version
+  and bai's scoring code; its build scores with lm-eval and publishes the results under evaluations/<key>/.
 """
 
 from __future__ import annotations
@@ -16,15 +15,15 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from bai_core import progress
-from bai_core.config import EvaluateSettings, StorageConfig
+from bai_core.artifact_stage import ArtifactStage
 from bai_core.errors import BaiError
 from bai_core.evaluation import SUITES_DIR, harness, scores
+from bai_core.evaluation.config import EvaluateSettings
 from bai_core.fingerprint import code_version, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder
-from bai_core.locks import exclusive
-from bai_core.pipeline import local_model, open_store
 from bai_core.report import csv_text
-from bai_core.storage import ArtifactStore
+from bai_core.sources import local_model
+from bai_core.storage import ArtifactStore, StorageConfig, open_store
 
 SCORING_CODE = ("harness.py", "scores.py")  # editing these makes cached scores stale
 TABLE_COLUMNS = ("task", "stands_for", "category", "metric", "score", "stderr", "examples", "finished_share",
@@ -58,7 +57,6 @@ class EvalRef(BaseModel):
     lm_eval_version: str
     lm_eval_command: str
     seconds: float
-    built: bool = False
 
 
 def demo_split(settings: EvaluateSettings, sources: list[str]) -> dict:
@@ -117,44 +115,40 @@ def suite_definition(settings: EvaluateSettings, metadata: dict) -> dict:
     return {"tasks": tasks, "metadata": metadata, "files": files.hexdigest()[:16]}
 
 
-def eval_key(model: ScoredModel, settings: EvaluateSettings, metadata: dict) -> str:
-    import lm_eval
+class EvaluateStage(ArtifactStage[EvalRef]):
+    """Score one model with lm-eval and publish lm-eval's results JSON, its samples, and the flat table
+    (scores.json, scores.csv) under evaluations/<key>/. `report(phase, done, total)` hears of the answers
+    generated so far."""
 
-    # where it runs (device, deployment) and how the models were named do not change a score
-    ignored = {"models", "demo_family", "device", "deployment"}
-    payload = {"model": model.fingerprint, "suite": suite_definition(settings, metadata),
-               "settings": settings.model_dump(mode="json", exclude=ignored),
-               "lm_eval": lm_eval.__version__, "code": scoring_code_version()}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    doing = "scoring"
 
+    def __init__(self, model: ScoredModel, settings: EvaluateSettings, storage: StorageConfig, metadata: dict,
+                 report=progress.report):
+        self.model, self.settings, self.storage, self.metadata, self.report = model, settings, storage, metadata, report
+        self.store = open_store(storage)
 
-def evaluation_folder(key: str) -> str:
-    return f"evaluations/{key[:24]}"
+    def compute_key(self) -> str:
+        import lm_eval
 
+        # where it runs (device, deployment) and how the models were named do not change a score
+        ignored = {"models", "demo_family", "device", "deployment"}
+        payload = {"model": self.model.fingerprint, "suite": suite_definition(self.settings, self.metadata),
+                   "settings": self.settings.model_dump(mode="json", exclude=ignored),
+                   "lm_eval": lm_eval.__version__, "code": scoring_code_version()}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
-def published_eval(store: ArtifactStore, key: str) -> EvalRef | None:
-    marker = store.find(evaluation_folder(key))
-    if marker is None or marker.get("cache_key") != key:
-        return None
-    return EvalRef.model_validate(marker["result"])
+    def folder(self) -> str:
+        return f"evaluations/{self.key[:24]}"
 
+    def recorded(self, marker: dict) -> EvalRef:
+        return EvalRef.model_validate(marker["result"])
 
-def evaluate_model(model: ScoredModel, settings: EvaluateSettings, storage: StorageConfig, metadata: dict,
-                   report=progress.report) -> EvalRef:
-    """Adopt the published scores for this key, or score the model with lm-eval and publish them; `report(phase,
-    done, total)` hears of the answers generated so far."""
-    store = open_store(storage)
-    key = eval_key(model, settings, metadata)
-    if (ref := published_eval(store, key)) is not None:
-        return ref
-    folder = evaluation_folder(key)
-    with exclusive(f"{store.url}/{folder}", on_wait=lambda: progress.note(f"waiting for another run scoring {folder}")):
-        if (ref := published_eval(store, key)) is not None:
-            return ref
-        return _evaluate(store, key, model, settings, storage, metadata, report)
+    def build(self) -> EvalRef:
+        return _evaluate(self.store, self.key, self.folder(), self.model, self.settings, self.storage, self.metadata,
+                         self.report)
 
 
-def _evaluate(store: ArtifactStore, key: str, model: ScoredModel, settings: EvaluateSettings,
+def _evaluate(store: ArtifactStore, key: str, folder: str, model: ScoredModel, settings: EvaluateSettings,
               storage: StorageConfig, metadata: dict, report) -> EvalRef:
     import lm_eval
 
@@ -166,7 +160,6 @@ def _evaluate(store: ArtifactStore, key: str, model: ScoredModel, settings: Eval
     started = time.perf_counter()
     results, generations = harness.run_lm_eval(path, settings, tasks, metadata, device, report)
     rows = scores.task_rows(tasks, results, generations)
-    folder = evaluation_folder(key)
     ref = EvalRef(key=key, uri=store.uri(folder), model=model.name, source=model.source,
                   fingerprint=model.fingerprint, suite=[t.task for t in tasks], rows=rows, **scores.summary(rows),
                   settings=settings.model_dump(mode="json", exclude={"models", "deployment"}), metadata=metadata, device=device,
@@ -183,7 +176,7 @@ def _evaluate(store: ArtifactStore, key: str, model: ScoredModel, settings: Eval
     store.publish(folder, {"cache_key": key, "stage": "evaluate", "fingerprint": fingerprint_folder(
         store.local_path(folder)), "result": ref.model_dump(mode="json")})
     progress.note(score_line(ref))
-    return ref.model_copy(update={"built": True})
+    return ref
 
 
 def score_line(ref: EvalRef) -> str:

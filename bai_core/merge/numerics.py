@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 
-
 def widen(raw: np.ndarray, code: str, out: np.ndarray) -> None:
     """out (float32) = the values of `raw`, a buffer holding `code` elements (raw bits for bfloat16 and float8)."""
     if code == "BF16":

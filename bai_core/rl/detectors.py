@@ -1,4 +1,4 @@
-"""The two RLHF instabilities of METHOD.md, detected on training curves. Pure: numpy only, no TRL, no Prefect.
+"""The two RLHF instabilities of docs/method.md, detected on training curves. Pure: numpy only, no TRL, no Prefect.
 
 - Sequence Length Collapse: mean response length falls to <= half its start within the early window and does not
   come back to >= 80% of it within the recovery window (or by the end).
@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class DetectorThresholds(BaseModel):
-    """Every number the detectors use; the defaults are METHOD.md's reading of the paper's figures."""
+    """Every number the detectors use; the defaults are docs/method.md's reading of the paper's figures."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -13,7 +13,7 @@ import time
 
 from transformers import TrainerCallback
 
-from bai_core.config import TrainSettings
+from bai_core.rl.config import TrainSettings
 from bai_core.rl.curves import Curves
 from bai_core.rl.detectors import Diagnosis, diagnose
 from bai_core.rl.metrics import MetricsLog, MonitorHooks, step_record

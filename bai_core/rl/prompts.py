@@ -21,7 +21,7 @@ from bai_core.errors import BaiError
 from bai_core.fingerprint import cache_dir
 
 if TYPE_CHECKING:
-    from bai_core.config import PromptSettings
+    from bai_core.rl.config import PromptSettings
 
 DEMO_RL_PROMPTS = 512  # drawn (with new wording) from the RL split's distinct problems
 
@@ -41,7 +41,7 @@ class PromptSet:
 def load_prompts(spec: PromptSettings | str, endpoint_url: str | None = None) -> PromptSet:
     """The prompt rows, checked, as TRL reads them: the prompt in `prompt`, the reference answer (if any) in
     `answer`, whatever the source calls them; other columns as they are."""
-    from bai_core.config import PromptSettings
+    from bai_core.rl.config import PromptSettings
 
     spec = PromptSettings(source=spec) if isinstance(spec, str) else spec
     source = spec.source

@@ -1,11 +1,11 @@
-"""The train stage as plain functions (no Prefect), like the merge stages in bai_core.pipeline:
+"""The train stage (no Prefect), an `ArtifactStage` like the merges:
 
 - `prepare_train`: everything checkable before any model is trained (prompts, reward models, chat templates),
   resolved to fingerprints. Bad input fails here with one line, before the merges run.
-- `train_key`: the content key (init + reward + prompts fingerprints, settings, TRL version, bai's training code).
-- `train_stage`: the published result for that key if intact; else resume from the key's last checkpoint in the
-  store, or train from the start, checkpointing to the store as it goes; then publish the actor, metrics.jsonl,
-  verdicts.json and the plots under train/<key>/.
+- `TrainStage`: its key hashes the init, reward and prompts fingerprints, the settings, TRL's version and bai's
+  training code. Its build resumes from the key's last checkpoint in the store, or trains from the start,
+  checkpointing to the store as it goes; then it publishes the actor, metrics.jsonl, verdicts.json and the plots
+  under train/<key>/.
 """
 
 from __future__ import annotations
@@ -19,19 +19,20 @@ from pydantic import BaseModel
 
 import bai_core
 from bai_core import progress
-from bai_core.config import INIT_ROLES, MergeSettings, StorageConfig, TrainSettings
+from bai_core.artifact_stage import ArtifactStage
 from bai_core.errors import BaiError
-from bai_core.io.checkpoint import has_chat_template
 from bai_core.fingerprint import cache_dir, code_version, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder, copy_folder
-from bai_core.locks import exclusive
-from bai_core.pipeline import CheckpointRef, artifact_key, local_model, open_store
+from bai_core.io.checkpoint import has_chat_template
+from bai_core.merge.config import MergeSettings
+from bai_core.merge.stage import merge_folder
+from bai_core.rl.config import INIT_ROLES, TrainSettings
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
 from bai_core.rl.plots import write_plots
 from bai_core.rl.prompts import load_prompts
 from bai_core.rl.rewards import check_answers, check_reward_model
-from bai_core.sources import fetch
-from bai_core.storage import ArtifactStore
+from bai_core.sources import CheckpointRef, fetch, local_model
+from bai_core.storage import ArtifactStore, StorageConfig, open_store
 
 MANIFEST_FILE = "bai_train.json"
 # Source files whose code decides what training produces: editing them makes cached results stale.
@@ -68,7 +69,6 @@ class TrainRef(BaseModel):
     fired: list[str]
     device: str = "cpu"
     seconds: float = 0.0
-    built: bool = False
 
 
 def training_code_version() -> str:
@@ -122,44 +122,48 @@ def prepare_train(settings: TrainSettings, refs: dict[str, CheckpointRef], merge
                         "conversational": prompts.conversational}}
 
 
-def train_key(inputs: TrainInputs, settings: TrainSettings) -> str:
-    import trl  # its version is part of what made the result (imports no torch by itself)
+class TrainStage(ArtifactStage[TrainRef]):
+    """RL from the init checkpoint, published under train/<key>/: the actor (its marker records the TrainRef),
+    metrics.jsonl, verdicts.json and the plots. Resumes from the store's last checkpoint of the same key."""
 
-    payload = {"init": inputs.init.fingerprint, "rewards": inputs.rewards, "prompts": inputs.prompts["fingerprint"],
-               "settings": settings.model_dump(mode="json", exclude={"deployment"}), "trl": trl.__version__,
-               "code": training_code_version()}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    doing = "training"
+
+    def __init__(self, inputs: TrainInputs, settings: TrainSettings, storage: StorageConfig,
+                 hooks: MonitorHooks | None = None):
+        self.inputs, self.settings, self.storage = inputs, settings, storage
+        self.hooks = hooks or MonitorHooks()
+        self.store = open_store(storage)
+
+    def compute_key(self) -> str:
+        import trl  # its version is part of what made the result (imports no torch by itself)
+
+        # where it runs (deployment) does not change the result
+        payload = {"init": self.inputs.init.fingerprint, "rewards": self.inputs.rewards,
+                   "prompts": self.inputs.prompts["fingerprint"],
+                   "settings": self.settings.model_dump(mode="json", exclude={"deployment"}),
+                   "trl": trl.__version__, "code": training_code_version()}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def folder(self) -> str:
+        return f"{train_folder(self.key)}/actor"
+
+    def lock_name(self) -> str:
+        return f"{self.store.url}/{train_folder(self.key)}"  # the whole run's folder: checkpoints, metrics, actor
+
+    def recorded(self, marker: dict) -> TrainRef:
+        return TrainRef.model_validate(marker["result"])
+
+    def build(self) -> TrainRef:
+        return _train(self.store, self.key, self.inputs, self.settings, self.storage, self.hooks)
 
 
 def train_folder(key: str) -> str:
     return f"train/{key[:24]}"
 
 
-def published_train(store: ArtifactStore, key: str) -> TrainRef | None:
-    """The finished run for this key, if its actor is published intact."""
-    marker = store.find(f"{train_folder(key)}/actor")
-    if marker is None or marker.get("cache_key") != key:
-        return None
-    return TrainRef.model_validate(marker["result"])
-
-
 def _local_init(init: ActorInit, storage: StorageConfig) -> Path:
-    store_key = artifact_key(init.merge_stage, init.merge_key) if init.merge_key else None
+    store_key = merge_folder(init.merge_stage, init.merge_key) if init.merge_key else None
     return local_model(init.source, init.fingerprint, storage, store_key)
-
-
-def train_stage(inputs: TrainInputs, settings: TrainSettings, storage: StorageConfig,
-                hooks: MonitorHooks | None = None) -> TrainRef:
-    """Adopt the published result for this key, or train (resuming from the store's last checkpoint) and publish."""
-    store = open_store(storage)
-    key = train_key(inputs, settings)
-    if (ref := published_train(store, key)) is not None:
-        return ref
-    folder = train_folder(key)
-    with exclusive(f"{store.url}/{folder}", on_wait=lambda: progress.note(f"waiting for another run training {folder}")):
-        if (ref := published_train(store, key)) is not None:
-            return ref
-        return _train(store, key, inputs, settings, storage, hooks or MonitorHooks())
 
 
 def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainSettings, storage: StorageConfig,
@@ -213,7 +217,7 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
     actor.publish()
     store.publish(f"{folder}/actor", {"cache_key": key, "stage": "train", "fingerprint": ref.fingerprint,
                                       "result": ref.model_dump(mode="json")})
-    return ref.model_copy(update={"built": True})
+    return ref
 
 
 def _refuse_if_aborted(store: ArtifactStore, folder: str) -> None:

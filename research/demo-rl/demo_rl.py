@@ -3,7 +3,7 @@
 Runs (or finds cached) the demo pipeline with its train stage, then scores the actor's starting point and the
 trained actor with the demo family's evaluator (greedy, the family's eval split, chat format).
 
-    python benchmarks/demo_rl.py [--config configs/demo.yaml] [--set train.steps=100 ...]
+    python research/demo-rl/demo_rl.py [--config configs/demo.yaml] [--set train.steps=100 ...]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--config", default="configs/demo.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
-    command = [sys.executable, "-m", "bai_core.cli", "run", args.config, "--json"]
+    command = [sys.executable, "-m", "bai.cli", "run", args.config, "--json"]
     for override in args.overrides:
         command += ["--set", override]
     proc = subprocess.run(command, capture_output=True, text=True)

@@ -1,6 +1,6 @@
 """When does the demo base learn the arithmetic? Its learning curve, measured on the dev split.
 
-Pretrains the demo size's base on the train split minus the dev split (as benchmarks/family_sweep.py does; the eval
+Pretrains the demo size's base on the train split minus the dev split (as research/demo-family/family_sweep.py does; the eval
 split is never looked at), with the pretraining schedule's settings overridden from the command line, and every
 `--every` steps prints one JSON line: loss, greedy accuracy on the plain-text probe and in the chat format, on the
 dev problems (never trained on) and on as many train problems (trained on: memorized or learned?).
@@ -8,7 +8,7 @@ dev problems (never trained on) and on as many train problems (trained on: memor
 This is how the recipe's pretraining weight decay was chosen (README, "The demo family"): at 0.01 the base was still
 near 20% on dev after 2000 steps; at 0.1 it learned the arithmetic (dev and train alike) before the schedule ended.
 
-    python benchmarks/pretraining_curve.py --steps 2000 --weight-decay 0.1 [--every 250] [--out curve.jsonl]
+    python research/demo-family/pretraining_curve.py --steps 2000 --weight-decay 0.1 [--every 250] [--out curve.jsonl]
 """
 
 from __future__ import annotations

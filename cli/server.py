@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bai_core.cli import prefect_api
+from bai.cli import prefect_api
 
 
 def add_parser(sub) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from bai_core.cli.display import make_display
+from bai.cli.display import make_display
 
 
 def add_parser(sub) -> None:
@@ -44,10 +44,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from bai_core.config import EvaluateSettings, StorageConfig, validated
-    from bai_core.evaluation.stage import ScoredModel, evaluate_model, prepare_evaluate
-    from bai_core.pipeline import open_store
+    from bai_core.artifact_stage import run_stage
+    from bai_core.evaluation.config import EvaluateSettings
+    from bai_core.evaluation.stage import EvaluateStage, ScoredModel, prepare_evaluate
+    from bai_core.settings import validated
     from bai_core.sources import fetch
+    from bai_core.storage import StorageConfig, open_store
 
     settings = validated(
         EvaluateSettings, suite=args.suite, limit=args.limit, batch_size=args.batch_size,
@@ -62,16 +64,16 @@ def run(args) -> int:
     try:
         fetched = fetch(args.source, storage.endpoint_url, open_store(storage))
         model = ScoredModel(name=args.source, source=args.source, fingerprint=fetched.fingerprint)
-        ref = evaluate_model(model, settings, storage, metadata,
-                             report=display.progress if display else lambda *_: None)
+        ref, how = run_stage(EvaluateStage(model, settings, storage, metadata,
+                                           report=display.progress if display else lambda *_: None))
     finally:
         if display:
             display.close()
     if args.json:
-        print(json.dumps(ref.model_dump(mode="json")))
+        print(json.dumps({**ref.model_dump(mode="json"), "how": how}))
         return 0
     print_scores([ref])
-    print(f"results: {ref.uri}" + ("" if ref.built else "  (cached)"))
+    print(f"results: {ref.uri}" + ("" if how == "built" else f"  ({how})"))
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from bai_core.cli.run import add_config_arguments
+from bai.cli.run import add_config_arguments
 
 
 def add_parser(sub) -> None:
@@ -28,8 +28,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from bai.cli.run import run_flow
+
     from bai_core import experiments, report
-    from bai_core.cli.run import run_flow
     from bai_core.config import EvaluateSettings, load_pipeline_config
 
     config = load_pipeline_config(args.config, args.overrides)
@@ -39,7 +40,7 @@ def run(args) -> int:
     experiments.sweep_runs(config, alphas, args.rl_steps)  # bad steps or configs fail here, before any flow runs
 
     def sweep(api_url: str) -> dict:
-        from flows.sweep import bai_sweep
+        from bai.flows.sweep import bai_sweep
 
         return bai_sweep(config, alphas, args.rl_steps, args.objective)
 

@@ -12,9 +12,10 @@ import os
 import sys
 from pathlib import Path
 
+from bai.cli import prefect_api
+from bai.cli.display import make_display
+
 from bai_core import progress
-from bai_core.cli import prefect_api
-from bai_core.cli.display import make_display
 from bai_core.errors import BaiError
 
 
@@ -46,7 +47,7 @@ def run(args) -> int:
     config = load_pipeline_config(args.config, args.overrides)
 
     def pipeline(api_url: str) -> dict:
-        from flows.pipeline import PipelineFailed, bai_pipeline
+        from bai.flows.pipeline import PipelineFailed, bai_pipeline
 
         try:
             return bai_pipeline(config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bai_core.cli.display import make_display
+from bai.cli.display import make_display
 
 
 def add_parser(sub) -> None:
@@ -32,11 +32,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from bai_core.config import MergeConfig, validated
-    from bai_core.merge import bai_merge
+    from bai_core.merge import merge_two_stages
+    from bai_core.merge.config import MergeJob
+    from bai_core.settings import validated
 
     config = validated(
-        MergeConfig,
+        MergeJob,
         pretrained=args.pretrained,
         instruct=args.instruct,
         reasoning=args.reasoning,
@@ -52,7 +53,7 @@ def run(args) -> int:
     )
     display = make_display(quiet=args.json)
     try:
-        result = bai_merge(config, progress=display.progress if display else None)
+        result = merge_two_stages(config, progress=display.progress if display else None)
     finally:
         if display:
             display.close()

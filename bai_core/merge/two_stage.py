@@ -3,8 +3,8 @@
     stage 1   M_sft = w * instruct + (1 - w) * reasoning
     stage 2   M_bai = alpha * pretrained + (1 - alpha) * M_sft
 
-`bai_merge` runs both stages in one streaming pass (optionally also keeping M_sft); `merge_stage1` and
-`merge_stage2` run them one at a time, bit-identical to the fused pass. Each output is a complete Hugging Face
+`merge_two_stages` runs both stages in one streaming pass (optionally also keeping M_sft); `merge_sft` and
+`merge_bai` run them one at a time, bit-identical to the fused pass. Each output is a complete Hugging Face
 checkpoint -- weights, config.json from the tokenizer donor, tokenizer and chat template, and `bai_merge.json`, a
 manifest of inputs (with content fingerprints), weights, dtype and versions -- that appears only once complete.
 """
@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 import bai_core
-from bai_core.config import MergeConfig, Stage1Config, Stage2Config, WriteOptions
 from bai_core.fingerprint import fingerprint_folders
 from bai_core.io.atomic import atomic_folders
 from bai_core.io.checkpoint import CONFIG_FILE, TOKENIZER_FILES, Checkpoint, check_compatible
 from bai_core.io.safetensors_file import TORCH_NAMES, read_header
+from bai_core.merge.config import BaiMergeJob, MergeJob, SftMergeJob, WriteOptions
 from bai_core.merge.engine import Stage, Term, dtype_code, merge_weights
 
 MANIFEST_FILE = "bai_merge.json"
@@ -47,7 +47,7 @@ class MergeResult:
     bytes_written: int
 
 
-def bai_merge(config: MergeConfig, progress: Progress | None = None) -> MergeResult:
+def merge_two_stages(config: MergeJob, progress: Progress | None = None) -> MergeResult:
     """Both stages in one pass; writes `config.output` (and `config.stage1_output` if set)."""
     w, alpha = config.instruct_weight, config.alpha
     sft = Stage("sft", (Term("instruct", w), Term("reasoning", 1 - w)), output=config.stage1_output)
@@ -56,14 +56,14 @@ def bai_merge(config: MergeConfig, progress: Progress | None = None) -> MergeRes
     return _run(paths, [sft, bai], config.tokenizer_from, config, progress)
 
 
-def merge_stage1(config: Stage1Config, progress: Progress | None = None) -> MergeResult:
+def merge_sft(config: SftMergeJob, progress: Progress | None = None) -> MergeResult:
     w = config.instruct_weight
     sft = Stage("sft", (Term("instruct", w), Term("reasoning", 1 - w)), output=config.output)
     paths = {"instruct": config.instruct, "reasoning": config.reasoning}
     return _run(paths, [sft], config.tokenizer_from, config, progress)
 
 
-def merge_stage2(config: Stage2Config, progress: Progress | None = None) -> MergeResult:
+def merge_bai(config: BaiMergeJob, progress: Progress | None = None) -> MergeResult:
     alpha = config.alpha
     bai = Stage("bai", (Term("pretrained", alpha), Term("sft", 1 - alpha)), output=config.output)
     paths = {"pretrained": config.pretrained, "sft": config.sft}

@@ -1,6 +1,6 @@
 import sys
 
-from bai_core.cli import main
+from bai.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

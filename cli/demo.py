@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from bai_core.cli.display import make_display
+from bai.cli.display import make_display
 
 
 def add_parser(sub) -> None:

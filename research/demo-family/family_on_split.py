@@ -5,9 +5,9 @@ The family's report scores the held-out eval split (200 items over ~150 distinct
 models the same way (greedy, chat format, the merges by the pipeline's engine, the reward model on preference pairs)
 on the RL split's problems, which no member trained on and which the family's recipe was never chosen on either,
 and checks the family's own targets there. It is how the shipped family was chosen among builds
-(docs/family-sweep/shipped.md): never on the eval split.
+(research/demo-family/shipped.md): never on the eval split.
 
-    python benchmarks/family_on_split.py FAMILY_DIR [--split rl] [--problems 400] [--out rows.jsonl]
+    python research/demo-family/family_on_split.py FAMILY_DIR [--split rl] [--problems 400] [--out rows.jsonl]
 """
 
 from __future__ import annotations

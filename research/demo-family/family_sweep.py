@@ -10,7 +10,7 @@ Each fine-tune variant, and the reward variants together, are one job that pretr
 parallel, one torch
 thread each (`--jobs`); `--device cuda` trains on a GPU instead (the figures differ from CPU bits, not in kind).
 
-    python benchmarks/family_sweep.py [--size demo] [--device cpu|cuda] [--jobs N] [--out results.jsonl]
+    python research/demo-family/family_sweep.py [--size demo] [--device cpu|cuda] [--jobs N] [--out results.jsonl]
         [--only BASE[,BASE...]]
 """
 
@@ -29,17 +29,17 @@ DEV_SHARE = 0.15
 
 # Bases: how the pretrained model is made. Fine-tunes and reward models: what is trained from each base.
 BASES = {
-    # round 1 (docs/family-sweep/round1-h200.jsonl): no merge kept the skill from any of these
+    # round 1 (research/demo-family/round1-h200.jsonl): no merge kept the skill from any of these
     # "p1200": {"pretrain": {"steps": 1200}},
     # "p2000": {"pretrain": {"steps": 2000}},
     # "p1200-q": {"pretrain": {"steps": 1200}, "corpus": ("stories", "worked", "facts", "questions")},
     # "p2000-q": {"pretrain": {"steps": 2000}, "corpus": ("stories", "worked", "facts", "questions")},
-    # round 2 (docs/family-sweep/round2-h200.jsonl), dialogues answered "Ann has 42 marbles.": merges kept the skill
+    # round 2 (research/demo-family/round2-h200.jsonl), dialogues answered "Ann has 42 marbles.": merges kept the skill
     # but never ended in a number
     # "p2000-d": {"pretrain": {"steps": 2000}, "corpus": ("stories", "worked", "facts", "dialogues")},
     # "p2000-qd": {"pretrain": {"steps": 2000}, "corpus": ("stories", "worked", "facts", "questions", "dialogues")},
-    # round 4 (docs/family-sweep/round4-cpu*.jsonl, CPU): the pretraining weight decay, by learning curve
-    # (benchmarks/pretraining_curve.py); 0.1 and 2000 steps became the recipe. Its fine-tunes: the rows below.
+    # round 4 (research/demo-family/round4-cpu*.jsonl, CPU): the pretraining weight decay, by learning curve
+    # (research/demo-family/pretraining_curve.py); 0.1 and 2000 steps became the recipe. Its fine-tunes: the rows below.
     "recipe": {},  # the size's recipe as it stands in bai_core/demo/sizes.py
 }
 FINETUNES = {

@@ -8,7 +8,7 @@ Prints, from one run on this machine:
 The hog is N processes spinning on the CPU (default 2, on a 2-core machine: the cores are fully shared).
 Target: under a 2-process hog, the build (most of `make demo`) takes at most 3x its quiet time.
 
-    python benchmarks/contention_bench.py [--size test|demo] [--hog 2] [--workdir DIR]
+    python research/demo-family/contention_bench.py [--size test|demo] [--hog 2] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def training_probe(threads: int, workdir: Path) -> dict:
 def demo_build(size: str, workdir: Path) -> tuple[float, dict]:
     output = workdir / f"family-{size}"
     shutil.rmtree(output, ignore_errors=True)
-    seconds, out = timed([sys.executable, "-m", "bai_core.cli", "demo", "build", "--size", size,
+    seconds, out = timed([sys.executable, "-m", "bai.cli", "demo", "build", "--size", size,
                           "--output", str(output), "--json"])
     report = json.loads(out)
     return seconds, {m: report["models"][m]["fingerprint"] for m in report["models"]}
@@ -96,7 +96,7 @@ def demo_build(size: str, workdir: Path) -> tuple[float, dict]:
 def merge(family: dict[str, Path], workdir: Path) -> float:
     out = workdir / "merge-out"
     shutil.rmtree(out, ignore_errors=True)
-    command = [sys.executable, "-m", "bai_core.cli", "merge", "--json", "--output", str(out / "bai"),
+    command = [sys.executable, "-m", "bai.cli", "merge", "--json", "--output", str(out / "bai"),
                "--stage1-output", str(out / "sft")] + [a for role, path in family.items()
                                                        for a in (f"--{role}", str(path))]
     seconds, _ = timed(command)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from bai_core.cli.run import add_config_arguments
+from bai.cli.run import add_config_arguments
 
 
 def add_parser(sub) -> None:
@@ -23,15 +23,16 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from bai.cli.run import run_flow
+
     from bai_core import experiments, report
-    from bai_core.cli.run import run_flow
     from bai_core.config import load_pipeline_config
 
     config = load_pipeline_config(args.config, args.overrides)
     experiments.comparison_runs(config)  # a config that cannot make the table fails here, before any flow runs
 
     def compare(api_url: str) -> dict:
-        from flows.compare import bai_compare
+        from bai.flows.compare import bai_compare
 
         return bai_compare(config)
 

@@ -16,6 +16,15 @@ import threading
 from bai_core.errors import BaiError, Stopped
 
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+# The extra (pyproject.toml) each verb needs beyond the base install (merge and diagnose need none), and the modules
+# that tell whether it is installed: checked before the verb does anything.
+VERB_EXTRA = {"run": "pipeline", "compare": "pipeline", "sweep": "pipeline", "server": "pipeline", "eval": "eval",
+              "demo": "train"}
+EXTRA_MODULES = {"pipeline": ("prefect", "torch", "transformers", "trl", "lm_eval"),
+                 "eval": ("torch", "transformers", "lm_eval"), "train": ("torch", "transformers", "trl")}
+# What the extras bring that the base install lacks (import names): missing deeper down, the same one line.
+OPTIONAL_MODULES = {"torch", "transformers", "trl", "lm_eval", "prefect", "s3fs", "math_verify", "tokenizers",
+                    "datasets", "huggingface_hub", "accelerate"}
 
 
 def _on_sigterm(signum, frame):
@@ -23,7 +32,7 @@ def _on_sigterm(signum, frame):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bai_core.cli import compare, demo, diagnose, eval, merge, run, server, sweep
+    from bai.cli import compare, demo, diagnose, eval, merge, run, server, sweep
 
     parser = argparse.ArgumentParser(prog="bai", description="Balanced Actor Initialization for stable RLHF.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -39,10 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        _check_extra(args.command)
         with stop_signals_seen():
             return args.func(args)
     except BaiError as e:
         print(f"bai: error: {e}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in OPTIONAL_MODULES:
+            raise  # a bug, not a missing extra
+        print(f"bai: error: {_missing(args.command, e.name)}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `bai diagnose LOG | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -53,6 +68,25 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _report_stop(args.command, signum)
         _exit_now(SIGNAL_EXIT[signum])
+
+
+def _check_extra(command: str) -> None:
+    """Refuse, in one line and before any work, a verb whose extra is not installed."""
+    import importlib.util
+
+    for module in EXTRA_MODULES.get(VERB_EXTRA.get(command, ""), ()):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            raise BaiError(_missing(command, module))
+
+
+def _missing(command: str, module: str) -> str:
+    extra = VERB_EXTRA.get(command, "all")
+    return (f"bai {command} needs {module}, which is not installed here; install it with pip install "
+            f"'bai[{extra}]' (or 'bai[all]' for every command)")
 
 
 def _stop_signal(error: BaseException) -> int | None:

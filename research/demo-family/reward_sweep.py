@@ -12,7 +12,7 @@ ranks the same pairs by each language-model member's own likelihood of the two a
 starts from already know which is right?); `--split train` scores pairs made from train problems instead (does the
 judge fit what it saw?).
 
-    python benchmarks/reward_sweep.py FAMILY_DIR [--variants recipe,lr3e-4] [--likelihood] [--split rl|train]
+    python research/demo-family/reward_sweep.py FAMILY_DIR [--variants recipe,lr3e-4] [--likelihood] [--split rl|train]
         [--pairs 400] [--out rows.jsonl]
 """
 
@@ -57,11 +57,11 @@ def train_token_level(model, pairs, schedule, seed: int, pad_id: int) -> None:
     import torch
     import torch.nn.functional as F
 
-    from bai_core.demo.training import _batch, _train
+    from bai_core.demo.training import pad_batch, train_loop
 
     def loss(picks: list[int]) -> torch.Tensor:
         sequences = [pairs[i][0] for i in picks] + [pairs[i][1] for i in picks]
-        ids, _, attention = _batch([(s, [0] * len(s)) for s in sequences], pad_id, model.device)
+        ids, _, attention = pad_batch([(s, [0] * len(s)) for s in sequences], pad_id, model.device)
         hidden = model.model(input_ids=ids, attention_mask=attention).last_hidden_state
         scores = model.score(hidden).squeeze(-1)  # (batch, positions)
         last = attention.sum(1) - 1
@@ -78,7 +78,7 @@ def train_token_level(model, pairs, schedule, seed: int, pad_id: int) -> None:
     def sample(generator):
         return torch.randint(len(pairs), (schedule.batch_size,), generator=generator).tolist()
 
-    _train(model, sample, loss, schedule, seed, None)
+    train_loop(model, sample, loss, schedule, seed, None)
 
 
 def story_pairs(tokenizer, items, seed: int) -> list[tuple[list[int], list[int]]]:

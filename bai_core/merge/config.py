@@ -1,0 +1,97 @@
+"""The merge's configuration: `MergeSettings`, the pipeline's `merge:` section (weights and format), and the
+`bai merge` jobs over local folders (`MergeJob` for both stages in one pass, `SftMergeJob`, `BaiMergeJob`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import ByteSize, Field, model_validator
+
+from bai_core.settings import Strict
+
+OutputDtype = Literal["auto", "float32", "bfloat16", "float16"]
+
+
+class MergeSettings(Strict):
+    """The pipeline's `merge:` section: both stages' weights and output format, no paths (the pipeline fetches the
+    inputs and publishes the outputs; stage 1 and stage 2 run as separate cached stages). A `MergeJob` is the
+    same arithmetic over folders the user names, for `bai merge`."""
+
+    instruct_weight: float = Field(0.5, ge=0, le=1, description="w: M_sft = w*instruct + (1-w)*reasoning.")
+    alpha: float = Field(0.5, ge=0, le=1, description="alpha: M_bai = alpha*pretrained + (1-alpha)*M_sft.")
+    dtype: OutputDtype = "auto"
+    tokenizer_from: Literal["reasoning", "instruct", "pretrained"] = "reasoning"
+    max_shard_size: ByteSize = ByteSize(5 * 10**9)
+
+
+class WriteOptions(Strict):
+    """How merged checkpoints are written."""
+
+    dtype: OutputDtype = Field(
+        "auto", description="Output dtype of floating-point tensors; auto keeps the inputs' (which must agree)."
+    )
+    max_shard_size: ByteSize = Field(
+        ByteSize(5 * 10**9), description="Largest weight file written, e.g. 5GB or 500MB (a larger tensor stands alone)."
+    )
+    overwrite: bool = Field(False, description="Replace an existing output folder.")
+    workers: int | None = Field(None, ge=1, description="Threads for reading, arithmetic and writing (default: cores).")
+
+
+class SftMergeJob(WriteOptions):
+    """One `bai merge --stage 1` run over local folders: M_sft = w * instruct + (1 - w) * reasoning."""
+
+    instruct: Path
+    reasoning: Path
+    output: Path
+    instruct_weight: float = Field(0.5, ge=0, le=1, description="w, the instruct model's weight.")
+    tokenizer_from: Literal["reasoning", "instruct"] = "reasoning"
+
+    @model_validator(mode="after")
+    def _distinct_paths(self):
+        _check_output_not_input(self.output, [self.instruct, self.reasoning])
+        return self
+
+
+class BaiMergeJob(WriteOptions):
+    """One `bai merge --stage 2` run over local folders: M_bai = alpha * pretrained + (1 - alpha) * M_sft."""
+
+    pretrained: Path
+    sft: Path
+    output: Path
+    alpha: float = Field(0.5, ge=0, le=1, description="alpha, the pretrained model's weight.")
+    tokenizer_from: Literal["sft", "pretrained"] = "sft"
+
+    @model_validator(mode="after")
+    def _distinct_paths(self):
+        _check_output_not_input(self.output, [self.pretrained, self.sft])
+        return self
+
+
+class MergeJob(WriteOptions):
+    """One `bai merge` run over local folders: both stages in one streaming pass; `stage1_output` also keeps M_sft as a checkpoint."""
+
+    pretrained: Path
+    instruct: Path
+    reasoning: Path
+    output: Path
+    instruct_weight: float = Field(0.5, ge=0, le=1, description="w, the instruct model's weight in stage 1.")
+    alpha: float = Field(0.5, ge=0, le=1, description="alpha, the pretrained model's weight in stage 2.")
+    stage1_output: Path | None = Field(None, description="Also write M_sft here.")
+    tokenizer_from: Literal["reasoning", "instruct", "pretrained"] = Field(
+        "reasoning", description="Donor of config.json, tokenizer, chat template and generation config."
+    )
+
+    @model_validator(mode="after")
+    def _distinct_paths(self):
+        inputs = [self.pretrained, self.instruct, self.reasoning]
+        _check_output_not_input(self.output, inputs)
+        if self.stage1_output is not None:
+            _check_output_not_input(self.stage1_output, inputs + [self.output])
+        return self
+
+
+def _check_output_not_input(output: Path, others: list[Path]) -> None:
+    for other in others:
+        if output.resolve() == other.resolve():
+            raise ValueError(f"output folder {output} is also an input or another output")

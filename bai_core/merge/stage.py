@@ -1,0 +1,141 @@
+"""The two merges as pipeline stages (no Prefect): M_sft from the fetched instruct and reasoning checkpoints, M_bai
+from the fetched pretrained checkpoint and M_sft.
+
+A merge's key hashes its inputs' fingerprints, its own parameters and the merge engine's version; its artifact is
+published under merges/<stage>-<key>. `bai_core.artifact_stage.run_stage` decides whether to build it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from bai_core import progress
+from bai_core.artifact_stage import ArtifactStage
+from bai_core.errors import BaiError
+from bai_core.fingerprint import fingerprint_folder
+from bai_core.merge.config import BaiMergeJob, MergeSettings, SftMergeJob
+from bai_core.merge.two_stage import ENGINE_VERSION, Progress, merge_bai, merge_sft
+from bai_core.sources import CheckpointRef, local_model
+from bai_core.storage import StorageConfig, open_store
+
+
+class ArtifactRef(BaseModel):
+    """A published merge: its key, URI in the artifact store, content fingerprint and parameters."""
+
+    stage: str  # "sft" or "bai"
+    key: str
+    uri: str
+    fingerprint: str
+    parameters: dict
+
+
+def merge_folder(stage: str, key: str) -> str:
+    """Where a merge is published in the store."""
+    return f"merges/{stage}-{key[:24]}"
+
+
+def _donors(merge: MergeSettings) -> tuple[str, str]:
+    """Tokenizer donors of (stage 1, stage 2). M_sft carries the instruct or reasoning tokenizer into stage 2."""
+    if merge.tokenizer_from == "pretrained":
+        return "reasoning", "pretrained"
+    return merge.tokenizer_from, "sft"
+
+
+class _MergeStage(ArtifactStage[ArtifactRef]):
+    stage: str  # "sft" or "bai"
+    doing = "merging"
+
+    def __init__(self, inputs: dict[str, CheckpointRef | ArtifactRef], merge: MergeSettings, storage: StorageConfig,
+                 progress: Progress | None = None):
+        self.inputs, self.merge, self.storage, self.progress = inputs, merge, storage, progress
+        self.store = open_store(storage)
+
+    def parameters(self) -> dict:
+        raise NotImplementedError
+
+    def compute_key(self) -> str:
+        payload = {"stage": self.stage, **{role: ref.fingerprint for role, ref in self.inputs.items()},
+                   **self.parameters(), "engine": ENGINE_VERSION}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def folder(self) -> str:
+        return merge_folder(self.stage, self.key)
+
+    def recorded(self, marker: dict) -> ArtifactRef:
+        return ArtifactRef(stage=self.stage, key=self.key, uri=self.store.uri(self.folder()),
+                           fingerprint=marker["fingerprint"], parameters=marker["parameters"])
+
+    def build(self) -> ArtifactRef:
+        output = self.store.local_path(self.folder())
+        self.write(output)
+        marker = {"cache_key": self.key, "stage": self.stage, "fingerprint": fingerprint_folder(output),
+                  "parameters": self.parameters(),
+                  "inputs": {role: {"source": getattr(ref, "source", None) or ref.uri, "fingerprint": ref.fingerprint}
+                             for role, ref in self.inputs.items()}}
+        return self.recorded(self.store.publish(self.folder(), marker))
+
+    def write(self, output: Path) -> None:
+        raise NotImplementedError
+
+    def local(self, role: str) -> Path:
+        ref = self.inputs[role]
+        return local_model(ref.source, ref.fingerprint, self.storage)
+
+
+class SftMerge(_MergeStage):
+    """Stage 1: M_sft = w * instruct + (1 - w) * reasoning."""
+
+    stage = "sft"
+
+    def __init__(self, instruct: CheckpointRef, reasoning: CheckpointRef, merge: MergeSettings,
+                 storage: StorageConfig, progress: Progress | None = None):
+        super().__init__({"instruct": instruct, "reasoning": reasoning}, merge, storage, progress)
+
+    def formula(self) -> str:
+        w = self.merge.instruct_weight
+        return f"M_sft = {w:g} * instruct + {1 - w:g} * reasoning"
+
+    def parameters(self) -> dict:
+        return {"instruct_weight": self.merge.instruct_weight, "dtype": self.merge.dtype,
+                "tokenizer_from": _donors(self.merge)[0], "max_shard_size": int(self.merge.max_shard_size)}
+
+    def write(self, output: Path) -> None:
+        merge_sft(SftMergeJob(instruct=self.local("instruct"), reasoning=self.local("reasoning"), output=output,
+                              overwrite=True, **self.parameters()), self.progress)
+
+
+class BaiMerge(_MergeStage):
+    """Stage 2: M_bai = alpha * pretrained + (1 - alpha) * M_sft."""
+
+    stage = "bai"
+
+    def __init__(self, pretrained: CheckpointRef, sft: ArtifactRef, merge: MergeSettings, storage: StorageConfig,
+                 progress: Progress | None = None):
+        super().__init__({"pretrained": pretrained, "sft": sft}, merge, storage, progress)
+
+    def formula(self) -> str:
+        alpha = self.merge.alpha
+        return f"M_bai = {alpha:g} * pretrained + {1 - alpha:g} * M_sft"
+
+    def parameters(self) -> dict:
+        return {"alpha": self.merge.alpha, "dtype": self.merge.dtype, "tokenizer_from": _donors(self.merge)[1],
+                "max_shard_size": int(self.merge.max_shard_size)}
+
+    def write(self, output: Path) -> None:
+        sft: ArtifactRef = self.inputs["sft"]
+        sft_marker = self.store.find(merge_folder("sft", sft.key))
+        if sft_marker is None:
+            raise BaiError(f"{sft.uri}: the stage-1 artifact is missing or altered; run the pipeline again")
+        merge_bai(BaiMergeJob(pretrained=self.local("pretrained"),
+                              sft=self.store.materialize(merge_folder("sft", sft.key), sft_marker),
+                              output=output, overwrite=True, **self.parameters()), self.progress)
+
+
+def tell(stage: _MergeStage, ref: ArtifactRef, how: str) -> None:
+    """The merge in one line of the run's story."""
+    said = {"built": "merged", "cached": "found already published", "adopted": "published by a run beside this one"}
+    progress.note(f"{stage.formula()}: {said[how]} ({ref.parameters['dtype']}, {ref.fingerprint[:19]}) -> {ref.uri}")
