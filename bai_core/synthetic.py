@@ -18,11 +18,10 @@ import torch
 from safetensors.torch import save_file
 
 from bai_core.config import ROLES
+from bai_core.demo.tokenizer import write_char_tokenizer
 from bai_core.io.checkpoint import CONFIG_FILE
 from bai_core.io.checkpoint_writer import plan_shards, shard_names
-from bai_core.demo.tokenizer import write_char_tokenizer
 from bai_core.io.safetensors_file import CODES
-
 
 CHAT_TEMPLATES = {
     "pretrained": "{% for m in messages %}{{ m['content'] }}\n{% endfor %}",

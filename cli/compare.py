@@ -24,7 +24,6 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from bai.cli.run import run_flow
-
     from bai_core import experiments, report
     from bai_core.config import load_pipeline_config
 

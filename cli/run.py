@@ -14,7 +14,6 @@ from pathlib import Path
 
 from bai.cli import prefect_api
 from bai.cli.display import make_display
-
 from bai_core import progress
 from bai_core.errors import BaiError
 

@@ -29,7 +29,6 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from bai.cli.run import run_flow
-
     from bai_core import experiments, report
     from bai_core.config import EvaluateSettings, load_pipeline_config
 

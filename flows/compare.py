@@ -11,10 +11,10 @@ from __future__ import annotations
 import base64
 import re
 
-from bai.flows.pipeline import bai_pipeline
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from bai.flows.pipeline import bai_pipeline
 from bai_core import experiments, report
 from bai_core.config import PipelineConfig
 from bai_core.errors import BaiError

@@ -7,11 +7,11 @@ sides, so a rerun finds them cached either way).
 
 from __future__ import annotations
 
+from prefect import flow
+
 from bai.tasks.artifacts import run_log, stop_signals_seen
 from bai.tasks.evaluate import evaluate_model
 from bai.tasks.storage import apply_credentials
-from prefect import flow
-
 from bai_core.evaluation.config import EvaluateSettings
 from bai_core.storage import StorageConfig
 

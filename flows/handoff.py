@@ -9,11 +9,11 @@ publishes its result to the artifact store (S3 in a real set-up), where the pare
 
 from __future__ import annotations
 
-from bai.tasks.stage import STAGE_TASK, finished
 from prefect import task
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
+from bai.tasks.stage import STAGE_TASK, finished
 from bai_core.artifact_stage import ArtifactStage
 from bai_core.errors import BaiError
 

@@ -13,6 +13,10 @@ import re
 import time
 from collections.abc import Callable
 
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
+
 from bai.flows.handoff import stage_on_pool
 from bai.tasks.artifacts import run_log, stop_signals_seen
 from bai.tasks.demo import ORIGINS, demo_family
@@ -20,10 +24,6 @@ from bai.tasks.evaluate import evaluate_model, prepare_evaluate, score_table
 from bai.tasks.merge import fetch_checkpoint, merge_stage1, merge_stage2
 from bai.tasks.storage import apply_credentials
 from bai.tasks.train import prepare_train, train_actor
-from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.runtime import flow_run
-
 from bai_core import progress
 from bai_core.config import ROLES, PipelineConfig
 from bai_core.errors import BaiError
@@ -124,7 +124,8 @@ def _run_pipeline(config: PipelineConfig) -> dict:
     table = _StageTable(planned_stages(config, families))
     try:
         for size, seed in families:
-            table.run(f"demo-family-{size}", demo_family, size, seed, config.storage, output=lambda r: f"{r['uri']} ({ORIGINS[r['origin']]})")
+            table.run(f"demo-family-{size}", demo_family, size, seed, config.storage,
+                      output=lambda r: f"{r['uri']} ({ORIGINS[r['origin']]})")
         refs = {role: table.run(f"fetch-{role}", fetch_checkpoint, role, getattr(config.models, role),
                                 config.storage, output=lambda r: r["fingerprint"][:19])
                 for role in ROLES}

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 
+from prefect import flow
+
 from bai.flows.compare import publish_report
 from bai.flows.handoff import run_on_pool
 from bai.flows.pipeline import bai_pipeline
-from prefect import flow
-
 from bai_core import experiments, report
 from bai_core.config import PipelineConfig
 from bai_core.errors import BaiError

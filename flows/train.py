@@ -7,11 +7,11 @@ a rerun finds it cached either way).
 
 from __future__ import annotations
 
+from prefect import flow
+
 from bai.tasks.artifacts import run_log, stop_signals_seen
 from bai.tasks.storage import apply_credentials
 from bai.tasks.train import train_actor
-from prefect import flow
-
 from bai_core.rl.config import TrainSettings
 from bai_core.storage import StorageConfig
 

@@ -5,11 +5,11 @@ intact."""
 
 from __future__ import annotations
 
-from bai.tasks.artifacts import ProgressArtifact
-from bai.tasks.stage import STAGE_TASK, finished
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
+from bai.tasks.artifacts import ProgressArtifact
+from bai.tasks.stage import STAGE_TASK, finished
 from bai_core import progress
 from bai_core.artifact_stage import run_stage
 from bai_core.demo.family import LANGUAGE_MODELS, PHASES

@@ -4,11 +4,11 @@ generates and its scores as a table artifact after."""
 
 from __future__ import annotations
 
-from bai.tasks.artifacts import ProgressArtifact
-from bai.tasks.stage import STAGE_TASK, finished, not_a_user_error
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
+from bai.tasks.artifacts import ProgressArtifact
+from bai.tasks.stage import STAGE_TASK, finished, not_a_user_error
 from bai_core.artifact_stage import run_stage
 from bai_core.evaluation import stage
 from bai_core.evaluation.config import EvaluateSettings

@@ -6,15 +6,15 @@ progress bar while it merges and finishes Cached, Adopted or Completed (tasks/st
 
 from __future__ import annotations
 
-from bai.tasks.artifacts import ProgressArtifact
-from bai.tasks.stage import STAGE_TASK, finished, not_a_user_error
 from prefect import task
 
+from bai.tasks.artifacts import ProgressArtifact
+from bai.tasks.stage import STAGE_TASK, finished, not_a_user_error
+from bai_core import sources
 from bai_core.artifact_stage import run_stage
 from bai_core.merge.config import MergeSettings
 from bai_core.merge.stage import ArtifactRef, BaiMerge, SftMerge, tell
 from bai_core.sources import CheckpointRef
-from bai_core.sources import fetch_checkpoint as fetch
 from bai_core.storage import StorageConfig
 
 
@@ -28,7 +28,7 @@ def _merge_progress(description: str) -> ProgressArtifact:
       retry_condition_fn=not_a_user_error)
 def fetch_checkpoint(role: str, source: str, storage: StorageConfig) -> dict:
     """Resolve a source to a local checkpoint (downloading into the content-keyed cache if needed)."""
-    return fetch(role, source, storage).model_dump()
+    return sources.fetch_checkpoint(role, source, storage).model_dump()
 
 
 @task(name="merge-stage1", retries=1, retry_condition_fn=not_a_user_error, **STAGE_TASK)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import base64
 import json
 
-from bai.tasks.artifacts import ProgressArtifact
-from bai.tasks.stage import STAGE_TASK, finished, not_a_user_error
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
+from bai.tasks.artifacts import ProgressArtifact
+from bai.tasks.stage import STAGE_TASK, finished, not_a_user_error
 from bai_core import progress
 from bai_core.artifact_stage import run_stage
 from bai_core.errors import BaiError

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from bai.cli import main
 from safetensors.torch import save_file
 
+from bai.cli import main
 from tests.test_merge_correctness import load_all
 
 

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 import torch
-from bai.cli import main
 
+from bai.cli import main
 from bai_core.demo.arithmetic import extract_answer, problems
 from bai_core.demo.family import LANGUAGE_MODELS, MANIFEST, SIZES
 

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from bai.cli import main
 
 STEPS = np.arange(600)

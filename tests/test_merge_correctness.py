@@ -62,13 +62,14 @@ def test_two_stage_merge_matches_independent_computation(family_factory, tmp_pat
 
 def test_fused_pass_is_bit_identical_to_two_separate_stages(family, tmp_path):
     merge_two_stages(MergeJob(**family, output=tmp_path / "fused", stage1_output=tmp_path / "fused-sft",
-                          instruct_weight=0.6, alpha=0.1))
+                              instruct_weight=0.6, alpha=0.1))
     merge_sft(SftMergeJob(instruct=family["instruct"], reasoning=family["reasoning"],
-                              output=tmp_path / "sft", instruct_weight=0.6))
+                          output=tmp_path / "sft", instruct_weight=0.6))
     merge_bai(BaiMergeJob(pretrained=family["pretrained"], sft=tmp_path / "sft",
-                              output=tmp_path / "bai", alpha=0.1))
+                          output=tmp_path / "bai", alpha=0.1))
     for fused, separate in [("fused-sft", "sft"), ("fused", "bai")]:
-        assert (tmp_path / fused / "model.safetensors").read_bytes() == (tmp_path / separate / "model.safetensors").read_bytes()
+        fused_bytes = (tmp_path / fused / "model.safetensors").read_bytes()
+        assert fused_bytes == (tmp_path / separate / "model.safetensors").read_bytes()
     # The stage-1 manifest does not depend on how stage 1 was run: a cache can key on it.
     fused_manifest = json.loads((tmp_path / "fused-sft" / MANIFEST_FILE).read_text())
     separate_manifest = json.loads((tmp_path / "sft" / MANIFEST_FILE).read_text())

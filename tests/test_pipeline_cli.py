@@ -93,7 +93,6 @@ def test_a_run_stopped_mid_merge_resumes_from_the_cached_stage(medium_family, tm
 def test_secrets_never_reach_logs_artifacts_manifests_or_storage(family, s3_prefix, s3_service, prefect_api,
                                                                   tmp_path):
     from bai.flows.pipeline import bai_pipeline
-
     from tests.test_pipeline import make_config
 
     secret = s3_service.secret_key

@@ -17,8 +17,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from bai.cli.prefect_api import answers
 
+from bai.cli.prefect_api import answers
 from bai_core.fingerprint import fingerprint_folder
 from tests.services import free_port
 from tests.test_interrupted_merge import medium_family  # noqa: F401  (module fixture reused here)
@@ -90,8 +90,8 @@ def test_runs_started_together_merge_each_artifact_once(api, medium_family, tmp_
         assert states(other_alpha)["merge-stage2"] == "Completed"
 
         # Intact, and the same bits as one merge run alone, outside Prefect.
-        single = merge_two_stages(MergeJob(**{r: p for r, p in medium_family.items()}, output=tmp_path / "single-bai",
-                                       stage1_output=tmp_path / "single-sft", alpha=0.5))
+        single = merge_two_stages(MergeJob(**dict(medium_family), output=tmp_path / "single-bai",
+                                           stage1_output=tmp_path / "single-sft", alpha=0.5))
         for stage, alone in (("sft", single.stage1_output), ("bai", single.output)):
             folder = Path(same_a["outputs"][stage].removeprefix("file://"))
             marker = json.loads((folder / "_bai_complete.json").read_text())

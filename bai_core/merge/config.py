@@ -69,7 +69,8 @@ class BaiMergeJob(WriteOptions):
 
 
 class MergeJob(WriteOptions):
-    """One `bai merge` run over local folders: both stages in one streaming pass; `stage1_output` also keeps M_sft as a checkpoint."""
+    """One `bai merge` run over local folders: both stages in one streaming pass; `stage1_output` also keeps M_sft
+    as a checkpoint."""
 
     pretrained: Path
     instruct: Path

@@ -14,8 +14,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from bai_core.rl.config import TrainSettings
 from bai_core.errors import BaiError
+from bai_core.rl.config import TrainSettings
 from bai_core.rl.detectors import Diagnosis
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
 from bai_core.rl.monitor import StabilityMonitor

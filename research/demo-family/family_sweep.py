@@ -130,9 +130,9 @@ def _run_base(scratch: Path, size, base_name, group, seed, device, out, scale) -
     import torch
 
     from bai_core.demo import members as F
-    from bai_core.demo.sizes import SIZES
     from bai_core.demo.corpus import preference_pairs
     from bai_core.demo.evaluation import evaluate_lm, evaluate_reward
+    from bai_core.demo.sizes import SIZES
 
     torch.set_num_threads(1)
     spec = SIZES[size]

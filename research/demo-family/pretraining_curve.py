@@ -38,9 +38,9 @@ def main() -> None:
     from transformers import LlamaForCausalLM
 
     from bai_core.demo import members as F
-    from bai_core.demo.sizes import SIZES
     from bai_core.demo.corpus import pretraining_corpus
     from bai_core.demo.evaluation import evaluate_lm
+    from bai_core.demo.sizes import SIZES
     from bai_core.demo.training import encode_texts, train_causal_lm
 
     torch.set_num_threads(1)

@@ -145,8 +145,9 @@ def main() -> None:
 
     from bai_core.demo.arithmetic import problems
     from bai_core.demo.corpus import preference_pairs
-    from bai_core.demo.members import VOCAB_SIZE, model_config as _config
     from bai_core.demo.evaluation import evaluate_reward
+    from bai_core.demo.members import VOCAB_SIZE
+    from bai_core.demo.members import model_config as _config
     from bai_core.demo.sizes import SIZES
     from bai_core.demo.training import train_reward_model
 
