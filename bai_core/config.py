@@ -9,14 +9,11 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from bai_core.errors import BaiError
-from bai_core.evaluation.config import EVAL_MODELS, EvaluateSettings
+from bai_core.evaluation.config import EvaluateSettings
 from bai_core.merge.config import MergeSettings
-from bai_core.rl.config import INIT_ROLES, TrainSettings
+from bai_core.rl.config import TrainSettings
 from bai_core.settings import Strict, validated
 from bai_core.storage import StorageConfig
-
-__all__ = ["EVAL_MODELS", "INIT_ROLES", "ROLES", "EvaluateSettings", "MergeSettings", "ModelsConfig", "PipelineConfig",
-           "StorageConfig", "TrainSettings", "load_pipeline_config"]
 
 ROLES = ("pretrained", "instruct", "reasoning")  # the three checkpoints, in the order the pipeline fetches them
 

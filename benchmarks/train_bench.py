@@ -18,7 +18,7 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-from bai_core.config import TrainSettings
+from bai_core.rl.config import TrainSettings
 from bai_core.rl.metrics import MetricsLog
 from bai_core.rl.prompts import load_prompts
 from bai_core.rl.trainer import device, run_training, trl_config

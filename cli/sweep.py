@@ -30,7 +30,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from bai.cli.run import run_flow
     from bai_core import experiments, report
-    from bai_core.config import EvaluateSettings, load_pipeline_config
+    from bai_core.config import load_pipeline_config
+    from bai_core.evaluation.config import EvaluateSettings
 
     config = load_pipeline_config(args.config, args.overrides)
     alphas = experiments.parse_alphas(args.alphas)

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,8 +19,12 @@ INSTALLED_AS = {"bai_core": "bai_core", "tasks": "bai/tasks", "flows": "bai/flow
 
 
 def build_wheel(out: Path) -> Path:
+    """A wheel of a copy of the tree (setuptools builds in the source folder; the checkout stays clean)."""
+    source = out / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__",
+                                                                 "bai-artifacts", ".pytest_cache"))
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check",
-               "-w", str(out), str(ROOT)]
+               "-w", str(out), str(source)]
     if importlib.util.find_spec("setuptools") is not None:  # offline when the build backend is already here
         command.insert(4, "--no-build-isolation")
     subprocess.run(command, check=True, capture_output=True, timeout=600)

@@ -75,7 +75,7 @@ def test_answers_a_verifier_cannot_read_are_refused_naming_the_row(kind, answer,
 def test_prompt_columns_are_mapped_to_trl_and_text_becomes_chat_with_the_instruction(tmp_path):
     import json
 
-    from bai_core.config import PromptSettings
+    from bai_core.rl.config import PromptSettings
     from bai_core.rl.prompts import load_prompts
 
     path = tmp_path / "gsm.jsonl"

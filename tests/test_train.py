@@ -287,10 +287,12 @@ def _prompts(tmp_path: Path, lines: list[str]) -> str:
                                   "verifiable-without-answer", "math-without-answer", "math-unreadable-answer",
                                   "no-chat-template"])
 def test_bad_train_inputs_are_refused_before_anything_is_merged_or_trained(tmp_path, case, demo_family):
-    from bai_core.config import MergeSettings, StorageConfig, TrainSettings
     from bai_core.errors import BaiError
+    from bai_core.merge.config import MergeSettings
+    from bai_core.rl.config import TrainSettings
     from bai_core.rl.stage import prepare_train
     from bai_core.sources import fetch_checkpoint
+    from bai_core.storage import StorageConfig
 
     models = {r: f"demo://test/{r}" for r in ("pretrained", "instruct", "reasoning")}
     settings, error = dict(TRAIN), ""
