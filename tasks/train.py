@@ -55,7 +55,7 @@ def _hooks(settings: TrainSettings, key: str) -> MonitorHooks:
 def train_actor(inputs: dict, settings: TrainSettings, storage: StorageConfig):
     """RL from the init checkpoint; resumes from the store's last checkpoint of the same key."""
     train = stage.TrainStage(stage.TrainInputs.model_validate(inputs), settings, storage)
-    train.hooks = _hooks(settings, train.key)
+    train.hooks = _hooks(settings, train.key)  # its events name the run by the stage's key
     try:
         ref, how = run_stage(train)
     finally:
