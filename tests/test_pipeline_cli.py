@@ -92,12 +92,15 @@ def test_a_run_stopped_mid_merge_resumes_from_the_cached_stage(medium_family, tm
 
 def test_secrets_never_reach_logs_artifacts_manifests_or_storage(family, s3_prefix, s3_service, prefect_api,
                                                                   tmp_path):
+    from prefect.logging.handlers import APILogWorker
+
     from bai.flows.pipeline import bai_pipeline
     from tests.test_pipeline import make_config
 
     secret = s3_service.secret_key
     assert os.environ["AWS_SECRET_ACCESS_KEY"] == secret
     summary = bai_pipeline(make_config(family, s3_prefix, name="secrets"))
+    APILogWorker.drain_all(timeout=10)  # the run's log lines reach the server in the background
 
     def post(path: str, body: dict) -> str:
         request = urllib.request.Request(f"{prefect_api}{path}", data=json.dumps(body).encode(), method="POST",
