@@ -163,8 +163,7 @@ def _evaluate(store: ArtifactStore, key: str, folder: str, model: ScoredModel, s
     ref = EvalRef(key=key, uri=store.uri(folder), model=model.name, source=model.source,
                   fingerprint=model.fingerprint, suite=[t.task for t in tasks], rows=rows, **scores.summary(rows),
                   settings=settings.model_dump(mode="json", exclude={"models", "deployment"}), metadata=metadata,
-                  device=device,
-                  lm_eval_version=lm_eval.__version__,
+                  device=device, lm_eval_version=lm_eval.__version__,
                   lm_eval_command=harness.lm_eval_command(path, settings, tasks, metadata, device),
                   seconds=round(time.perf_counter() - started, 1))
     staging = AtomicFolder(store.local_path(folder), overwrite=True)
