@@ -169,9 +169,24 @@ def test_pickle_checkpoints_are_refused_with_a_hint(editable_family, tmp_path, c
     assert_clean_failure(code, err, tmp_path / "out", str(folder / "pytorch_model.bin"), "safetensors")
 
 
-def test_output_equal_to_an_input_is_refused(family, tmp_path, capsys):
-    code, err = run_merge(family, family["instruct"], capsys=capsys)
-    assert code == 1 and "output" in err and len(err.strip().splitlines()) == 1
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.mark.parametrize("target", ["instruct", "stage1-output"])
+def test_an_output_onto_an_input_is_refused_even_with_overwrite(family, tmp_path, capsys, target):
+    """The destructive case: --overwrite names an input (as the output, or as where M_sft goes). Refused in one line
+    that names the folder, and the input is left byte for byte as it was."""
+    before = folder_bytes(family["instruct"])
+    if target == "instruct":
+        code, err = run_merge(family, family["instruct"], "--overwrite", capsys=capsys)
+    else:
+        code, err = run_merge(family, tmp_path / "out", "--stage1-output", str(family["instruct"]), "--overwrite",
+                              capsys=capsys)
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("bai: error: ") and str(family["instruct"]) in err and "input" in err
+    assert folder_bytes(family["instruct"]) == before
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_real_subprocess_prints_no_traceback(family, tmp_path):

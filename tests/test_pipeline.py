@@ -106,12 +106,18 @@ def test_artifacts_in_s3_and_a_cache_shared_across_machines(family, s3_prefix, s
     again = run(config)
     assert states(again)["merge-stage1"] == states(again)["merge-stage2"] == "Cached"
 
-    # Altering the S3 object is detected from the listing (its ETag changes), and the merge is redone.
+    # Altering the S3 object is detected from the listing (its ETag changes), and the merge is redone: to the same
+    # bytes as the first run's, under a marker recording the same fingerprint.
+    def s3_bytes(key: str) -> bytes:
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    original, first_marker = s3_bytes(f"{bai_key}/model.safetensors"), json.loads(s3_bytes(f"{bai_key}/{MARKER}"))
     client.put_object(Bucket=bucket, Key=f"{bai_key}/model.safetensors", Body=b"tampered")
     rerun = run(config)
     assert states(rerun)["merge-stage2"] == "Completed"
-    body = client.get_object(Bucket=bucket, Key=f"{bai_key}/model.safetensors")["Body"].read()
-    assert len(body) > 1000
+    assert s3_bytes(f"{bai_key}/model.safetensors") == original
+    marker = json.loads(s3_bytes(f"{bai_key}/{MARKER}"))
+    assert marker["fingerprint"] == first_marker["fingerprint"] and marker["cache_key"] == first_marker["cache_key"]
 
 
 def test_s3_source_is_downloaded_once(family, s3_prefix, s3_service, tmp_path):

@@ -64,7 +64,9 @@ def trained(tmp_path_factory):
 
 
 def test_grpo_from_m_bai_publishes_actor_metrics_verdicts_and_plots(trained):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     _, summary = trained
     assert states(summary)["prepare-train"] == states(summary)["train"] == "Completed"
@@ -74,9 +76,21 @@ def test_grpo_from_m_bai_publishes_actor_metrics_verdicts_and_plots(trained):
     assert manifest["init"]["name"] == "bai" and manifest["init"]["fingerprint"].startswith("sha256:")
     assert manifest["algorithm"] == "grpo" and manifest["steps"] == 6
     assert not list(actor.glob("*.bin"))  # no pickles in the published actor
-    model = AutoModelForCausalLM.from_pretrained(actor)  # a complete HF checkpoint
+    # A complete HF checkpoint, holding what training made: its greedy answer equals that of the same tensors read
+    # straight from model.safetensors into a model built from config.json, and its weights are not M_bai's.
+    model = AutoModelForCausalLM.from_pretrained(actor).eval()
     tokenizer = AutoTokenizer.from_pretrained(actor)
-    assert model.generate(**tokenizer("<s>user: hi</s>", return_tensors="pt"), max_new_tokens=3).shape[1] > 0
+    prompt = tokenizer("<s>user: Ann has 37 marbles and gets 5 more. How many now?</s>", return_tensors="pt")
+    answer = model.generate(**prompt, max_new_tokens=8, do_sample=False)
+    assert answer.shape[1] > prompt["input_ids"].shape[1]
+    tensors = load_file(actor / "model.safetensors")
+    rebuilt = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(actor))
+    missing, unexpected = rebuilt.load_state_dict(tensors, strict=False)
+    assert not unexpected and set(missing) <= {"lm_head.weight"}  # tied to the embedding when not stored
+    rebuilt.tie_weights()
+    assert torch.equal(rebuilt.eval().generate(**prompt, max_new_tokens=8, do_sample=False), answer)
+    init = load_file(local(outputs["bai"]) / "model.safetensors")
+    assert init.keys() == tensors.keys() and any(not torch.equal(init[k], tensors[k]) for k in tensors)
 
     records = [json.loads(line) for line in local(outputs["metrics"]).read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
