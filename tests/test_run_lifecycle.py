@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -139,15 +141,31 @@ def test_a_second_run_finds_the_kept_local_server(family, tmp_path):
 
 
 def read_until(stream, text: str, timeout: float) -> list[str]:
-    lines, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = stream.readline()
-        if not line:
+    """The child's lines up to one holding `text`; never waits past `timeout` for a line that does not come (a
+    thread reads, so a silent child cannot block the test). The stream is left for the caller to read on."""
+    lines: queue.Queue = queue.Queue()
+    seen = []
+
+    def reader() -> None:
+        for line in iter(stream.readline, ""):
+            lines.put(line.rstrip("\n"))
+            if text in line:
+                return  # stop here: what follows is the caller's
+        lines.put(None)
+
+    threading.Thread(target=reader, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=remaining)
+        except queue.Empty:
             break
-        lines.append(line.rstrip("\n"))
+        if line is None:
+            break
+        seen.append(line)
         if text in line:
-            return lines
-    raise AssertionError(f"{text!r} not seen in time; stderr so far: {lines}")
+            return seen
+    raise AssertionError(f"{text!r} not seen in time; stderr so far: {seen}")
 
 
 def test_sigterm_while_training_the_demo_family_stops_within_10_s(tmp_path):
@@ -162,8 +180,7 @@ def test_sigterm_while_training_the_demo_family_stops_within_10_s(tmp_path):
     time.sleep(3)  # into the build (preparing data or training)
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    rest = proc.stderr.read().strip().splitlines()
-    proc.wait(timeout=30)
+    rest = proc.communicate(timeout=30)[1].strip().splitlines()
     elapsed = time.monotonic() - sent
     assert proc.returncode == 143
     assert elapsed < 10, f"took {elapsed:.1f} s to stop"

@@ -212,7 +212,7 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
             break
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc.wait(timeout=30)
     assert metrics is not None, "training never reached step 6"
     checkpoint = json.loads((metrics.parent / "checkpoint" / "_bai_complete.json").read_text())["step"]
     assert checkpoint in (4, 8, 12)
