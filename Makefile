@@ -6,7 +6,7 @@ PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: setup demo demo-judge compare test bench clean
+.PHONY: setup demo demo-judge compare test test-fast bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ compare: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The inner loop: everything but RL training runs, the comparison, multi-process and end-to-end tests.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not e2e"
 
 bench: setup
 	$(BIN)/python benchmarks/merge_bench.py

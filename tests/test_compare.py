@@ -13,7 +13,7 @@ from bai_core.config import PipelineConfig
 from bai_core.errors import BaiError
 from tests.services import api
 
-pytestmark = pytest.mark.usefixtures("prefect_api")
+pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
 
 TRAIN = {"reward": [{"model": "demo://test/reward"}], "prompts": "demo://test/rl", "steps": 4, "batch_size": 4,
          "generations": 2, "max_completion_length": 24, "save_every": 2, "length_bucket": 16, "detect_every": 2}

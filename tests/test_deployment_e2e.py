@@ -16,6 +16,7 @@ import pytest
 from tests.services import BIN, api, stop
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e  # a server, a work pool, deployments and a worker: the slowest kind
 
 
 def prefect(*args: str, env: dict) -> str:

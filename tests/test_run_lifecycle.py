@@ -26,7 +26,7 @@ from tests.services import free_port
 from tests.test_interrupted_merge import medium_family  # noqa: F401  (module fixture reused here)
 from tests.test_pipeline_cli import write_config
 
-pytestmark = pytest.mark.usefixtures("prefect_api")
+pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
 BAI = [sys.executable, "-m", "bai.cli"]
 
 

@@ -17,7 +17,8 @@ import yaml
 
 from tests.services import api
 
-pytestmark = pytest.mark.usefixtures("prefect_api", "demo_store")  # demo_store: the test family, trained once
+pytestmark = [pytest.mark.usefixtures("prefect_api", "demo_store"),  # demo_store: the test family, trained once
+              pytest.mark.slow]
 
 TRAIN = {"reward": [{"model": "demo://test/reward"}], "prompts": "demo://test/rl", "steps": 6, "batch_size": 8,
          "generations": 4, "max_completion_length": 48, "save_every": 3, "length_bucket": 16, "detect_every": 2}
