@@ -49,9 +49,10 @@ class ArtifactStage(ABC, Generic[Result]):
     def build(self) -> Result:
         """Make the artifact and publish it (its marker last, naming `key()` as its cache_key)."""
 
-    @abstractmethod
     def recorded(self, marker: dict) -> Result:
-        """The result a published marker records."""
+        """The result a published marker records (what the default `published()` reads; a stage published as
+        several artifacts overrides `published()` instead)."""
+        raise NotImplementedError(f"{type(self).__name__} defines neither recorded() nor published()")
 
     @cached_property
     def key(self) -> str:

@@ -76,9 +76,6 @@ class FamilyStage(ArtifactStage[DemoFamily]):
     def published(self) -> DemoFamily | None:
         return _from_store(self.store, self.size, self.seed)
 
-    def recorded(self, marker: dict) -> DemoFamily:
-        raise NotImplementedError("a family is published as several artifacts; see published()")
-
     def build(self) -> DemoFamily:
         if (report := shipped_family(self.size, self.seed)) is not None:
             return _published(self.store, self.size, self.seed, shipped_folder(self.size, self.seed), report,

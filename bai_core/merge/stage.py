@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from abc import abstractmethod
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -54,8 +55,9 @@ class _MergeStage(ArtifactStage[ArtifactRef]):
         self.inputs, self.merge, self.storage, self.progress = inputs, merge, storage, progress
         self.store = open_store(storage)
 
+    @abstractmethod
     def parameters(self) -> dict:
-        raise NotImplementedError
+        """What the merge is made with besides its inputs: part of the key and of the marker."""
 
     def compute_key(self) -> str:
         payload = {"stage": self.stage, **{role: ref.fingerprint for role, ref in self.inputs.items()},
@@ -78,8 +80,9 @@ class _MergeStage(ArtifactStage[ArtifactRef]):
                              for role, ref in self.inputs.items()}}
         return self.recorded(self.store.publish(self.folder(), marker))
 
+    @abstractmethod
     def write(self, output: Path) -> None:
-        raise NotImplementedError
+        """Merge the inputs into `output`."""
 
     def local(self, role: str) -> Path:
         ref = self.inputs[role]
