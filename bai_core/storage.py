@@ -162,6 +162,7 @@ class ArtifactStore:
         with s3_errors(self.url, self.endpoint_url):
             if self.fs.exists(self.uri(key)):  # leftovers of an upload that died before its marker
                 self.fs.rm(self.uri(key), recursive=True)
+            self._abort_unfinished_uploads(key)
             for path in files:
                 self.fs.put_file(str(path), f"{self.uri(key)}/{path.name}")
             listing = self.fs.ls(self.uri(key), detail=True, refresh=True)
@@ -170,6 +171,14 @@ class ArtifactStore:
             self.fs.pipe_file(f"{self.uri(key)}/{MARKER}", (json.dumps(marker, indent=2) + "\n").encode())
         (folder / MARKER).write_text(json.dumps(marker, indent=2) + "\n")  # the local copy knows it is complete
         return marker
+
+    def _abort_unfinished_uploads(self, key: str) -> None:
+        """A killed multipart upload (s3fs uses one above 100 MiB) leaves no object but keeps its parts, billed,
+        until aborted; abort this artifact's before uploading it again."""
+        bucket, prefix = self.uri(key).removeprefix("s3://").split("/", 1)
+        pending = self.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=f"{prefix}/")
+        for upload in pending.get("Uploads", []):
+            self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
 
     def materialize(self, key: str, marker: dict) -> Path:
         """A local folder holding the artifact, downloading it only if this machine lacks an intact copy."""
