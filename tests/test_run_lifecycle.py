@@ -216,3 +216,41 @@ def test_a_stop_signal_whose_exception_was_lost_still_stops_the_next_progress_re
             progress.report("train", 3, 10)  # outside the block nothing is checked
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.usefixtures("demo_store")  # the test family is already built in this machine's cache
+@pytest.mark.parametrize("sig,stage", [(signal.SIGINT, "train"), (signal.SIGTERM, "evaluate-bai")],
+                         ids=["SIGINT-train", "SIGTERM-evaluate"])
+def test_a_stop_signal_during_train_or_evaluate_exits_with_its_code_and_publishes_nothing(tmp_path, sig, stage):
+    """Ctrl-C (SIGINT, exit 130) in the RL loop, SIGTERM (143, what Kubernetes and Prefect's cancel send) while
+    lm-eval scores: each stops within 10 s, says where, and leaves no marker, actor or score behind."""
+    store = tmp_path / "store"
+    config = {"name": "stopped", "storage": {"uri": str(store)},
+              "models": {r: f"demo://test/{r}" for r in ("pretrained", "instruct", "reasoning")}}
+    if stage == "train":
+        config["train"] = {"reward": [{"model": "demo://test/reward"}], "prompts": "demo://test/rl", "steps": 500,
+                           "batch_size": 8, "generations": 4, "max_completion_length": 48, "save_every": 1000}
+    else:
+        config["evaluate"] = {"models": ["bai"]}
+    path = tmp_path / "c.yaml"
+    path.write_text(json.dumps(config))
+    proc = subprocess.Popen([*BAI, "run", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        read_until(proc.stderr, f"{stage} started", timeout=180)
+        time.sleep(4)  # into the work: RL steps, or lm-eval's requests
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        rest = proc.communicate(timeout=30)[1].strip().splitlines()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    elapsed = time.monotonic() - sent
+    assert proc.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig]
+    assert elapsed < 10, f"took {elapsed:.1f} s to stop"
+    assert rest[-1].startswith(f"bai: stopped by {sig.name} during {stage}; nothing partial was published"), rest
+    assert "Traceback" not in "\n".join(rest)
+    finished = {p.parent.relative_to(store).parts[0] for p in store.rglob("_bai_complete.json")}
+    assert finished == {"families", "merges"}  # the family and merges before it; nothing of the stopped stage
+    assert temporaries(store) == []
