@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tests.services import free_port, start_moto, start_prefect_server, stop
+from tests.services import child_pids, free_port, kill_children_except, start_moto, start_prefect_server, stop
 
 # Offline and quiet, before anything imports huggingface_hub, transformers or prefect. The Prefect API is a real
 # server for the whole session (started on first use by the `prefect_api` fixture), never ~/.prefect.
@@ -35,10 +35,28 @@ import pytest  # noqa: E402
 from bai_core.synthetic import SyntheticSpec, write_synthetic_family  # noqa: E402
 
 TINY = SyntheticSpec(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=64, vocab_size=112)
+# ~136 MB per checkpoint in float32: big enough that a single-worker merge takes a good fraction of a second, so a
+# signal can land mid-merge.
+MEDIUM = SyntheticSpec(hidden_size=1024, num_layers=2, num_heads=8, num_kv_heads=8, intermediate_size=2816,
+                       vocab_size=8192, dtype="float32")
 
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_SESSION_TMP, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def isolated_test():
+    """What one test starts or changes ends with it: its environment changes are undone, and every process it left
+    running (a child whose test failed before stopping it, and that child's own children) is killed, process group
+    and all. The session's services, started before the test, are left alone."""
+    before = child_pids()
+    environment = dict(os.environ)
+    yield
+    if os.environ != environment:
+        os.environ.clear()
+        os.environ.update(environment)
+    kill_children_except(before)
 
 
 @pytest.fixture(scope="session")
@@ -64,13 +82,20 @@ def prefect_api():
 def s3_service():
     """moto_server on 127.0.0.1 with authentication on; its keys go into this process's environment."""
     service = start_moto()
-    os.environ.update(AWS_ACCESS_KEY_ID=service.access_key, AWS_SECRET_ACCESS_KEY=service.secret_key,
-                      AWS_ENDPOINT_URL=service.endpoint, AWS_DEFAULT_REGION="us-east-1")
+    keys = dict(AWS_ACCESS_KEY_ID=service.access_key, AWS_SECRET_ACCESS_KEY=service.secret_key,
+                AWS_ENDPOINT_URL=service.endpoint, AWS_DEFAULT_REGION="us-east-1")
+    previous = {name: os.environ.get(name) for name in keys}
+    os.environ.update(keys)
     service.client().create_bucket(Bucket="bai-tests")
     try:
         yield service
     finally:
         stop(service.proc)
+        for name, value in previous.items():  # the keys end with the service
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture
@@ -103,6 +128,12 @@ def family(family_factory):
     return family_factory()
 
 
+@pytest.fixture(scope="session")
+def medium_family(tmp_path_factory):
+    """A family of ~136 MB checkpoints, for tests that interrupt a merge; built once per session, read only."""
+    return write_synthetic_family(tmp_path_factory.mktemp("medium"), MEDIUM)
+
+
 @pytest.fixture
 def editable_family(family, tmp_path):
     """A private copy of the default family, for tests that damage or change an input."""
@@ -115,13 +146,25 @@ def editable_family(family, tmp_path):
 
 @pytest.fixture(scope="session")
 def demo_store(tmp_path_factory):
-    """A local artifact store holding the trained `test`-size demo family (trained once per session, ~30 s)."""
+    """A local artifact store holding the trained `test`-size demo family (trained once per session, ~30 s). Read
+    only: a test that writes to a store takes `own_demo_store`."""
     from bai_core.demo.publish import ensure_demo_family
     from bai_core.storage import ArtifactStore
 
     store = ArtifactStore(str(tmp_path_factory.mktemp("demo-store")))
     ensure_demo_family("test", 0, store)
     return store
+
+
+@pytest.fixture
+def own_demo_store(demo_store, tmp_path):
+    """A store of this test's own, holding a copy of the session's trained family and nothing else: what the test
+    writes no other test sees, so its states can be exact whatever ran before."""
+    from bai_core.storage import ArtifactStore
+
+    root = tmp_path / "own-store"
+    shutil.copytree(demo_store.local_root / "families", root / "families")
+    return ArtifactStore(str(root))
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -50,6 +51,31 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def child_pids() -> set[int]:
+    """This process's children and their descendants."""
+    import psutil
+
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+def kill_children_except(keep: set[int]) -> list[int]:
+    """Kill every descendant of this process not in `keep`, each one's process group too when it has its own (a
+    child started in a new session takes its workers with it); returns the pids killed."""
+    import psutil
+
+    left = [child for child in psutil.Process().children(recursive=True) if child.pid not in keep]
+    for child in left:
+        try:
+            group = os.getpgid(child.pid)
+            if group != os.getpgrp():
+                os.killpg(group, signal.SIGKILL)
+            child.kill()
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            pass
+    psutil.wait_procs(left, timeout=30)
+    return [child.pid for child in left]
 
 
 @dataclass

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bai_core.config import PipelineConfig
 from bai_core.errors import BaiError
 from tests.services import api
 
-pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
 
 TRAIN = {"reward": [{"model": "demo://test/reward"}], "prompts": "demo://test/rl", "steps": 4, "batch_size": 4,
          "generations": 2, "max_completion_length": 24, "save_every": 2, "length_bucket": 16, "detect_every": 2}
@@ -28,10 +30,27 @@ def local(uri: str) -> Path:
     return Path(uri.removeprefix("file://"))
 
 
-def test_compare_scores_every_paradigm_row_and_a_rerun_is_all_cache_hits(demo_store, prefect_api):
-    from bai.flows.compare import bai_compare
+def verdicts_of_its_own_run(point: PipelineConfig) -> tuple[str, str]:
+    """The row's run again (all cached), its published per-step metrics diagnosed afresh: (collapse, hockey stick)
+    as the table should show them. Either verdict can be right; the row must carry its own run's."""
+    from bai.flows.pipeline import bai_pipeline
+    from bai_core.rl.curves import read_curves
+    from bai_core.rl.detectors import diagnose
 
-    settings = config(demo_store.local_root, "cmp", train=TRAIN, evaluate={"limit": 8})
+    summary = bai_pipeline(point)
+    curves = read_curves(local(summary["outputs"]["metrics"]))
+    found = diagnose(curves.steps, curves.length, curves.reward, curves.reward_by_length, point.train.detectors,
+                     run_steps=point.train.steps)
+    return ("detected" if found.sequence_length_collapse.detected else "no",
+            "detected" if found.reward_hockey_stick.detected else "no")
+
+
+@pytest.mark.slow
+def test_compare_scores_every_paradigm_row_and_a_rerun_is_all_cache_hits(own_demo_store, prefect_api, tmp_path):
+    from bai.flows.compare import bai_compare
+    from bai_core.experiments import comparison_runs
+
+    settings = config(own_demo_store.local_root, "cmp", train=TRAIN, evaluate={"limit": 8})
     first = bai_compare(settings)
     rows = {row["row"]: row for row in first["rows"]}
     assert list(rows) == ["Paradigm 1", "Paradigm 2", "Paradigm 3", "BAI", "ablation: pretrained",
@@ -41,8 +60,11 @@ def test_compare_scores_every_paradigm_row_and_a_rerun_is_all_cache_hits(demo_st
         rl = name != "Paradigm 2"  # the reasoning model scored as it is
         assert row["RL steps"] == (4 if rl else 0)
         assert (0 <= row["overall before RL"] <= 1) if rl else "overall before RL" not in row
-        assert row["length collapse"] in (("no", "detected") if rl else (None,))
         assert (row["final RL length"] is not None) == rl
+    points = {variant.row: point for variant, point in comparison_runs(settings)}
+    for name, row in rows.items():
+        expected = verdicts_of_its_own_run(points[name]) if name != "Paradigm 2" else (None, None)
+        assert (row["length collapse"], row["hockey stick"]) == expected, name
     assert first["stages"]["Paradigm 2"]["train"] == "Skipped"
     assert first["stages"]["Paradigm 1"]["evaluate-actor"] == "Completed"
     # the reasoning model, scored as Paradigm 2 and as Paradigm 3's starting point, is scored once
@@ -56,7 +78,13 @@ def test_compare_scores_every_paradigm_row_and_a_rerun_is_all_cache_hits(demo_st
                                                      "sort": "CREATED_DESC", "limit": 1})
     assert [row["row"] for row in json.loads(table["data"])] == list(rows)
 
-    again = bai_compare(settings)
+    # The command, as a user runs it: every stage a cache hit, the same table.
+    path = tmp_path / "cmp.yaml"
+    path.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
+    proc = subprocess.run([sys.executable, "-m", "bai.cli", "compare", str(path), "--json"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads(proc.stdout)
     assert again["rows"] == first["rows"]
     for name, states in again["stages"].items():
         assert {stage: state for stage, state in states.items()
@@ -65,28 +93,38 @@ def test_compare_scores_every_paradigm_row_and_a_rerun_is_all_cache_hits(demo_st
             for stage in states if stage.startswith(("merge", "train", "evaluate"))}, name
 
 
-def test_the_scored_sweep_merges_stage1_once_runs_pilots_and_recommends(demo_store):
+@pytest.mark.slow
+def test_the_scored_sweep_merges_stage1_once_runs_pilots_and_recommends(own_demo_store, prefect_api, tmp_path):
     from bai.flows.sweep import bai_sweep
+    from bai_core.experiments import sweep_runs
 
-    settings = config(demo_store.local_root, "sw", train=TRAIN, evaluate={"limit": 8})
+    settings = config(own_demo_store.local_root, "sw", train=TRAIN, evaluate={"limit": 8})
     result = bai_sweep(settings, [0.3, 0.8], rl_steps=2)
     assert [row["alpha"] for row in result["rows"]] == [0.3, 0.8]
-    assert all(row["scored"] == "RL actor" and row["RL steps"] == 2 and row["length collapse"] in ("no", "detected")
-               for row in result["rows"])
+    assert all(row["scored"] == "RL actor" and row["RL steps"] == 2 for row in result["rows"])
+    for row, point in zip(result["rows"], sweep_runs(settings, [0.3, 0.8], rl_steps=2)):
+        assert (row["length collapse"], row["hockey stick"]) == verdicts_of_its_own_run(point), row["alpha"]
     assert result["stages"][0.8]["merge-stage1"] == "Cached"  # stage 1 does not depend on alpha
     assert result["stages"][0.3]["evaluate-actor"] == "Completed"
     assert all(0 <= row["overall before RL"] <= 1 for row in result["rows"])  # M_bai, scored too
-    recommended = [row for row in result["rows"] if row["recommended"] == "yes"]
+    # The recommendation: the best overall among rows without a collapse (test_recommendation has both cases).
     stable = [row for row in result["rows"] if row["length collapse"] == "no"]
-    assert len(recommended) == (1 if stable else 0)
-    if stable:
-        assert recommended[0]["overall"] == max(row["overall"] for row in stable)
-        assert result["recommended"] == recommended[0]["alpha"]
+    best = max(stable, key=lambda row: row["overall"])["alpha"] if stable else None
+    assert result["recommended"] == best
+    assert [row["alpha"] for row in result["rows"] if row["recommended"] == "yes"] == ([best] if stable else [])
     assert local(result["plot"]).read_bytes()[:4] == b"\x89PNG"
 
-    merges_only = bai_sweep(settings, [0.3], rl_steps=None)
+    # The command, as a user runs it, without pilots: M_bai scored as merged, from the cache.
+    path = tmp_path / "sw.yaml"
+    path.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
+    proc = subprocess.run([sys.executable, "-m", "bai.cli", "sweep", str(path), "--alphas", "0.3", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    merges_only = json.loads(proc.stdout)
     [row] = merges_only["rows"]
-    assert row["scored"] == "M_bai" and row["RL steps"] == 0 and merges_only["stages"][0.3]["train"] == "Skipped"
+    assert row["scored"] == "M_bai" and row["RL steps"] == 0 and row["overall"] == result["rows"][0]["overall before RL"]
+    assert merges_only["stages"]["0.3"]["train"] == "Skipped"
+    assert merges_only["stages"]["0.3"]["evaluate-bai"] == "Cached"  # the pilot scored this M_bai already
 
 
 @pytest.mark.parametrize("text, error", [
@@ -115,3 +153,35 @@ def test_compare_and_pilots_need_the_sections_they_use(tmp_path, capsys):
                                                "the pilots' RL settings from")
     assert main(["sweep", str(path), "--alphas", "2"]) == 1
     assert "--alphas: 2 is outside [0, 1]" in capsys.readouterr().err
+
+
+def test_recommendation_is_the_best_row_without_a_collapse_and_none_when_every_row_collapsed():
+    from bai_core.report import recommend
+
+    rows = [{"alpha": 0.3, "overall": 0.9, "length collapse": "detected"},
+            {"alpha": 0.5, "overall": 0.6, "length collapse": "no"},
+            {"alpha": 0.7, "overall": 0.7, "length collapse": "no"},
+            {"alpha": 0.9, "overall": 0.8, "length collapse": None}]  # no RL: nothing to collapse
+    assert recommend(rows)["alpha"] == 0.9
+    assert recommend(rows[:3])["alpha"] == 0.7  # the best score (0.3's) collapsed: not recommended
+    assert recommend(rows[:1]) is None
+    assert recommend([{**row, "bai_demo": 1 - row["overall"]} for row in rows], "bai_demo")["alpha"] == 0.5
+
+
+@pytest.mark.parametrize("collapse,hockey", [(True, False), (False, True)])
+def test_a_row_carries_its_runs_verdicts_and_final_length(tmp_path, collapse, hockey):
+    """The slow tests' runs may all come out stable; here both verdicts are set, so a table that always said "no"
+    (or swapped the two) fails."""
+    from bai_core.report import run_row
+    from bai_core.storage import ArtifactStore
+
+    store = ArtifactStore(str(tmp_path))
+    verdicts = {"sequence_length_collapse": {"detected": collapse, "final": 17.5},
+                "reward_hockey_stick": {"detected": hockey}, "steps": 9}
+    summary = {"outputs": {"verdicts": store.put_text("train/k/verdicts.json", json.dumps(verdicts)),
+                           "scores": {"actor": {"rows": [{"task": "bai_demo", "score": 0.5}], "overall": 0.5,
+                                                "mean_answer_tokens": 3.0, "finished_share": 1.0}}}}
+    row = run_row(summary, "actor", store)
+    assert row["length collapse"] == ("detected" if collapse else "no")
+    assert row["hockey stick"] == ("detected" if hockey else "no")
+    assert (row["RL steps"], row["final RL length"], row["overall"], row["bai_demo"]) == (9, 17.5, 0.5, 0.5)

@@ -8,18 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from bai_core.synthetic import SyntheticSpec, write_synthetic_family
-
-# ~136 MB per checkpoint in float32: big enough that a single-worker merge takes a good fraction of a second.
-MEDIUM = SyntheticSpec(hidden_size=1024, num_layers=2, num_heads=8, num_kv_heads=8, intermediate_size=2816,
-                       vocab_size=8192, dtype="float32")
-
-
-@pytest.fixture(scope="module")
-def medium_family(tmp_path_factory):
-    return write_synthetic_family(tmp_path_factory.mktemp("medium"), MEDIUM)
 
 
 def merge_command(family, out: Path, sft: Path) -> list[str]:

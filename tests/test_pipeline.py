@@ -15,7 +15,8 @@ from bai_core.storage import MARKER
 from tests.services import api
 from tests.test_bad_input import rewrite
 
-pytestmark = pytest.mark.usefixtures("prefect_api")
+# Only the tests that run a flow wait for the session's Prefect server; config-only cases do not.
+needs_prefect = pytest.mark.usefixtures("prefect_api")
 
 
 def make_config(family: dict, store: str, name: str = "t", **merge) -> PipelineConfig:
@@ -41,6 +42,7 @@ def weights_mtimes(folder: Path) -> dict:
     return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.safetensors")}
 
 
+@needs_prefect
 def test_rerun_hits_the_cache_and_parameter_changes_rerun_only_what_depends_on_them(editable_family, tmp_path):
     config = make_config(editable_family, str(tmp_path / "store"))
     first = run(config)
@@ -67,6 +69,7 @@ def test_rerun_hits_the_cache_and_parameter_changes_rerun_only_what_depends_on_t
     assert new_input["outputs"]["sft"] != first["outputs"]["sft"]
 
 
+@needs_prefect
 def test_deleted_or_altered_artifacts_are_recomputed_not_trusted(family, tmp_path):
     config = make_config(family, str(tmp_path / "store"))
     first = run(config)
@@ -88,6 +91,7 @@ def test_deleted_or_altered_artifacts_are_recomputed_not_trusted(family, tmp_pat
     assert states(rerun)["merge-stage2"] == "Cached"
 
 
+@needs_prefect
 def test_artifacts_in_s3_and_a_cache_shared_across_machines(family, s3_prefix, s3_service, tmp_path, monkeypatch):
     config = make_config(family, s3_prefix)
     first = run(config)
@@ -134,6 +138,7 @@ def test_s3_source_is_downloaded_once(family, s3_prefix, s3_service, tmp_path):
     assert second.path == first.path and second.path.stat().st_ino == inode  # nothing was downloaded again
 
 
+@needs_prefect
 def test_pipeline_stops_at_a_wrong_architecture_with_a_clear_error(family_factory, tmp_path):
     from bai.flows.pipeline import PipelineFailed
 
@@ -228,9 +233,8 @@ def test_hub_ids_resolve_to_a_commit_from_the_local_hub_cache(family):
     assert fetch(f"hf://tiny-org/tiny-pretrained@{sha}").path == fetched.path
 
 
-def test_pipeline_on_the_trained_demo_family(demo_store, prefect_api, tmp_path):
-    store = tmp_path / "store"  # this test's own copy of the store: the states below are exact
-    shutil.copytree(demo_store.local_root / "families", store / "families")
+def test_pipeline_on_the_trained_demo_family(own_demo_store, prefect_api):
+    store = own_demo_store.local_root  # this test's own copy of the store: the states below are exact
     config = PipelineConfig(name="demo-test", storage={"uri": str(store)},
                             models={role: f"demo://test/{role}" for role in ("pretrained", "instruct", "reasoning")})
     summary = run(config)
@@ -263,10 +267,11 @@ def test_pipeline_on_the_trained_demo_family(demo_store, prefect_api, tmp_path):
     assert all(re.fullmatch(r"\d+\.\d s", row["time"]) for row in rows.values())
 
 
-def test_the_evaluate_stage_scores_members_and_merges_and_a_rerun_is_cached(demo_store, demo_family, prefect_api):
+def test_the_evaluate_stage_scores_members_and_merges_and_a_rerun_is_cached(own_demo_store, demo_family,
+                                                                            prefect_api):
     """evaluate: the models named are scored by lm-eval after the merges, with a scores table in the UI; the
     demo split comes from the demo:// sources; a rerun reads every score from the cache."""
-    config = PipelineConfig(name="eval-test", storage={"uri": str(demo_store.local_root)},
+    config = PipelineConfig(name="eval-test", storage={"uri": str(own_demo_store.local_root)},
                             models={role: f"demo://test/{role}" for role in ("pretrained", "instruct", "reasoning")},
                             evaluate={"models": ["instruct", "bai"]})
     first = run(config)
@@ -306,6 +311,7 @@ def test_a_failed_stage_logs_its_one_line_error_without_a_traceback(family, tmp_
     assert not [message for message in logs if "Traceback" in message]
 
 
+@needs_prefect
 def test_a_demo_family_built_on_this_machine_is_uploaded_not_retrained(demo_family, s3_prefix):
     from bai_core.demo.family import MEMBERS
     from bai_core.demo.publish import ensure_demo_family, member_key

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_interrupted_merge import medium_family  # noqa: F401  (module fixture reused here)
 
-pytestmark = pytest.mark.usefixtures("prefect_api")
+# Only the tests that run a flow wait for the session's Prefect server; config-only cases do not.
+needs_prefect = pytest.mark.usefixtures("prefect_api")
 
 
 def write_config(path: Path, family: dict, store: str, name: str = "cli") -> Path:
@@ -31,6 +31,7 @@ def bai_run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
+@needs_prefect
 def test_json_output_and_overrides(family, tmp_path):
     config = write_config(tmp_path / "c.yaml", family, str(tmp_path / "store"))
     proc = bai_run(str(config), "--json", "--set", "merge.alpha=0.25")
@@ -60,8 +61,9 @@ def test_errors_are_one_line_without_traceback(tmp_path, content, error):
     assert all(re.match(r"\d\d:\d\d:\d\d ", line) for line in progress_lines), progress_lines
 
 
+@needs_prefect
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_a_run_stopped_mid_merge_resumes_from_the_cached_stage(medium_family, tmp_path, sig):  # noqa: F811
+def test_a_run_stopped_mid_merge_resumes_from_the_cached_stage(medium_family, tmp_path, sig):
     store = tmp_path / "store"
     config = write_config(tmp_path / "c.yaml", medium_family, str(store), name="killed")
     proc = subprocess.Popen([sys.executable, "-m", "bai.cli", "run", str(config)],

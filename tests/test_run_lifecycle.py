@@ -23,7 +23,6 @@ import pytest
 from bai.cli.prefect_api import answers
 from bai_core.fingerprint import fingerprint_folder
 from tests.services import free_port
-from tests.test_interrupted_merge import medium_family  # noqa: F401  (module fixture reused here)
 from tests.test_pipeline_cli import write_config
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
@@ -65,7 +64,7 @@ def test_a_prefect_server_that_does_not_start_in_time_is_one_line(family, tmp_pa
 
 
 @pytest.mark.parametrize("api", ["configured server", "local server started by bai"])
-def test_runs_started_together_merge_each_artifact_once(api, medium_family, tmp_path):  # noqa: F811
+def test_runs_started_together_merge_each_artifact_once(api, medium_family, tmp_path):
     from bai_core.merge import merge_two_stages
     from bai_core.merge.config import MergeJob
 
