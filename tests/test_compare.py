@@ -16,7 +16,6 @@ from bai_core.config import PipelineConfig
 from bai_core.errors import BaiError
 from tests.services import api
 
-
 TRAIN = {"reward": [{"model": "demo://test/reward"}], "prompts": "demo://test/rl", "steps": 4, "batch_size": 4,
          "generations": 2, "max_completion_length": 24, "save_every": 2, "length_bucket": 16, "detect_every": 2}
 
@@ -122,7 +121,8 @@ def test_the_scored_sweep_merges_stage1_once_runs_pilots_and_recommends(own_demo
     assert proc.returncode == 0, proc.stderr[-3000:]
     merges_only = json.loads(proc.stdout)
     [row] = merges_only["rows"]
-    assert row["scored"] == "M_bai" and row["RL steps"] == 0 and row["overall"] == result["rows"][0]["overall before RL"]
+    assert row["scored"] == "M_bai" and row["RL steps"] == 0
+    assert row["overall"] == result["rows"][0]["overall before RL"]
     assert merges_only["stages"]["0.3"]["train"] == "Skipped"
     assert merges_only["stages"]["0.3"]["evaluate-bai"] == "Cached"  # the pilot scored this M_bai already
 

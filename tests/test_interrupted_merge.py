@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 
-
 def merge_command(family, out: Path, sft: Path) -> list[str]:
     return [sys.executable, "-m", "bai.cli", "merge", "--pretrained", str(family["pretrained"]),
             "--instruct", str(family["instruct"]), "--reasoning", str(family["reasoning"]),

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-
 # Only the tests that run a flow wait for the session's Prefect server; config-only cases do not.
 needs_prefect = pytest.mark.usefixtures("prefect_api")
 
