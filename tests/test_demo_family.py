@@ -6,6 +6,7 @@ import json
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 
@@ -229,3 +230,29 @@ def test_members_trained_from_a_given_base_are_the_familys_own(demo_family):
     for member, model in built.items():
         mine = models[member].state_dict()
         assert all(torch.equal(mine[name], tensor) for name, tensor in model.state_dict().items()), member
+
+
+def test_a_build_that_finds_the_family_lock_held_waits_and_uses_what_the_holder_built(demo_family, tmp_path,
+                                                                                      monkeypatch):
+    """The family-build lock, forced: a machine that never built the family, a "run" holding its lock (this test),
+    and a second run that must wait, then take the family the first one left in the cache instead of training."""
+    import threading
+
+    from bai_core.demo.publish import _lock_name, ensure_demo_family, family_key
+    from bai_core.locks import exclusive
+
+    monkeypatch.setenv("BAI_CACHE_DIR", str(tmp_path / "cache"))
+    result = {}
+    waiter = threading.Thread(target=lambda: result.update(family=ensure_demo_family("test", 0)), daemon=True)
+    with exclusive(_lock_name("test", 0)):
+        waiter.start()
+        waiter.join(timeout=3)
+        assert waiter.is_alive() and not result  # blocked on the lock, not training beside the holder
+        built = tmp_path / "cache" / family_key("test", 0)  # what the holder's build leaves in the cache
+        for member in ("pretrained", "instruct", "reasoning", "reward"):
+            shutil.copytree(demo_family.root / member, built / member)
+        shutil.copy(demo_family.root / MANIFEST, built / MANIFEST)
+    waiter.join(timeout=60)
+    family = result["family"]
+    assert family.origin == "machine" and family.root == built  # found, not trained
+    assert family.report.models == demo_family.report.models

@@ -78,16 +78,27 @@ def s3_keys(s3_service, uri: str) -> set[str]:
     return {o["Key"].removeprefix(prefix + "/") for page in pages for o in page.get("Contents", [])}
 
 
-def test_deployment_run_by_a_worker_publishes_to_s3(deployed, prefect_api, s3_service, s3_prefix):
+def test_deployment_run_by_a_worker_publishes_to_s3(deployed, prefect_api, s3_service, s3_prefix, tmp_path):
+    from bai.flows.pipeline import bai_pipeline
+    from bai_core.config import PipelineConfig
+
     flow_run_id = trigger("bai-pipeline/demo", {"config": demo_config(s3_prefix, "e2e")}, deployed)
     run = wait_final(prefect_api, flow_run_id)
     assert run["state"]["type"] == "COMPLETED", run["state"]
     keys = s3_keys(s3_service, s3_prefix)
+    # The same config run here, into a local store: the worker's S3 objects hold the same merges, byte for byte,
+    # under the same keys.
+    local_store = tmp_path / "local"
+    bai_pipeline(PipelineConfig(**demo_config(str(local_store), "e2e")))
+    bucket, prefix = s3_prefix.removeprefix("s3://").split("/", 1)
     for stage in ("sft", "bai"):
         published = {k.split("/")[1] for k in keys if k.startswith(f"merges/{stage}-") and k.endswith("_bai_complete.json")}
         assert len(published) == 1, keys
         folder = f"merges/{published.pop()}"
         assert {f"{folder}/model.safetensors", f"{folder}/config.json", f"{folder}/bai_merge.json"} <= keys
+        for name in ("model.safetensors", "config.json"):
+            body = s3_service.client().get_object(Bucket=bucket, Key=f"{prefix}/{folder}/{name}")["Body"].read()
+            assert body == (local_store / folder / name).read_bytes(), f"{folder}/{name}"
     summary_key = f"runs/e2e/{flow_run_id}.json"
     assert summary_key in keys
     artifacts = api(prefect_api, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
