@@ -44,7 +44,8 @@ def check_task_names(tasks: list[SuiteTask]) -> None:
     is not is named with the closest ones. Named suites are checked by the test suite instead (~10 s saved)."""
     if all(task.metric is not None for task in tasks):
         return
-    known = task_manager("{}").all_tasks
+    names = [task.task for task in tasks]
+    known = task_manager("{}", lm_eval_tasks=needs_lm_eval_tasks(names)).all_tasks
     for task in tasks:
         if task.task not in known:
             close = difflib.get_close_matches(task.task, known, n=3, cutoff=0.6)
@@ -170,13 +171,19 @@ def measured_hflm(path: Path, settings: EvaluateSettings, device: str, report=No
     return MeasuredHFLM(batch_size=settings.batch_size, device=device, **model_args(path, settings))
 
 
-@functools.lru_cache(maxsize=4)
-def task_manager(metadata: str):
-    """lm-eval's task registry with bai's suites (indexing its ~14,700 tasks takes ~10 s: once per process and
-    metadata, so a run scoring several models pays it once)."""
+@functools.lru_cache(maxsize=8)
+def task_manager(metadata: str, lm_eval_tasks: bool = True):
+    """The task registry: bai's suites, plus lm-eval's own tasks when `lm_eval_tasks`. bai's index in a
+    millisecond; lm-eval's ~14,700 take ~8 s, paid once per process and metadata, and only by a suite that names one
+    of them (the demo suite does not)."""
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=str(SUITES_DIR), metadata=json.loads(metadata) or None)
+    return TaskManager(include_path=str(SUITES_DIR), include_defaults=lm_eval_tasks,
+                       metadata=json.loads(metadata) or None)
+
+
+def needs_lm_eval_tasks(names: list[str]) -> bool:
+    return not set(names) <= set(task_manager("{}", lm_eval_tasks=False).all_tasks)
 
 
 def run_lm_eval(path: Path, settings: EvaluateSettings, tasks: list[SuiteTask], metadata: dict,
@@ -194,7 +201,8 @@ def run_lm_eval(path: Path, settings: EvaluateSettings, tasks: list[SuiteTask], 
     else:
         model = measured_hflm(path, settings, device, report)
         generations, arguments = model.generations, None
-    manager = task_manager(json.dumps(metadata, sort_keys=True))
+    names = [task.task for task in tasks]
+    manager = task_manager(json.dumps(metadata, sort_keys=True), lm_eval_tasks=needs_lm_eval_tasks(names))
     with _quiet_git_probe():
         results = lm_eval.simple_evaluate(
             model=model, model_args=arguments, tasks=[task.task for task in tasks], task_manager=manager,
