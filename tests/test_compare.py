@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -45,7 +43,9 @@ def verdicts_of_its_own_run(point: PipelineConfig) -> tuple[str, str]:
 
 
 @pytest.mark.slow
-def test_compare_scores_every_paradigm_row_and_a_rerun_is_all_cache_hits(own_demo_store, prefect_api, tmp_path):
+def test_compare_scores_every_paradigm_row_and_a_rerun_is_all_cache_hits(own_demo_store, prefect_api, tmp_path,
+                                                                         capsys):
+    from bai.cli import main
     from bai.flows.compare import bai_compare
     from bai_core.experiments import comparison_runs
 
@@ -77,13 +77,11 @@ def test_compare_scores_every_paradigm_row_and_a_rerun_is_all_cache_hits(own_dem
                                                      "sort": "CREATED_DESC", "limit": 1})
     assert [row["row"] for row in json.loads(table["data"])] == list(rows)
 
-    # The command, as a user runs it: every stage a cache hit, the same table.
+    # The command (its entry point, in this process), as a user runs it: every stage a cache hit, the same table.
     path = tmp_path / "cmp.yaml"
     path.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
-    proc = subprocess.run([sys.executable, "-m", "bai.cli", "compare", str(path), "--json"], capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    again = json.loads(proc.stdout)
+    assert main(["compare", str(path), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
     assert again["rows"] == first["rows"]
     for name, states in again["stages"].items():
         assert {stage: state for stage, state in states.items()
@@ -93,7 +91,9 @@ def test_compare_scores_every_paradigm_row_and_a_rerun_is_all_cache_hits(own_dem
 
 
 @pytest.mark.slow
-def test_the_scored_sweep_merges_stage1_once_runs_pilots_and_recommends(own_demo_store, prefect_api, tmp_path):
+def test_the_scored_sweep_merges_stage1_once_runs_pilots_and_recommends(own_demo_store, prefect_api, tmp_path,
+                                                                        capsys):
+    from bai.cli import main
     from bai.flows.sweep import bai_sweep
     from bai_core.experiments import sweep_runs
 
@@ -116,10 +116,8 @@ def test_the_scored_sweep_merges_stage1_once_runs_pilots_and_recommends(own_demo
     # The command, as a user runs it, without pilots: M_bai scored as merged, from the cache.
     path = tmp_path / "sw.yaml"
     path.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
-    proc = subprocess.run([sys.executable, "-m", "bai.cli", "sweep", str(path), "--alphas", "0.3", "--json"],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    merges_only = json.loads(proc.stdout)
+    assert main(["sweep", str(path), "--alphas", "0.3", "--json"]) == 0
+    merges_only = json.loads(capsys.readouterr().out)
     [row] = merges_only["rows"]
     assert row["scored"] == "M_bai" and row["RL steps"] == 0
     assert row["overall"] == result["rows"][0]["overall before RL"]

@@ -39,9 +39,19 @@ def bai(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def run_json(config: Path, *overrides: str) -> dict:
+    """`bai run CONFIG --json [--set ...]` in a process of its own: what the CLI tests and the bit-for-bit
+    comparisons (same process set-up on both sides) use."""
     proc = bai("run", str(config), "--json", *[x for o in overrides for x in ("--set", o)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
+
+
+def run_here(config: Path, *overrides: str) -> dict:
+    """The same pipeline run in this process (no ~5 s of imports per run), for tests of what the stages do."""
+    from bai.flows.pipeline import bai_pipeline
+    from bai_core.config import load_pipeline_config
+
+    return json.loads(json.dumps(bai_pipeline(load_pipeline_config(config, list(overrides)))))  # as --json prints it
 
 
 def states(summary: dict) -> dict:
@@ -61,7 +71,7 @@ def trained(tmp_path_factory):
     """One GRPO run of 6 steps from M_bai, shared by the tests that read its outputs."""
     folder = tmp_path_factory.mktemp("trained")
     config = write_config(folder)
-    return config, run_json(config)
+    return config, run_here(config)
 
 
 def test_grpo_from_m_bai_publishes_actor_metrics_verdicts_and_plots(trained):
@@ -123,21 +133,21 @@ def test_grpo_from_m_bai_publishes_actor_metrics_verdicts_and_plots(trained):
 
 def test_rerun_is_cached_and_changes_rerun_only_what_depends_on_them(trained):
     config, first = trained
-    again = run_json(config)
+    again = run_here(config)
     assert states(again)["train"] == "Cached" and again["outputs"] == first["outputs"]
 
-    longer = run_json(config, "train.steps=8")  # only train depends on steps
+    longer = run_here(config, "train.steps=8")  # only train depends on steps
     assert states(longer)["merge-stage1"] == states(longer)["merge-stage2"] == "Cached"
     assert states(longer)["train"] == "Completed" and longer["outputs"]["actor"] != first["outputs"]["actor"]
 
-    other_alpha = run_json(config, "merge.alpha=0.3")  # stage 2 and train depend on alpha; stage 1 does not
+    other_alpha = run_here(config, "merge.alpha=0.3")  # stage 2 and train depend on alpha; stage 1 does not
     assert [states(other_alpha)[s] for s in ("merge-stage1", "merge-stage2", "train")] == [
         "Cached", "Completed", "Completed"]
 
 
 def test_rloo_steps_with_a_weighted_learned_and_verifiable_reward(tmp_path):
     reward = [{"model": "demo://test/reward", "weight": 0.5}, {"verifiable": "arithmetic", "weight": 2.0}]
-    summary = run_json(write_config(tmp_path, name="rloo", algorithm="rloo", steps=4, init="reasoning",
+    summary = run_here(write_config(tmp_path, name="rloo", algorithm="rloo", steps=4, init="reasoning",
                                     reward=reward))
     assert states(summary)["train"] == "Completed"
     records = [json.loads(line) for line in local(summary["outputs"]["metrics"]).read_text().splitlines()]
@@ -161,7 +171,7 @@ def test_grpo_with_the_math_reward_on_a_prompt_file_with_answers(tmp_path):
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     prompts = {"source": str(path), "prompt_column": "question", "chat": True}
     reward = [{"verifiable": "math"}, {"verifiable": "arithmetic", "weight": 0.0}]
-    summary = run_json(write_config(tmp_path, name="math", steps=2, init="reasoning", prompts=prompts,
+    summary = run_here(write_config(tmp_path, name="math", steps=2, init="reasoning", prompts=prompts,
                                     reward=reward))
     assert states(summary)["train"] == "Completed"
     records = [json.loads(line) for line in local(summary["outputs"]["metrics"]).read_text().splitlines()]
@@ -209,31 +219,31 @@ def test_the_ui_log_tells_the_runs_story_line_for_line_as_stderr(tmp_path, prefe
 
 
 def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
-    config = write_config(tmp_path, name="resume", steps=16, save_every=4)
+    config = write_config(tmp_path, name="resume", steps=10, save_every=3)
     proc = subprocess.Popen([sys.executable, "-m", "bai.cli", "run", str(config)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 240
     metrics = None
     while time.monotonic() < deadline:
         found = list((tmp_path / "store" / "train").glob("*/metrics.jsonl"))
-        if found and len(metric_steps(found[0])) >= 6:
+        if found and len(metric_steps(found[0])) >= 5:
             metrics = found[0]
             break
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    assert metrics is not None, "training never reached step 6"
+    assert metrics is not None, "training never reached step 5"
     checkpoint = json.loads((metrics.parent / "checkpoint" / "_bai_complete.json").read_text())["step"]
-    assert checkpoint in (4, 8, 12)
+    assert checkpoint in (3, 6, 9)
 
     resumed = bai("run", str(config))  # not --json: the progress lines on stderr say it resumed
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming train/{metrics.parent.name} from its checkpoint at step {checkpoint}" in resumed.stderr
-    assert metric_steps(metrics) == list(range(1, 17))  # no step missing, none twice
+    assert metric_steps(metrics) == list(range(1, 11))  # no step missing, none twice
 
     # Same weights as a run never interrupted: the checkpoint carried the optimizer, schedule and RNG states.
     (tmp_path / "straight").mkdir()
-    straight = run_json(write_config(tmp_path / "straight", name="resume", steps=16, save_every=4))
+    straight = run_json(write_config(tmp_path / "straight", name="resume", steps=10, save_every=3))
     assert (metrics.parent / "actor" / "model.safetensors").read_bytes() == \
            (local(straight["outputs"]["actor"]) / "model.safetensors").read_bytes()
 
@@ -251,13 +261,16 @@ NAMES = {"collapse": ("Sequence Length Collapse", "sequence_length_collapse", "b
 
 
 @pytest.mark.parametrize("detector", ["collapse", "hockey_stick"])
-def test_abort_on_stops_cleanly_with_an_event_and_the_evidence(tmp_path, prefect_api, detector):
+def test_abort_on_stops_cleanly_with_an_event_and_the_evidence(tmp_path, prefect_api, detector, capsys):
+    from bai.cli import main
+
     name, key, event_name = NAMES[detector]
     config = write_config(tmp_path, name="abort", steps=20, detect_every=1, save_every=50,
                           detectors=STRICT[detector], abort_on=[detector], init="reasoning")
-    proc = bai("run", str(config))
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    last = proc.stderr.strip().splitlines()[-1]
+    code = main(["run", str(config)])  # the CLI in this process: its exit code and stderr, no process start-up
+    stderr = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
     assert last.startswith("bai: error: train stopped at step ") and f"{name} detected" in last
     step = int(last.removeprefix("bai: error: train stopped at step ").split(":")[0])
     assert step < 20
@@ -268,8 +281,8 @@ def test_abort_on_stops_cleanly_with_an_event_and_the_evidence(tmp_path, prefect
     assert verdicts["aborted"]["step"] == step and verdicts["aborted"]["detector"] == detector
     assert detector in verdicts["fired"]
     assert not (folder / "actor").exists()  # no actor published for a stopped run
-    again = bai("run", str(config))  # the verdict is this key's result: said again at once, not trained further
-    assert again.returncode == 1 and again.stderr.strip().splitlines()[-1] == last
+    again = main(["run", str(config)])  # the verdict is this key's result: said again at once, not trained further
+    assert again == 1 and capsys.readouterr().err.strip().splitlines()[-1] == last
     assert metric_steps(folder / "metrics.jsonl") == list(range(1, step + 1))
 
     events = api(prefect_api, "/events/filter", {"filter": {"event": {"name": [event_name]},
