@@ -92,7 +92,8 @@ def test_deployment_run_by_a_worker_publishes_to_s3(deployed, prefect_api, s3_se
     bai_pipeline(PipelineConfig(**demo_config(str(local_store), "e2e")))
     bucket, prefix = s3_prefix.removeprefix("s3://").split("/", 1)
     for stage in ("sft", "bai"):
-        published = {k.split("/")[1] for k in keys if k.startswith(f"merges/{stage}-") and k.endswith("_bai_complete.json")}
+        published = {k.split("/")[1] for k in keys
+                     if k.startswith(f"merges/{stage}-") and k.endswith("_bai_complete.json")}
         assert len(published) == 1, keys
         folder = f"merges/{published.pop()}"
         assert {f"{folder}/model.safetensors", f"{folder}/config.json", f"{folder}/bai_merge.json"} <= keys
