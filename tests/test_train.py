@@ -261,16 +261,13 @@ NAMES = {"collapse": ("Sequence Length Collapse", "sequence_length_collapse", "b
 
 
 @pytest.mark.parametrize("detector", ["collapse", "hockey_stick"])
-def test_abort_on_stops_cleanly_with_an_event_and_the_evidence(tmp_path, prefect_api, detector, capsys):
-    from bai.cli import main
-
+def test_abort_on_stops_cleanly_with_an_event_and_the_evidence(tmp_path, prefect_api, detector):
     name, key, event_name = NAMES[detector]
     config = write_config(tmp_path, name="abort", steps=20, detect_every=1, save_every=50,
                           detectors=STRICT[detector], abort_on=[detector], init="reasoning")
-    code = main(["run", str(config)])  # the CLI in this process: its exit code and stderr, no process start-up
-    stderr = capsys.readouterr().err
-    assert code == 1 and "Traceback" not in stderr
-    last = stderr.strip().splitlines()[-1]
+    proc = bai("run", str(config))  # what a user sees: a process of its own, its exit code and stderr
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("bai: error: train stopped at step ") and f"{name} detected" in last
     step = int(last.removeprefix("bai: error: train stopped at step ").split(":")[0])
     assert step < 20
@@ -281,8 +278,8 @@ def test_abort_on_stops_cleanly_with_an_event_and_the_evidence(tmp_path, prefect
     assert verdicts["aborted"]["step"] == step and verdicts["aborted"]["detector"] == detector
     assert detector in verdicts["fired"]
     assert not (folder / "actor").exists()  # no actor published for a stopped run
-    again = main(["run", str(config)])  # the verdict is this key's result: said again at once, not trained further
-    assert again == 1 and capsys.readouterr().err.strip().splitlines()[-1] == last
+    again = bai("run", str(config))  # the verdict is this key's result: said again at once, not trained further
+    assert again.returncode == 1 and again.stderr.strip().splitlines()[-1] == last
     assert metric_steps(folder / "metrics.jsonl") == list(range(1, step + 1))
 
     events = api(prefect_api, "/events/filter", {"filter": {"event": {"name": [event_name]},
