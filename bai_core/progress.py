@@ -133,6 +133,11 @@ def stop_signals_seen(stop: Callable[[int], BaseException] = Stopped) -> Iterato
         os.close(write)
 
 
+def check_stop() -> None:
+    """For work that waits without reporting progress (on other processes): stop now if SIGTERM or SIGINT came."""
+    _raise_if_stopped()
+
+
 def _raise_if_stopped() -> None:
     if _signals_seen is None:
         return

@@ -16,13 +16,14 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
-def api(api_url: str, path: str, body: dict | None = None):
-    """A Prefect REST call: GET, or POST with a JSON body."""
-    request = urllib.request.Request(f"{api_url}{path}", method="POST" if body is not None else "GET",
+def api(api_url: str, path: str, body: dict | None = None, method: str | None = None):
+    """A Prefect REST call: GET, or POST with a JSON body, or the method named."""
+    request = urllib.request.Request(f"{api_url}{path}", method=method or ("POST" if body is not None else "GET"),
                                      data=json.dumps(body).encode() if body is not None else None,
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+        data = response.read()
+        return json.loads(data) if data else None
 
 
 def free_port() -> int:

@@ -54,12 +54,14 @@ def deployed(prefect_api, s3_service, tmp_path_factory):
     try:
         yield env
     finally:
+        for worker in workers:  # both told at once, then waited for
+            worker.terminate()
         for worker in workers:
             stop(worker)
         # A minute or so after its workers stop, the server marks a pool NOT_READY: a background write that can meet
         # later tests' writes on the session's SQLite database ("database is locked"). The pools are this module's.
         for pool in ("bai-cpu", "bai-gpu"):
-            prefect("work-pool", "delete", pool, env=env)
+            api(prefect_api, f"/work_pools/{pool}", method="DELETE")
 
 
 def trigger(deployment: str, params: dict, env: dict) -> str:

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from bai_core.rl.detectors import DetectorThresholds
+from bai_core.rl.launch import LaunchSettings
 from bai_core.settings import Strict
 
 INIT_ROLES = ("bai", "sft", "pretrained", "instruct", "reasoning")  # train.init names besides any source
@@ -83,6 +84,8 @@ class TrainSettings(Strict):
     trl: dict = Field({}, description="Any other GRPOConfig / RLOOConfig argument, passed through to TRL.")
     deployment: str | None = Field(None, description="Run the stage as this deployment (e.g. bai-train/gpu) on "
                                                      "its work pool; unset: train in this process.")
+    launch: LaunchSettings = Field(LaunchSettings(), description="The ranks to train on: processes per machine, "
+                                                                 "machines, strategy (default: this process alone).")
 
     @field_validator("prompts", mode="after")
     @classmethod
@@ -105,7 +108,10 @@ class TrainSettings(Strict):
         if self.batch_size % self.generations:
             raise ValueError(f"batch_size {self.batch_size} is not a whole number of groups of {self.generations} "
                              "generations (TRL splits a batch into whole groups)")
-        owned = {"max_steps", "per_device_train_batch_size", "num_generations", "max_completion_length",
+        if self.batch_size % self.launch.world_size:
+            raise ValueError(f"batch_size {self.batch_size} does not split evenly over {self.launch.world_size} "
+                             "ranks (each generates an equal share of the step's completions)")
+        owned = {"ddp_timeout", "max_steps", "per_device_train_batch_size", "num_generations", "max_completion_length",
                  "temperature", "learning_rate", "beta", "seed", "save_steps", "output_dir", "reward_weights"}
         if clash := sorted(owned & set(self.trl)):
             raise ValueError(f"trl.{clash[0]} is set by bai's own train settings; set those instead")

@@ -60,6 +60,12 @@ class MetricsLog:
         log._write()
         return log
 
+    @classmethod
+    def following(cls, path: Path, upload: Callable[[bytes], None]) -> MetricsLog:
+        """The log the stage's own process started (see `resumed`), continued by rank 0 of a multi-process run."""
+        text = path.read_text() if path.exists() else ""
+        return cls(path, upload, [json.loads(line) for line in text.splitlines() if line.strip()])
+
     def append(self, record: dict) -> None:
         self.records = [r for r in self.records if r["step"] < record["step"]] + [record]
         self._write()

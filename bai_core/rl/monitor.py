@@ -46,7 +46,8 @@ class StabilityMonitor(TrainerCallback):
         if "reward" not in logs and "completions/mean_length" not in logs:
             return  # the end-of-training summary, not a step
         step = state.global_step
-        record = step_record(step, logs, self.recorder, self.weights, self.settings.length_bucket, self._last_seconds)
+        recorder = _all_ranks(self.recorder)  # every rank's completions, not just this one's share
+        record = step_record(step, logs, recorder, self.weights, self.settings.length_bucket, self._last_seconds)
         self.metrics.append(record)
         self.hooks.on_step(step, state.max_steps, record)
         if step % self.settings.detect_every == 0 or step >= state.max_steps:
@@ -55,17 +56,21 @@ class StabilityMonitor(TrainerCallback):
     def _check(self, step: int, total: int, control) -> None:
         self.diagnosis = self.diagnose(total)
         evidence = self.diagnosis.to_json()
+        aborted = self.aborted
         for detector in self.diagnosis.fired:
             if detector not in self.alarmed:
                 self.alarmed.add(detector)
                 key = "sequence_length_collapse" if detector == "collapse" else "reward_hockey_stick"
                 self.hooks.on_alarm(detector, step, evidence[key])
-            if detector in self.settings.abort_on and self.aborted is None:
+            if detector in self.settings.abort_on and aborted is None:
                 verdict = (self.diagnosis.sequence_length_collapse if detector == "collapse"
                            else self.diagnosis.reward_hockey_stick)
-                self.aborted = (detector, step, verdict.reason or "fired in a length bucket")
-                control.should_training_stop = True
-                control.should_save = True  # keep the weights, optimizer and metrics of the step it stopped at
+                aborted = (detector, step, verdict.reason or "fired in a length bucket")
+        aborted = _rank_zeros(aborted)  # every rank stops at the same step, or one would wait in a collective
+        if aborted is not None and self.aborted is None:
+            self.aborted = tuple(aborted)
+            control.should_training_stop = True
+            control.should_save = True  # keep the weights, optimizer and metrics of the step it stopped at
 
     def diagnose(self, total: int) -> Diagnosis:
         curves = Curves("bai-metrics")  # from the records in memory: no need to read back what was just written
@@ -73,3 +78,36 @@ class StabilityMonitor(TrainerCallback):
             curves.add(record)
         return diagnose(curves.steps, curves.length, curves.reward, curves.reward_by_length,
                         self.settings.detectors, run_steps=total)
+
+
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _all_ranks(recorder: RewardRecorder) -> RewardRecorder:
+    """The step's completions on every rank, in rank order (each rank records only those it generated)."""
+    if not _distributed():
+        return recorder
+    import torch.distributed as dist
+
+    shares: list = [None] * dist.get_world_size()
+    dist.all_gather_object(shares, (recorder.lengths, recorder.components))
+    merged = RewardRecorder()
+    for lengths, components in shares:
+        merged.lengths += lengths
+        for name, values in components.items():
+            merged.components.setdefault(name, []).extend(values)
+    return merged
+
+
+def _rank_zeros(decision):
+    """Rank 0's decision, on every rank (the detectors read the same gathered curves, but one decides)."""
+    if not _distributed():
+        return decision
+    import torch.distributed as dist
+
+    box = [decision]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -36,7 +36,7 @@ from bai_core.storage import ArtifactStore, StorageConfig, open_store
 
 MANIFEST_FILE = "bai_train.json"
 # Source files whose code decides what training produces: editing them makes cached results stale.
-TRAINING_CODE = ("trainer.py", "rewards.py", "monitor.py", "detectors.py", "prompts.py")
+TRAINING_CODE = ("trainer.py", "rewards.py", "monitor.py", "detectors.py", "prompts.py", "worker.py")
 
 
 class ActorInit(BaseModel):
@@ -89,6 +89,11 @@ def prepare_train(settings: TrainSettings, refs: dict[str, CheckpointRef], merge
     """Check and fingerprint the train stage's inputs; the actor's init stays open when it is a merge of this run.
     Returns {"init": ActorInit | None, "rewards": [...], "prompts": {...}} as JSON."""
     store = open_store(storage)
+    if settings.launch.distributed:  # a missing rank-0 address or DeepSpeed is said now, before the merges
+        from bai_core.rl.launch import check_launch
+        from bai_core.rl.trainer import device
+
+        check_launch(settings.launch, on_gpu=device() == "cuda")
     prompts = load_prompts(settings.prompts, storage.endpoint_url)
     rewards = []
     for name, component in zip(settings.reward_names, settings.reward):
@@ -137,11 +142,13 @@ class TrainStage(ArtifactStage[TrainRef]):
     def compute_key(self) -> str:
         import trl  # its version is part of what made the result (imports no torch by itself)
 
-        # where it runs (deployment) does not change the result
+        # where it runs (deployment, the ranks' addresses) does not change the result; how many ranks do
         payload = {"init": self.inputs.init.fingerprint, "rewards": self.inputs.rewards,
                    "prompts": self.inputs.prompts["fingerprint"],
-                   "settings": self.settings.model_dump(mode="json", exclude={"deployment"}),
+                   "settings": self.settings.model_dump(mode="json", exclude={"deployment", "launch"}),
                    "trl": trl.__version__, "code": training_code_version()}
+        if self.settings.launch.distributed:
+            payload["launch"] = self.settings.launch.key_part()
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def folder(self) -> str:
@@ -183,9 +190,7 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
                                                                                         data), earlier, resume_step)
 
     def checkpoint_saved(trl_checkpoint: Path, step: int) -> None:
-        copy_folder(trl_checkpoint, store.local_path(f"{folder}/checkpoint"))
-        store.publish(f"{folder}/checkpoint", {"cache_key": key, "step": step,
-                                               "fingerprint": fingerprint_folder(store.local_path(f"{folder}/checkpoint"))})
+        publish_checkpoint(store, folder, key, trl_checkpoint, step)
 
     init_path = _local_init(inputs.init, storage)
     reward_paths = {r["name"]: fetch(r["source"], storage.endpoint_url, store).path
@@ -195,8 +200,14 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
         raise BaiError(f"prompts {prompts.source}: content changed since this run checked them; run it again")
     actor = AtomicFolder(store.local_path(f"{folder}/actor"), overwrite=True)
     try:
-        outcome = run_training(init_path, reward_paths, prompts, settings, workdir / "trl", actor.path, metrics,
-                               hooks, checkpoint_saved, resume_from)
+        if settings.launch.distributed:
+            from bai_core.rl.ranks import train_on_ranks
+
+            outcome = train_on_ranks(init_path, reward_paths, prompts, settings, workdir, actor.path, metrics, hooks,
+                                     resume_from, storage, folder, key)
+        else:
+            outcome = run_training(init_path, reward_paths, prompts, settings, workdir / "trl", actor.path, metrics,
+                                   hooks, checkpoint_saved, resume_from)
         verdicts = {**outcome.diagnosis.to_json(), "fired": outcome.diagnosis.fired, "steps": outcome.steps,
                     "aborted": None if outcome.aborted is None else
                     {"detector": outcome.aborted[0], "step": outcome.aborted[1], "reason": outcome.aborted[2]}}
@@ -218,6 +229,14 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
     store.publish(f"{folder}/actor", {"cache_key": key, "stage": "train", "fingerprint": ref.fingerprint,
                                       "result": ref.model_dump(mode="json")})
     return ref
+
+
+def publish_checkpoint(store: ArtifactStore, folder: str, key: str, trl_checkpoint: Path, step: int) -> None:
+    """TRL's checkpoint (weights, optimizer, schedule, every rank's RNG state, step) as the run's one checkpoint in
+    the store, where a rerun of the same key resumes from it."""
+    copy_folder(trl_checkpoint, store.local_path(f"{folder}/checkpoint"))
+    store.publish(f"{folder}/checkpoint", {"cache_key": key, "step": step,
+                                           "fingerprint": fingerprint_folder(store.local_path(f"{folder}/checkpoint"))})
 
 
 def _refuse_if_aborted(store: ArtifactStore, folder: str) -> None:

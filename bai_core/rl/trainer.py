@@ -7,6 +7,7 @@ transformers reads the non-weight files back with torch.load(weights_only=True),
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -40,8 +41,14 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def world_size() -> int:
+    """How many ranks train together: 1 in the stage's own process, WORLD_SIZE under a launcher."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def trl_config(settings: TrainSettings, output_dir: Path, on_gpu: bool):
-    """TRL's config for this run: bai's settings, then the user's pass-through `trl:` arguments."""
+    """TRL's config for this run: bai's settings, then the user's pass-through `trl:` arguments. `batch_size` is
+    the step's whole batch: each of the ranks generates its share."""
     import torch
 
     if settings.algorithm == "grpo":
@@ -49,7 +56,8 @@ def trl_config(settings: TrainSettings, output_dir: Path, on_gpu: bool):
     else:
         from trl import RLOOConfig as Config
     arguments = dict(
-        output_dir=str(output_dir), max_steps=settings.steps, per_device_train_batch_size=settings.batch_size,
+        output_dir=str(output_dir), max_steps=settings.steps,
+        per_device_train_batch_size=settings.batch_size // world_size(), ddp_timeout=settings.launch.timeout_s,
         num_generations=settings.generations, max_completion_length=settings.max_completion_length,
         temperature=settings.temperature, learning_rate=settings.learning_rate, beta=settings.kl_coef,
         seed=settings.seed, reward_weights=[c.weight for c in settings.reward],
@@ -69,8 +77,12 @@ def _checkpoint_upload(on_saved: CheckpointSaved):
 
     class CheckpointUpload(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                dist.barrier()  # every rank has written its RNG state into the folder before rank 0 copies it
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if folder.is_dir():
+            if state.is_world_process_zero and folder.is_dir():
                 on_saved(folder, state.global_step)
 
     return CheckpointUpload()
@@ -118,9 +130,10 @@ def run_training(init: Path, reward_models: dict[str, Path], prompts: PromptSet,
     if monitor.diagnosis is None or monitor.aborted is None:
         monitor.diagnosis = monitor.diagnose(settings.steps)
     if monitor.aborted is None:
-        trainer.save_model(str(actor_output))
-        tokenizer.save_pretrained(str(actor_output))
-        (actor_output / "training_args.bin").unlink(missing_ok=True)  # a pickle; the manifest records the settings
+        trainer.save_model(str(actor_output))  # rank 0's, when there are several
+        if trainer.accelerator.is_main_process:
+            tokenizer.save_pretrained(str(actor_output))
+            (actor_output / "training_args.bin").unlink(missing_ok=True)  # a pickle; the manifest has the settings
     return TrainOutcome(steps=steps, seconds=round(time.perf_counter() - started, 2), diagnosis=monitor.diagnosis,
                         aborted=monitor.aborted, device="cuda" if on_gpu else "cpu")
 

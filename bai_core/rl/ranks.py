@@ -1,0 +1,152 @@
+"""The train stage's own process while its ranks train (`train.launch` with more than one process): it starts them
+with `accelerate launch`, follows rank 0's metrics.jsonl and alarms so that progress, the 10% lines, the Prefect
+events and the verdicts are what a single-process run shows, and stops or names the ranks when something ends early.
+
+- A stop signal (SIGTERM, Ctrl-C, a UI cancel) stops every rank: the launcher gets SIGTERM and passes it on; what is
+  still alive a few seconds later is killed.
+- A rank that dies fails the stage in one line naming the rank and its last log line (the launcher tears the others
+  down: `--max_restarts 0`).
+- The checkpoints that rank 0 publishes are the single-process stage's: a rerun resumes from the last one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from bai_core import progress
+from bai_core.errors import BaiError
+from bai_core.rl.config import TrainSettings
+from bai_core.rl.launch import check_launch, launch_command, shown
+from bai_core.rl.metrics import MetricsLog, MonitorHooks
+from bai_core.rl.prompts import PromptSet
+from bai_core.rl.worker import ALARMS, OUTCOME, rank_log, write_job
+from bai_core.storage import StorageConfig
+
+POLL_SECONDS = 0.5
+GRACE_SECONDS = 5  # after SIGTERM, before what is left is killed
+
+
+def train_on_ranks(init: Path, reward_paths: dict[str, Path], prompts: PromptSet, settings: TrainSettings,
+                   workdir: Path, actor_output: Path, metrics: MetricsLog, hooks: MonitorHooks,
+                   resume_from: Path | None, storage: StorageConfig, folder: str, key: str):
+    """Train on the ranks `settings.launch` asks for; returns the single-process stage's TrainOutcome."""
+    from bai_core.rl.curves import read_curves
+    from bai_core.rl.detectors import diagnose
+    from bai_core.rl.trainer import TrainOutcome, device
+
+    launch = settings.launch
+    on_gpu = device() == "cuda"
+    meet = check_launch(launch, on_gpu)
+    job = write_job(workdir / "job.json", init=init, reward_paths=reward_paths, prompts=prompts, settings=settings,
+                    workdir=workdir, actor_output=actor_output, resume_from=resume_from, storage=storage,
+                    folder=folder, key=key)
+    command = launch_command(launch, meet, job, on_gpu)
+    progress.note(f"training on {launch.world_size} ranks ({launch.processes} per machine, {launch.strategy}): "
+                  f"{shown(command)}")
+    (workdir / "launched.json").write_text(json.dumps({"command": command, "machine_rank": meet.machine_rank}))
+    started = time.perf_counter()
+    with open(workdir / "launcher.log", "w") as log:
+        launcher = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+    follower = _Follower(workdir, settings.steps, len(metrics.records), hooks)
+    try:
+        while launcher.poll() is None:
+            follower.follow()
+            progress.check_stop()  # long waits with no step to report still hear SIGTERM
+            time.sleep(POLL_SECONDS)
+        follower.follow()
+    except BaseException:
+        stop_ranks(launcher)
+        raise
+    if launcher.returncode != 0:
+        raise BaiError(failure(workdir, launcher.returncode, launch.world_size))
+    outcome = json.loads((workdir / OUTCOME).read_text())
+    curves = read_curves(workdir / "metrics.jsonl")
+    diagnosis = diagnose(curves.steps, curves.length, curves.reward, curves.reward_by_length, settings.detectors,
+                         run_steps=settings.steps)
+    aborted = tuple(outcome["aborted"]) if outcome["aborted"] else None
+    return TrainOutcome(steps=outcome["steps"], seconds=round(time.perf_counter() - started, 2),
+                        diagnosis=diagnosis, aborted=aborted, device=outcome["device"])
+
+
+class _Follower:
+    """Reads what rank 0 has written since the last look and reports it as the single-process monitor would."""
+
+    def __init__(self, workdir: Path, total: int, already: int, hooks: MonitorHooks):
+        self.metrics, self.alarms = workdir / "metrics.jsonl", workdir / ALARMS
+        self.total, self.hooks = total, hooks
+        self.records_seen, self.alarms_seen = already, 0
+
+    def follow(self) -> None:
+        records = _lines(self.metrics)
+        for record in records[self.records_seen:]:
+            self.hooks.on_step(record["step"], self.total, record)
+        self.records_seen = max(self.records_seen, len(records))
+        alarms = _lines(self.alarms)
+        for alarm in alarms[self.alarms_seen:]:
+            self.hooks.on_alarm(alarm["detector"], alarm["step"], alarm["evidence"])
+        self.alarms_seen = len(alarms)
+
+
+def _lines(path: Path) -> list[dict]:
+    """The file's complete JSON lines (rank 0 replaces metrics.jsonl whole and appends alarms line by line)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    lines = text.splitlines(keepends=True)
+    return [json.loads(line) for line in lines if line.endswith("\n") and line.strip()]
+
+
+def stop_ranks(launcher: subprocess.Popen) -> None:
+    """SIGTERM to the launcher (it passes it to the ranks), then SIGKILL to whatever of the tree is left."""
+    import psutil
+
+    try:
+        tree = [launcher.pid, *(p.pid for p in psutil.Process(launcher.pid).children(recursive=True))]
+    except psutil.NoSuchProcess:
+        tree = []
+    if launcher.poll() is None:
+        launcher.send_signal(signal.SIGTERM)
+        try:
+            launcher.wait(timeout=GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+    for pid in tree:
+        try:
+            psutil.Process(pid).kill()
+        except psutil.NoSuchProcess:
+            pass
+    try:
+        launcher.wait(timeout=GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def failure(workdir: Path, returncode: int, world_size: int) -> str:
+    """One line: which rank failed and how (from the launcher's summary), and that rank's last log line."""
+    summary = (workdir / "launcher.log").read_text(errors="replace") if (workdir / "launcher.log").exists() else ""
+    ranks = re.findall(r"rank\s*:\s*(\d+)", summary)
+    codes = re.findall(r"exitcode\s*:\s*(-?\d+)", summary)
+    rank = int(ranks[0]) if ranks else None
+    how = ""
+    if codes:
+        code = int(codes[0])
+        how = f" (killed by {signal.Signals(-code).name})" if code < 0 and -code in signal.valid_signals() \
+            else f" (exit code {code})"
+    last = _last_line(rank_log(workdir, rank)) if rank is not None else _last_line(workdir / "launcher.log")
+    who = f"rank {rank} of {world_size}" if rank is not None else f"the launcher (exit code {returncode})"
+    return f"train: {who} failed{how}; its last line: {last or '(nothing)'}"
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except FileNotFoundError:
+        return ""
+    return lines[-1][:300] if lines else ""
