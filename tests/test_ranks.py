@@ -200,3 +200,40 @@ def test_a_rank_that_dies_fails_the_stage_in_one_line_and_nothing_hangs(tmp_path
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("bai: error: train: rank 1 of 2 failed (killed by SIGKILL); its last line:"), last
     assert "Traceback" not in stderr
+
+
+@pytest.mark.slow
+def test_two_machines_on_loopback_meet_through_the_same_entry_point(demo_family, tmp_path):
+    """Two launches, machine ranks 0 and 1, one rank each, meeting at 127.0.0.1: what two pods or two Slurm nodes
+    run. Rank 0 alone writes the metrics and the outcome; both train every step."""
+    from bai_core.rl.config import TrainSettings
+    from bai_core.rl.launch import Rendezvous
+    from bai_core.rl.prompts import load_prompts
+    from bai_core.rl.worker import OUTCOME, write_job
+    from bai_core.storage import StorageConfig
+    from tests.services import free_port
+
+    settings = TrainSettings.model_validate({**TRAIN, "steps": 2, "reward": [{"verifiable": "arithmetic"}],
+                                             "launch": {"processes": 1, "machines": 2}})
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    job = write_job(workdir / "job.json", init=demo_family.root / "reasoning", reward_paths={},
+                    prompts=load_prompts(settings.prompts), settings=settings, workdir=workdir,
+                    actor_output=tmp_path / "actor", resume_from=None,
+                    storage=StorageConfig(uri=str(tmp_path / "store")), folder="train/loopback", key="loopback")
+    port = free_port()
+    launches = [subprocess.Popen(launch_command(settings.launch, Rendezvous(rank, "127.0.0.1", port), job, False),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                for rank in (0, 1)]
+    try:
+        errors = [launch.communicate(timeout=300)[1] for launch in launches]
+    finally:
+        for launch in launches:
+            if launch.poll() is None:
+                os.killpg(launch.pid, signal.SIGKILL)
+                launch.wait(timeout=30)
+    assert [launch.returncode for launch in launches] == [0, 0], [e[-2000:] for e in errors]
+    assert json.loads((workdir / OUTCOME).read_text())["steps"] == 2
+    assert metric_steps(workdir / "metrics.jsonl") == [1, 2]
+    assert sorted(p.name for p in workdir.glob("rank-*.log")) == ["rank-0.log", "rank-1.log"]
+    assert (tmp_path / "actor" / "model.safetensors").is_file()
