@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from bai_core.rl.detectors import DetectorThresholds
+from bai_core.rl.generation import TRL_NAMES as VLLM_TRL_NAMES
+from bai_core.rl.generation import GenerationSettings
 from bai_core.rl.launch import LaunchSettings
 from bai_core.settings import Strict
 
@@ -86,6 +88,8 @@ class TrainSettings(Strict):
                                                      "its work pool; unset: train in this process.")
     launch: LaunchSettings = Field(LaunchSettings(), description="The ranks to train on: processes per machine, "
                                                                  "machines, strategy (default: this process alone).")
+    generation: GenerationSettings = Field(GenerationSettings(), description="Who generates the completions: "
+                                                                             "transformers (default) or vLLM.")
 
     @field_validator("prompts", mode="after")
     @classmethod
@@ -115,6 +119,9 @@ class TrainSettings(Strict):
                  "temperature", "learning_rate", "beta", "seed", "save_steps", "output_dir", "reward_weights"}
         if clash := sorted(owned & set(self.trl)):
             raise ValueError(f"trl.{clash[0]} is set by bai's own train settings; set those instead")
+        if clash := sorted(set(VLLM_TRL_NAMES) & set(self.trl)):
+            raise ValueError(f"trl.{clash[0]}: vLLM is set in train.generation (backend: vllm, mode, server_url, "
+                             "gpu_memory_utilization, tensor_parallel_size)")
         if self.trl:
             _check_trl_arguments(self.algorithm, self.trl)
         return self

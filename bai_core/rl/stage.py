@@ -27,6 +27,7 @@ from bai_core.io.checkpoint import has_chat_template
 from bai_core.merge.config import MergeSettings
 from bai_core.merge.stage import merge_folder
 from bai_core.rl.config import INIT_ROLES, TrainSettings
+from bai_core.rl.generation import check_generation
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
 from bai_core.rl.plots import write_plots
 from bai_core.rl.prompts import load_prompts
@@ -89,6 +90,7 @@ def prepare_train(settings: TrainSettings, refs: dict[str, CheckpointRef], merge
     """Check and fingerprint the train stage's inputs; the actor's init stays open when it is a merge of this run.
     Returns {"init": ActorInit | None, "rewards": [...], "prompts": {...}} as JSON."""
     store = open_store(storage)
+    check_generation(settings.generation)
     if settings.launch.distributed:  # a missing rank-0 address or DeepSpeed is said now, before the merges
         from bai_core.rl.launch import check_launch
         from bai_core.rl.trainer import device
@@ -145,7 +147,8 @@ class TrainStage(ArtifactStage[TrainRef]):
         # where it runs (deployment, the ranks' addresses) does not change the result; how many ranks do
         payload = {"init": self.inputs.init.fingerprint, "rewards": self.inputs.rewards,
                    "prompts": self.inputs.prompts["fingerprint"],
-                   "settings": self.settings.model_dump(mode="json", exclude={"deployment", "launch"}),
+                   "settings": self.settings.model_dump(mode="json", exclude={"deployment": True, "launch": True,
+                                                                               "generation": {"server_url"}}),
                    "trl": trl.__version__, "code": training_code_version()}
         if self.settings.launch.distributed:
             payload["launch"] = self.settings.launch.key_part()

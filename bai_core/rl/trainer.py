@@ -66,7 +66,7 @@ def trl_config(settings: TrainSettings, output_dir: Path, on_gpu: bool):
         use_cpu=not on_gpu, bf16=on_gpu and torch.cuda.is_bf16_supported(),
     )
     try:
-        return Config(**{**arguments, **settings.trl})
+        return Config(**{**arguments, **settings.generation.trl_arguments(), **settings.trl})
     except (ValueError, TypeError) as e:  # TRL's own consistency checks on the combination
         raise BaiError(f"train: TRL refused these settings: {str(e).splitlines()[0]}") from None
 
