@@ -87,6 +87,12 @@ def publish_verdicts(key: str, storage: StorageConfig, settings: TrainSettings) 
         except BaiError:
             continue
         lines += [f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})", ""]
+    try:
+        trl_settings = json.loads(store.get_text(f"{folder}/{stage.TRL_SETTINGS_FILE}"))
+    except BaiError:
+        trl_settings = {}
+    if trl_settings:
+        lines += ["TRL's settings in effect: " + ", ".join(f"`{k}` {v}" for k, v in trl_settings.items()), ""]
     lines.append(f"Metrics, verdicts and plots: `{store.uri(folder)}`")
     create_markdown_artifact("\n".join(lines), key=f"train-{key[:12]}",
                              description=f"RL stability: verdicts and curves ({settings.init})")

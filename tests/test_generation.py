@@ -78,3 +78,26 @@ def test_where_the_server_is_does_not_change_the_key_but_the_backend_does():
     server = {"backend": "vllm", "mode": "server"}
     assert key({**server, "server_url": "http://a:8000"}) == key({**server, "server_url": "http://b:9000"})
     assert key(server) != key({}) != key({"backend": "vllm"})
+
+
+def test_trls_settings_in_effect_are_recorded_as_used_bai_trl_or_trls_default(tmp_path):
+    """The record is read back from the TRL config the run trains with: bai's settings, the user's `trl:` and TRL's
+    own defaults, JSON as the manifest stores it."""
+    import json
+
+    from bai_core.rl.trainer import in_effect, trl_config
+
+    settings = TrainSettings(**TRAIN, batch_size=16, kl_coef=0.01, trl={"loss_type": "grpo", "top_p": 0.9})
+    recorded = in_effect(trl_config(settings, tmp_path, on_gpu=False))
+    assert json.loads(json.dumps(recorded)) == recorded
+    assert (recorded["beta"], recorded["loss_type"], recorded["top_p"]) == (0.01, "grpo", 0.9)
+    assert recorded["scale_rewards"] == "group" and recorded["lr_scheduler_type"] == "linear"  # TRL's defaults
+    assert recorded["per_device_train_batch_size"] == 16 and recorded["use_vllm"] is False
+
+
+@pytest.mark.parametrize("generation", [{}, {"backend": "vllm", "mode": "server", "server_url": "http://h:8000"},
+                                        {"backend": "vllm", "gpu_memory_utilization": 0.6}])
+def test_a_dumped_config_reads_back(generation):
+    """What Prefect parameters and the rank workers' job files carry: every field, defaults included."""
+    settings = TrainSettings(**TRAIN, generation=generation)
+    assert TrainSettings.model_validate(settings.model_dump(mode="json")) == settings

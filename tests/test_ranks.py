@@ -118,6 +118,8 @@ def test_two_ranks_train_through_bai_run_and_a_rerun_is_cached(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     actor = Path(summary["outputs"]["actor"].removeprefix("file://"))
+    in_effect = json.loads((actor / "bai_train.json").read_text())["trl_in_effect"]
+    assert in_effect["per_device_train_batch_size"] == 4  # the step's 8 completions, 4 from each rank
     model, tokenizer = AutoModelForCausalLM.from_pretrained(actor), AutoTokenizer.from_pretrained(actor)
     prompt = tokenizer("<s>user: 12 + 3</s>", return_tensors="pt")
     assert model.generate(**prompt, max_new_tokens=4, do_sample=False).shape[1] > prompt["input_ids"].shape[1]

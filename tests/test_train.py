@@ -86,6 +86,9 @@ def test_grpo_from_m_bai_publishes_actor_metrics_verdicts_and_plots(trained):
     manifest = json.loads((actor / "bai_train.json").read_text())
     assert manifest["init"]["name"] == "bai" and manifest["init"]["fingerprint"].startswith("sha256:")
     assert manifest["algorithm"] == "grpo" and manifest["steps"] == 6
+    # TRL's settings as the run had them: bai's (beta = kl_coef), TRL's own defaults, in the manifest and beside it
+    assert manifest["trl_in_effect"]["beta"] == 0.04 and manifest["trl_in_effect"]["loss_type"] == "dapo"
+    assert json.loads((actor.parent / "trl_settings.json").read_text()) == manifest["trl_in_effect"]
     assert not list(actor.glob("*.bin"))  # no pickles in the published actor
     # A complete HF checkpoint, holding what training made: its greedy answer equals that of the same tensors read
     # straight from model.safetensors into a model built from config.json, and its weights are not M_bai's.

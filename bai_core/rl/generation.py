@@ -41,10 +41,12 @@ class GenerationSettings(Strict):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.backend == "transformers" and self.model_fields_set - {"backend"}:
-            raise ValueError(f"{', '.join(sorted(self.model_fields_set - {'backend'}))}: vLLM settings, but backend "
-                             "is transformers; set backend: vllm")
-        if self.mode == "server" and "gpu_memory_utilization" in self.model_fields_set:
+        # Compared with the defaults, not with what was given: a dumped config (every field present) reads back.
+        changed = sorted(name for name, field in type(self).model_fields.items()
+                         if name != "backend" and getattr(self, name) != field.default)
+        if self.backend == "transformers" and changed:
+            raise ValueError(f"{', '.join(changed)}: vLLM settings, but backend is transformers; set backend: vllm")
+        if self.mode == "server" and "gpu_memory_utilization" in changed:
             raise ValueError("gpu_memory_utilization applies to colocate mode; a server takes its own "
                              "(trl vllm-serve --gpu-memory-utilization)")
         if self.mode == "server" and self.tensor_parallel_size != 1:

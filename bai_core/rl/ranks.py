@@ -71,7 +71,8 @@ def train_on_ranks(init: Path, reward_paths: dict[str, Path], prompts: PromptSet
                          run_steps=settings.steps)
     aborted = tuple(outcome["aborted"]) if outcome["aborted"] else None
     return TrainOutcome(steps=outcome["steps"], seconds=round(time.perf_counter() - started, 2),
-                        diagnosis=diagnosis, aborted=aborted, device=outcome["device"])
+                        diagnosis=diagnosis, aborted=aborted, device=outcome["device"],
+                        trl_settings=outcome["trl_settings"])
 
 
 class _Follower:

@@ -36,6 +36,7 @@ from bai_core.sources import CheckpointRef, fetch, local_model
 from bai_core.storage import ArtifactStore, StorageConfig, open_store
 
 MANIFEST_FILE = "bai_train.json"
+TRL_SETTINGS_FILE = "trl_settings.json"  # TRL's arguments as they were in effect (trainer.IN_EFFECT)
 # Source files whose code decides what training produces: editing them makes cached results stale.
 TRAINING_CODE = ("trainer.py", "rewards.py", "monitor.py", "detectors.py", "prompts.py", "worker.py")
 
@@ -215,6 +216,7 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
                     "aborted": None if outcome.aborted is None else
                     {"detector": outcome.aborted[0], "step": outcome.aborted[1], "reason": outcome.aborted[2]}}
         verdicts_uri = store.put_text(f"{folder}/verdicts.json", json.dumps(verdicts, indent=2) + "\n")
+        store.put_text(f"{folder}/{TRL_SETTINGS_FILE}", json.dumps(outcome.trl_settings, indent=2) + "\n")
         for line in outcome.diagnosis.story():
             progress.note(line, warning="DETECTED" in line)
         plots = _publish_plots(store, folder, workdir, outcome.diagnosis)
@@ -224,7 +226,8 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
                        fingerprint=fingerprint_folder(actor.path), metrics=store.uri(f"{folder}/metrics.jsonl"),
                        verdicts=verdicts_uri, plots=plots, steps=outcome.steps, fired=outcome.diagnosis.fired,
                        device=outcome.device, seconds=outcome.seconds)
-        (actor.path / MANIFEST_FILE).write_text(json.dumps(_manifest(inputs, settings, ref), indent=2) + "\n")
+        manifest = {**_manifest(inputs, settings, ref), "trl_in_effect": outcome.trl_settings}
+        (actor.path / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     except BaseException:
         actor.discard()
         raise

@@ -26,6 +26,15 @@ from bai_core.rl.rewards import ModelReward, RewardRecorder, VerifiableReward
 CheckpointSaved = Callable[[Path, int], None]  # (TRL's checkpoint folder, step)
 
 
+# TRL's arguments that change what training does, recorded as they were in effect (bai's, the user's `trl:`, or
+# TRL's own default): the defaults differ between TRL versions and between GRPO and RLOO.
+IN_EFFECT = ("learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm", "beta",
+             "epsilon", "loss_type", "scale_rewards", "normalize_advantages", "importance_sampling_level",
+             "num_iterations", "num_generations", "per_device_train_batch_size", "gradient_accumulation_steps",
+             "steps_per_generation", "max_completion_length", "mask_truncated_completions", "temperature", "top_p",
+             "top_k", "seed", "bf16", "use_vllm", "vllm_mode")
+
+
 @dataclass
 class TrainOutcome:
     steps: int
@@ -33,6 +42,14 @@ class TrainOutcome:
     diagnosis: Diagnosis | None
     aborted: tuple[str, int, str] | None  # (detector, step, reason) when abort_on stopped the run
     device: str
+    trl_settings: dict  # IN_EFFECT as they were, for the manifest and the run's page
+
+
+def in_effect(config) -> dict:
+    from enum import Enum
+
+    values = {name: getattr(config, name) for name in IN_EFFECT if hasattr(config, name)}
+    return {name: value.value if isinstance(value, Enum) else value for name, value in values.items()}
 
 
 def device() -> str:
@@ -120,8 +137,9 @@ def run_training(init: Path, reward_models: dict[str, Path], prompts: PromptSet,
     else:
         from trl import RLOOTrainer as Trainer
     # One CPU thread, like the demo family: the same bits on every machine and graceful on a busy one.
+    config = trl_config(settings, workdir, on_gpu)
     with fixed_threads() if not on_gpu else nullcontext():
-        trainer = Trainer(model=model, reward_funcs=reward_funcs, args=trl_config(settings, workdir, on_gpu),
+        trainer = Trainer(model=model, reward_funcs=reward_funcs, args=config,
                           train_dataset=Dataset.from_list(prompts.rows), processing_class=tokenizer,
                           callbacks=[monitor, _checkpoint_upload(on_checkpoint)])
         trainer.remove_callback(PrinterCallback)  # it prints every log dict; bai reports progress itself
@@ -135,5 +153,5 @@ def run_training(init: Path, reward_models: dict[str, Path], prompts: PromptSet,
             tokenizer.save_pretrained(str(actor_output))
             (actor_output / "training_args.bin").unlink(missing_ok=True)  # a pickle; the manifest has the settings
     return TrainOutcome(steps=steps, seconds=round(time.perf_counter() - started, 2), diagnosis=monitor.diagnosis,
-                        aborted=monitor.aborted, device="cuda" if on_gpu else "cpu")
+                        aborted=monitor.aborted, device="cuda" if on_gpu else "cpu", trl_settings=in_effect(config))
 

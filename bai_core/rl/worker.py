@@ -75,7 +75,8 @@ def main(job_file: str) -> int:
                            Path(job["resume_from"]) if job["resume_from"] else None)
     if rank == 0:
         (workdir / OUTCOME).write_text(json.dumps({"steps": outcome.steps, "seconds": outcome.seconds,
-                                                   "aborted": outcome.aborted, "device": outcome.device}))
+                                                   "aborted": outcome.aborted, "device": outcome.device,
+                                                   "trl_settings": outcome.trl_settings}))
     return 0
 
 
