@@ -24,7 +24,7 @@ EXTRA_MODULES = {"pipeline": ("prefect", "torch", "transformers", "trl", "lm_eva
                  "eval": ("torch", "transformers", "lm_eval"), "train": ("torch", "transformers", "trl")}
 # What the extras bring that the base install lacks (import names): missing deeper down, the same one line.
 OPTIONAL_MODULES = {"torch", "transformers", "trl", "lm_eval", "prefect", "s3fs", "math_verify", "tokenizers",
-                    "datasets", "huggingface_hub", "accelerate"}
+                    "datasets", "huggingface_hub", "accelerate", "psutil"}
 
 
 def _on_sigterm(signum, frame):
