@@ -4,7 +4,6 @@ bai's worker; the stage's own process follows rank 0, stops the ranks, names a f
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -158,19 +157,14 @@ def test_sigterm_stops_every_rank_and_the_rerun_resumes(tmp_path):
     import psutil
 
     config = write_config(tmp_path, name="stopped", steps=12, save_every=3)
-    proc = start(config)
-    try:
-        metrics = wait_for_step(tmp_path / "store", 4, proc)
-        workers = workers_of(proc)
-        assert len(workers) == 2
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        rest = proc.communicate(timeout=30)[1].strip().splitlines()
-        _, alive = psutil.wait_procs(workers, timeout=max(0.1, 10 - (time.monotonic() - sent)))
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+    proc = start(config)  # left running by a failure here, it is killed with its group by tests/conftest.py
+    metrics = wait_for_step(tmp_path / "store", 4, proc)
+    workers = workers_of(proc)
+    assert len(workers) == 2
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.communicate(timeout=30)[1].strip().splitlines()
+    _, alive = psutil.wait_procs(workers, timeout=max(0.1, 10 - (time.monotonic() - sent)))
     assert alive == [], f"ranks still running 10 s after SIGTERM: {[p.pid for p in alive]}"
     assert proc.returncode == 143
     assert rest[-1].startswith("bai: stopped by SIGTERM during train"), rest
@@ -189,15 +183,10 @@ def test_sigterm_stops_every_rank_and_the_rerun_resumes(tmp_path):
 def test_a_rank_that_dies_fails_the_stage_in_one_line_and_nothing_hangs(tmp_path):
     config = write_config(tmp_path, name="died", steps=12, save_every=3)
     proc = start(config)
-    try:
-        wait_for_step(tmp_path / "store", 2, proc)
-        [rank1] = [p for p in workers_of(proc) if p.environ().get("RANK") == "1"]
-        rank1.kill()
-        stderr = proc.communicate(timeout=120)[1]
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+    wait_for_step(tmp_path / "store", 2, proc)
+    [rank1] = [p for p in workers_of(proc) if p.environ().get("RANK") == "1"]
+    rank1.kill()
+    stderr = proc.communicate(timeout=120)[1]  # bounded: a hang fails here, and the guard kills what is left
     assert proc.returncode == 1
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("bai: error: train: rank 1 of 2 failed (killed by SIGKILL); its last line:"), last
@@ -227,13 +216,7 @@ def test_two_machines_on_loopback_meet_through_the_same_entry_point(demo_family,
     launches = [subprocess.Popen(launch_command(settings.launch, Rendezvous(rank, "127.0.0.1", port), job, False),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
                 for rank in (0, 1)]
-    try:
-        errors = [launch.communicate(timeout=300)[1] for launch in launches]
-    finally:
-        for launch in launches:
-            if launch.poll() is None:
-                os.killpg(launch.pid, signal.SIGKILL)
-                launch.wait(timeout=30)
+    errors = [launch.communicate(timeout=300)[1] for launch in launches]
     assert [launch.returncode for launch in launches] == [0, 0], [e[-2000:] for e in errors]
     assert json.loads((workdir / OUTCOME).read_text())["steps"] == 2
     assert metric_steps(workdir / "metrics.jsonl") == [1, 2]
