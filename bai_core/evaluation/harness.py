@@ -205,7 +205,7 @@ def run_lm_eval(path: Path, settings: EvaluateSettings, tasks: list[SuiteTask], 
     manager = task_manager(json.dumps(metadata, sort_keys=True), lm_eval_tasks=needs_lm_eval_tasks(names))
     with _quiet_git_probe():
         results = lm_eval.simple_evaluate(
-            model=model, model_args=arguments, tasks=[task.task for task in tasks], task_manager=manager,
+            model=model, model_args=arguments, tasks=names, task_manager=manager,
             limit=settings.limit, apply_chat_template=settings.apply_chat_template, log_samples=True,
             confirm_run_unsafe_code=settings.confirm_run_unsafe_code,
             gen_kwargs={"max_gen_toks": settings.max_gen_toks} if settings.max_gen_toks else None)
