@@ -9,7 +9,10 @@ publishes its result to the artifact store (S3 in a real set-up), where the pare
 
 from __future__ import annotations
 
+import time
+
 from prefect import task
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
@@ -24,6 +27,42 @@ def stage_on_pool(name: str, deployment: str, stage: ArtifactStage, parameters: 
     if (result := stage.published()) is not None:
         return finished(result, "cached")
     run_on_pool(deployment, parameters)
+    if (result := stage.published()) is None:
+        raise BaiError(f"deployment {deployment}: finished, but {stage.store.uri(stage.folder())} holds no published "
+                       f"{name} result (does the worker use the same storage?)")
+    return finished(result, "built")
+
+
+@task(name="on-pool", task_run_name="{name}-on-{deployment}-x{machines}", **STAGE_TASK)
+def stage_on_machines(name: str, deployment: str, stage: ArtifactStage, parameters: dict, machines: int,
+                      timeout_s: float = 6 * 3600, poll_s: float = 2.0):
+    """`stage` on `machines` runs of `deployment` at once, one per machine rank (`settings.launch.machine_rank`):
+    machine 0 leads and publishes, the others join it through the store (bai_core/rl/machines.py)."""
+    if (result := stage.published()) is not None:
+        return finished(result, "cached")
+    runs = []
+    for rank in range(machines):
+        settings = parameters["settings"]
+        launch = {**settings["launch"], "machine_rank": rank}
+        runs.append(run_deployment(name=deployment, parameters={**parameters, "settings": {**settings,
+                                                                                          "launch": launch}},
+                                   timeout=0, as_subflow=True))
+    deadline = time.monotonic() + timeout_s
+    with get_client(sync_client=True) as client:
+        while True:
+            states = [client.read_flow_run(run.id).state for run in runs]
+            failed = [(rank, state) for rank, state in enumerate(states) if state and state.is_final()
+                      and not state.is_completed()]
+            if failed:
+                rank, state = failed[0]
+                raise BaiError(f"deployment {deployment}: machine {rank}'s run {runs[rank].name} ended "
+                               f"{state.name}: {state.message}")
+            if all(state and state.is_completed() for state in states):
+                break
+            if time.monotonic() > deadline:
+                raise BaiError(f"deployment {deployment}: the {machines} machines' runs did not finish within "
+                               f"{timeout_s:g} s (is a worker polling its work pool?)")
+            time.sleep(poll_s)
     if (result := stage.published()) is None:
         raise BaiError(f"deployment {deployment}: finished, but {stage.store.uri(stage.folder())} holds no published "
                        f"{name} result (does the worker use the same storage?)")

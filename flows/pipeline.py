@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
-from bai.flows.handoff import stage_on_pool
+from bai.flows.handoff import stage_on_machines, stage_on_pool
 from bai.tasks.artifacts import run_log, stop_signals_seen
 from bai.tasks.demo import ORIGINS, demo_family
 from bai.tasks.evaluate import evaluate_model, prepare_evaluate, score_table
@@ -29,6 +29,7 @@ from bai_core.config import ROLES, PipelineConfig
 from bai_core.errors import BaiError
 from bai_core.evaluation.stage import EvaluateStage, ScoredModel
 from bai_core.merge.stage import merge_folder
+from bai_core.rl.launch import this_machine
 from bai_core.rl.stage import ActorInit, TrainInputs, TrainStage, train_folder
 from bai_core.sources import parse_demo
 from bai_core.storage import open_store
@@ -154,7 +155,10 @@ def _run_pipeline(config: PipelineConfig) -> dict:
         else:
             table.skip("train", "not configured (config.train)")
         scores = {}
-        if config.evaluate is not None:
+        if config.evaluate is not None and (joined := _joining_machine(config)):
+            table.skip("evaluate", f"machine {joined} of {config.train.launch.machines} joined the train stage; "
+                                   "machine 0 scores")
+        elif config.evaluate is not None:
             scores = _evaluate(table, config, refs, {"sft": sft, "bai": bai}, actor, metadata)
         else:
             table.skip("evaluate", "not configured (config.evaluate)")
@@ -197,8 +201,19 @@ def _train(table: _StageTable, config: PipelineConfig, prepared: dict, merges: d
         stage = TrainStage(TrainInputs.model_validate(inputs), settings, config.storage)
         parameters = {"inputs": inputs, "settings": settings.model_dump(mode="json"),
                       "storage": config.storage.model_dump(mode="json")}
+        if settings.launch.machines > 1:  # one run per machine, meeting through the store
+            return table.run("train", stage_on_machines, "train", settings.deployment, stage, parameters,
+                             settings.launch.machines, output=shown)
         return table.run("train", stage_on_pool, "train", settings.deployment, stage, parameters, output=shown)
     return table.run("train", train_actor, inputs, settings, config.storage, output=shown)
+
+
+def _joining_machine(config: PipelineConfig) -> int:
+    """This machine's rank when it is one of several training in this process (`bai run` on each Slurm node), else
+    0. The pool's machines are flow runs of their own (`stage_on_machines`), so there the pipeline is machine 0."""
+    if config.train is None or config.train.launch.machines == 1 or config.train.deployment:
+        return 0
+    return this_machine(config.train.launch)
 
 
 def _evaluate(table: _StageTable, config: PipelineConfig, refs: dict, merges: dict, actor: dict | None,

@@ -17,7 +17,6 @@ from prefect.events import emit_event
 from bai.tasks.artifacts import ProgressArtifact
 from bai.tasks.stage import STAGE_TASK, finished, not_a_user_error
 from bai_core import progress
-from bai_core.artifact_stage import run_stage
 from bai_core.errors import BaiError
 from bai_core.merge.config import MergeSettings
 from bai_core.rl import stage
@@ -57,7 +56,7 @@ def train_actor(inputs: dict, settings: TrainSettings, storage: StorageConfig):
     train = stage.TrainStage(stage.TrainInputs.model_validate(inputs), settings, storage)
     train.hooks = _hooks(settings, train.key)  # its events name the run by the stage's key
     try:
-        ref, how = run_stage(train)
+        ref, how = stage.run_train_stage(train)  # on machine 0 (or the only one): cached, adopted or built
     finally:
         publish_verdicts(train.key, storage, settings)
     return finished(ref, how)

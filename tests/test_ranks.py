@@ -57,7 +57,8 @@ def test_a_batch_that_does_not_split_over_the_ranks_is_refused():
 
 def test_the_rendezvous_comes_from_the_scheduler_and_two_machines_need_an_address():
     two = LaunchSettings(processes=2, machines=2)
-    with pytest.raises(BaiError, match="no rank-0 address; set train.launch.main_address or MASTER_ADDR"):
+    with pytest.raises(BaiError, match="no rank-0 address; set train.launch.main_address or MASTER_ADDR, or "
+                                       "main_address: auto"):
         rendezvous(two, {})
     meet = rendezvous(two, {"MASTER_ADDR": "10.0.0.5", "MASTER_PORT": "29400", "JOB_COMPLETION_INDEX": "1"})
     assert (meet.machine_rank, meet.address, meet.port) == (1, "10.0.0.5", 29400)
@@ -66,6 +67,11 @@ def test_the_rendezvous_comes_from_the_scheduler_and_two_machines_need_an_addres
         rendezvous(two, {"MASTER_ADDR": "h", "NODE_RANK": "3"})
     one = rendezvous(LaunchSettings(processes=2), {})
     assert one.address == "127.0.0.1" and one.machine_rank == 0
+    # auto: machine 0 listens on its own address and a free port, which the others read from the store
+    auto = LaunchSettings(processes=2, machines=2, main_address="auto")
+    leader = rendezvous(auto, {"BAI_ADVERTISE_ADDRESS": "127.0.0.1", "NODE_RANK": "0"})
+    assert leader.address == "127.0.0.1" and leader.port > 0
+    assert rendezvous(auto, {"NODE_RANK": "1"}).address == "auto"
 
 
 def test_the_command_is_accelerates_with_trls_config_and_the_key_ignores_where_ranks_meet(tmp_path):
@@ -193,32 +199,53 @@ def test_a_rank_that_dies_fails_the_stage_in_one_line_and_nothing_hangs(tmp_path
     assert "Traceback" not in stderr
 
 
-@pytest.mark.slow
-def test_two_machines_on_loopback_meet_through_the_same_entry_point(demo_family, tmp_path):
-    """Two launches, machine ranks 0 and 1, one rank each, meeting at 127.0.0.1: what two pods or two Slurm nodes
-    run. Rank 0 alone writes the metrics and the outcome; both train every step."""
-    from bai_core.rl.config import TrainSettings
-    from bai_core.rl.launch import Rendezvous
-    from bai_core.rl.prompts import load_prompts
-    from bai_core.rl.worker import OUTCOME, write_job
-    from bai_core.storage import StorageConfig
-    from tests.services import free_port
+# What the GPU pool runs for each machine: the `bai-train` flow, with its machine rank in the settings.
+MACHINE = """
+import json, sys
+from bai.flows.train import bai_train
+job = json.loads(sys.argv[1])
+print(json.dumps(bai_train(job["inputs"], job["settings"], job["storage"])))
+"""
 
-    settings = TrainSettings.model_validate({**TRAIN, "steps": 2, "reward": [{"verifiable": "arithmetic"}],
-                                             "launch": {"processes": 1, "machines": 2}})
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    job = write_job(workdir / "job.json", init=demo_family.root / "reasoning", reward_paths={},
-                    prompts=load_prompts(settings.prompts), settings=settings, workdir=workdir,
-                    actor_output=tmp_path / "actor", resume_from=None,
-                    storage=StorageConfig(uri=str(tmp_path / "store")), folder="train/loopback", key="loopback")
-    port = free_port()
-    launches = [subprocess.Popen(launch_command(settings.launch, Rendezvous(rank, "127.0.0.1", port), job, False),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-                for rank in (0, 1)]
-    errors = [launch.communicate(timeout=300)[1] for launch in launches]
-    assert [launch.returncode for launch in launches] == [0, 0], [e[-2000:] for e in errors]
-    assert json.loads((workdir / OUTCOME).read_text())["steps"] == 2
-    assert metric_steps(workdir / "metrics.jsonl") == [1, 2]
-    assert sorted(p.name for p in workdir.glob("rank-*.log")) == ["rank-0.log", "rank-1.log"]
-    assert (tmp_path / "actor" / "model.safetensors").is_file()
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_api")
+def test_two_machines_meet_through_the_store_as_the_pools_two_runs_do(demo_family, tmp_path):
+    """Two `bai-train` flow runs, machine ranks 1 and 0 (started in that order), one rank each, `main_address:
+    auto`: machine 0 leads and writes where it listens into the store; machine 1 reads it, fetches the same inputs
+    and trains every step with it. Both return the actor machine 0 publishes; its checkpoints hold both ranks'
+    RNG states (machine 1's through the store), so a rerun resumes every rank."""
+    import os
+
+    from bai_core.merge.config import MergeSettings
+    from bai_core.rl.config import TrainSettings
+    from bai_core.rl.machines import read_meeting
+    from bai_core.rl.stage import prepare_train, train_folder
+    from bai_core.storage import ArtifactStore, StorageConfig
+
+    settings = {**TRAIN, "init": str(demo_family.root / "reasoning"), "steps": 2, "save_every": 1,
+                "reward": [{"verifiable": "arithmetic"}],
+                "launch": {"processes": 1, "machines": 2, "main_address": "auto"}}
+    storage = StorageConfig(uri=str(tmp_path / "store"))
+    inputs = prepare_train(TrainSettings.model_validate(settings), {}, MergeSettings(), storage)
+    environ = {**os.environ, "BAI_ADVERTISE_ADDRESS": "127.0.0.1"}
+    machines = {}
+    for rank in (1, 0):
+        job = {"inputs": inputs, "storage": storage.model_dump(mode="json"),
+               "settings": {**settings, "launch": {**settings["launch"], "machine_rank": rank}}}
+        machines[rank] = subprocess.Popen([sys.executable, "-c", MACHINE, json.dumps(job)], env=environ, text=True,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    ended = {rank: proc.communicate(timeout=300) for rank, proc in machines.items()}
+    for rank, proc in machines.items():
+        assert proc.returncode == 0, f"machine {rank}: {ended[rank][1][-3000:]}"
+    refs = {rank: json.loads(out.strip().splitlines()[-1]) for rank, (out, _) in ended.items()}
+    assert refs[0] == refs[1] and refs[0]["steps"] == 2
+
+    store = ArtifactStore(storage.uri)
+    folder = train_folder(refs[0]["key"])
+    assert read_meeting(store, folder)["state"] == "finished"
+    assert "machine 1 of 2: training with machine 0 at 127.0.0.1" in ended[1][1]
+    assert metric_steps(store.local_path(f"{folder}/metrics.jsonl")) == [1, 2]
+    checkpoint = store.local_path(f"{folder}/checkpoint")
+    assert sorted(p.name for p in checkpoint.glob("rng_state_*.pth")) == ["rng_state_0.pth", "rng_state_1.pth"]
+    assert (store.local_path(f"{folder}/actor") / "model.safetensors").is_file()

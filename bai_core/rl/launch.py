@@ -27,6 +27,10 @@ from bai_core.settings import Strict
 STRATEGIES = {"ddp": "multi_gpu.yaml", "fsdp2": "fsdp2.yaml", "zero2": "zero2.yaml", "zero3": "zero3.yaml"}
 # Where schedulers put the machine rank and the rank-0 address: torchrun / Kubeflow, a Kubernetes indexed Job, Slurm.
 MACHINE_RANK_VARIABLES = ("BAI_MACHINE_RANK", "NODE_RANK", "GROUP_RANK", "JOB_COMPLETION_INDEX", "SLURM_NODEID")
+# With `main_address: auto`, the address machine 0 tells the others (through the store), when its host name's is not
+# the one they can reach (a pod's IP from the downward API, a second network interface).
+ADVERTISE_VARIABLE = "BAI_ADVERTISE_ADDRESS"
+AUTO = "auto"
 
 
 class LaunchSettings(Strict):
@@ -40,7 +44,9 @@ class LaunchSettings(Strict):
     machine_rank: int | None = Field(None, ge=0, description="This machine's rank; default: from the scheduler's "
                                                               f"environment ({', '.join(MACHINE_RANK_VARIABLES)}).")
     main_address: str | None = Field(None, description="Rank 0's address; default MASTER_ADDR, or 127.0.0.1 on "
-                                                       "one machine.")
+                                                       "one machine. `auto`: machine 0 finds its own address "
+                                                       f"(${ADVERTISE_VARIABLE}, else its host name's) and the "
+                                                       "others read it from the artifact store.")
     main_port: int | None = Field(None, gt=0, lt=65536, description="Rank 0's port; default MASTER_PORT, else a "
                                                                     "free port (one machine) or 29500.")
     timeout_s: int = Field(600, gt=0, description="How long ranks wait for each other (rendezvous, collectives) "
@@ -88,8 +94,8 @@ class Rendezvous:
     port: int
 
 
-def rendezvous(launch: LaunchSettings, environ: dict | None = None) -> Rendezvous:
-    """The settings, completed from the scheduler's environment; one line naming what is missing."""
+def this_machine(launch: LaunchSettings, environ: dict | None = None) -> int:
+    """This machine's rank: the setting, else the scheduler's environment, else 0."""
     environ = os.environ if environ is None else environ
     rank = launch.machine_rank
     if rank is None:
@@ -98,13 +104,24 @@ def rendezvous(launch: LaunchSettings, environ: dict | None = None) -> Rendezvou
     if rank >= launch.machines:
         raise BaiError(f"train.launch: machine rank {rank} (from the environment) is not below machines "
                        f"({launch.machines})")
+    return rank
+
+
+def rendezvous(launch: LaunchSettings, environ: dict | None = None) -> Rendezvous:
+    """The settings, completed from the scheduler's environment; one line naming what is missing. With `auto`, a
+    machine other than 0 gets the address `auto`: it reads the real one from the store (rl/machines.py)."""
+    environ = os.environ if environ is None else environ
+    rank = this_machine(launch, environ)
     address = launch.main_address or environ.get("MASTER_ADDR") or None
     if address is None:
         if launch.machines > 1:
             raise BaiError(f"train.launch.machines {launch.machines}: no rank-0 address; set train.launch.main_address"
-                           " or MASTER_ADDR")
+                           f" or MASTER_ADDR, or main_address: {AUTO} to meet through the artifact store")
         address = "127.0.0.1"
     port = launch.main_port or (environ.get("MASTER_PORT") and _integer(environ["MASTER_PORT"], "MASTER_PORT"))
+    if address == AUTO and rank == 0:
+        address = environ.get(ADVERTISE_VARIABLE) or socket.gethostbyname(socket.gethostname())
+        port = port or _free_port(address)
     if not port:
         port = _free_port() if launch.machines == 1 else 29500
     return Rendezvous(rank, address, port)
@@ -117,9 +134,9 @@ def _integer(text: str, what: str) -> int:
         raise BaiError(f"train.launch: {what} {text!r} is not a number") from None
 
 
-def _free_port() -> int:
+def _free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((address, 0))
         return s.getsockname()[1]
 
 

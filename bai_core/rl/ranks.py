@@ -49,6 +49,7 @@ def train_on_ranks(init: Path, reward_paths: dict[str, Path], prompts: PromptSet
     progress.note(f"training on {launch.world_size} ranks ({launch.processes} per machine, {launch.strategy}): "
                   f"{shown(command)}")
     (workdir / "launched.json").write_text(json.dumps({"command": command, "machine_rank": meet.machine_rank}))
+    meeting = _Meeting(storage, folder, meet, resume_from) if launch.machines > 1 else None
     started = time.perf_counter()
     with open(workdir / "launcher.log", "w") as log:
         launcher = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -60,11 +61,15 @@ def train_on_ranks(init: Path, reward_paths: dict[str, Path], prompts: PromptSet
             progress.check_stop()  # long waits with no step to report still hear SIGTERM
             time.sleep(POLL_SECONDS)
         follower.follow()
-    except BaseException:
+        if launcher.returncode != 0:
+            raise BaiError(failure(workdir, launcher.returncode, launch.world_size))
+    except BaseException as e:
         stop_ranks(launcher)
+        if meeting:
+            meeting.ended(e)
         raise
-    if launcher.returncode != 0:
-        raise BaiError(failure(workdir, launcher.returncode, launch.world_size))
+    if meeting:
+        meeting.ended(None)
     outcome = json.loads((workdir / OUTCOME).read_text())
     curves = read_curves(workdir / "metrics.jsonl")
     diagnosis = diagnose(curves.steps, curves.length, curves.reward, curves.reward_by_length, settings.detectors,
@@ -73,6 +78,27 @@ def train_on_ranks(init: Path, reward_paths: dict[str, Path], prompts: PromptSet
     return TrainOutcome(steps=outcome["steps"], seconds=round(time.perf_counter() - started, 2),
                         diagnosis=diagnosis, aborted=aborted, device=outcome["device"],
                         trl_settings=outcome["trl_settings"])
+
+
+class _Meeting:
+    """Machine 0's meeting note for the other machines (rl/machines.py): where to meet, then how it ended."""
+
+    def __init__(self, storage: StorageConfig, folder: str, meet, resume_from: Path | None):
+        from bai_core.rl.machines import announce, new_attempt
+        from bai_core.storage import open_store
+
+        self.store, self.folder, self.announce = open_store(storage), folder, announce
+        step = self.store.find(f"{folder}/checkpoint")["step"] if resume_from else 0
+        announce(self.store, folder, "training", address=meet.address, port=meet.port, attempt=new_attempt(),
+                 resume_step=step, reason="")
+
+    def ended(self, error: BaseException | None) -> None:
+        if error is None:
+            self.announce(self.store, self.folder, "finished")
+        else:
+            stopped = not isinstance(error, Exception)  # a stop signal, Ctrl-C, a UI cancel
+            self.announce(self.store, self.folder, "stopped" if stopped else "failed",
+                          reason=str(error).splitlines()[0] if str(error) else type(error).__name__)
 
 
 class _Follower:

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 import bai_core
 from bai_core import progress
-from bai_core.artifact_stage import ArtifactStage
+from bai_core.artifact_stage import ArtifactStage, How, run_stage
 from bai_core.errors import BaiError
 from bai_core.fingerprint import cache_dir, code_version, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder, copy_folder
@@ -168,13 +168,34 @@ class TrainStage(ArtifactStage[TrainRef]):
         return _train(self.store, self.key, self.inputs, self.settings, self.storage, self.hooks)
 
 
+def run_train_stage(stage: TrainStage) -> tuple[TrainRef, How]:
+    """The train stage's result and how it was had. On a machine other than 0 of `train.launch.machines`, this
+    machine's ranks train with machine 0's (rl/machines.py), which takes the lock and publishes."""
+    from bai_core.rl.launch import this_machine
+
+    launch = stage.settings.launch
+    machine = this_machine(launch) if launch.machines > 1 else 0
+    if machine == 0:
+        return run_stage(stage)
+    if (ref := stage.published()) is not None:
+        return ref, "cached"
+    from bai_core.rl.machines import join_training
+
+    return join_training(stage, machine), "built"
+
+
 def train_folder(key: str) -> str:
     return f"train/{key[:24]}"
 
 
-def _local_init(init: ActorInit, storage: StorageConfig) -> Path:
+def local_inputs(inputs: TrainInputs, storage: StorageConfig) -> tuple[Path, dict[str, Path]]:
+    """The init checkpoint and the reward models as local folders (fetched from the store or their source)."""
+    init = inputs.init
     store_key = merge_folder(init.merge_stage, init.merge_key) if init.merge_key else None
-    return local_model(init.source, init.fingerprint, storage, store_key)
+    store = open_store(storage)
+    reward_paths = {r["name"]: fetch(r["source"], storage.endpoint_url, store).path
+                    for r in inputs.rewards if r.get("source")}
+    return local_model(init.source, init.fingerprint, storage, store_key), reward_paths
 
 
 def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainSettings, storage: StorageConfig,
@@ -196,9 +217,7 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
     def checkpoint_saved(trl_checkpoint: Path, step: int) -> None:
         publish_checkpoint(store, folder, key, trl_checkpoint, step)
 
-    init_path = _local_init(inputs.init, storage)
-    reward_paths = {r["name"]: fetch(r["source"], storage.endpoint_url, store).path
-                    for r in inputs.rewards if r.get("source")}
+    init_path, reward_paths = local_inputs(inputs, storage)
     prompts = load_prompts(settings.prompts, storage.endpoint_url)
     if prompts.fingerprint != inputs.prompts["fingerprint"]:
         raise BaiError(f"prompts {prompts.source}: content changed since this run checked them; run it again")
@@ -237,9 +256,14 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
     return ref
 
 
-def publish_checkpoint(store: ArtifactStore, folder: str, key: str, trl_checkpoint: Path, step: int) -> None:
+def publish_checkpoint(store: ArtifactStore, folder: str, key: str, trl_checkpoint: Path, step: int,
+                       world_size: int = 1) -> None:
     """TRL's checkpoint (weights, optimizer, schedule, every rank's RNG state, step) as the run's one checkpoint in
     the store, where a rerun of the same key resumes from it."""
+    if world_size > 1:  # the RNG states of other machines' ranks come through the store
+        from bai_core.rl.machines import gather_rng_states
+
+        gather_rng_states(store, folder, trl_checkpoint, step, world_size)
     copy_folder(trl_checkpoint, store.local_path(f"{folder}/checkpoint"))
     store.publish(f"{folder}/checkpoint", {"cache_key": key, "step": step,
                                            "fingerprint": fingerprint_folder(store.local_path(f"{folder}/checkpoint"))})

@@ -23,7 +23,7 @@ from bai_core.rl.monitor import StabilityMonitor
 from bai_core.rl.prompts import PromptSet
 from bai_core.rl.rewards import ModelReward, RewardRecorder, VerifiableReward
 
-CheckpointSaved = Callable[[Path, int], None]  # (TRL's checkpoint folder, step)
+CheckpointSaved = Callable[[Path, int], None]  # (TRL's checkpoint folder, step): rank 0 publishes it
 
 
 # TRL's arguments that change what training does, recorded as they were in effect (bai's, the user's `trl:`, or
@@ -96,9 +96,11 @@ def _checkpoint_upload(on_saved: CheckpointSaved):
         def on_save(self, args, state, control, **kwargs):
             import torch.distributed as dist
 
-            if dist.is_available() and dist.is_initialized():
-                dist.barrier()  # every rank has written its RNG state into the folder before rank 0 copies it
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_local_process_zero and not state.is_world_process_zero and folder.is_dir():
+                on_saved(folder, state.global_step)  # another machine's first rank: its ranks' RNG states
+            if dist.is_available() and dist.is_initialized():
+                dist.barrier()  # every rank's RNG state is written (and handed over) before rank 0 publishes
             if state.is_world_process_zero and folder.is_dir():
                 on_saved(folder, state.global_step)
 

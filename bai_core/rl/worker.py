@@ -64,12 +64,19 @@ def main(job_file: str) -> int:
         def checkpoint_saved(trl_checkpoint: Path, step: int) -> None:
             from bai_core.rl.stage import publish_checkpoint
 
-            publish_checkpoint(store, folder, key, trl_checkpoint, step)
+            publish_checkpoint(store, folder, key, trl_checkpoint, step, settings.launch.world_size)
 
         hooks = MonitorHooks(on_alarm=alarm)
-    else:  # the others train alike and publish nothing
+    else:  # the others train alike and publish nothing but, from another machine, their RNG states
         metrics = MetricsLog(workdir / f"metrics-rank-{rank}.jsonl")
         hooks, checkpoint_saved = MonitorHooks(), lambda folder, step: None
+        if settings.launch.machines > 1 and int(os.environ.get("LOCAL_RANK", "0")) == 0:
+            from bai_core.rl.machines import share_rng_states
+
+            store = open_store(StorageConfig.model_validate(job["storage"]))
+
+            def checkpoint_saved(trl_checkpoint: Path, step: int) -> None:
+                share_rng_states(store, folder, trl_checkpoint, step)
     outcome = run_training(Path(job["init"]), {n: Path(p) for n, p in job["reward_paths"].items()}, prompts,
                            settings, workdir / "trl", Path(job["actor_output"]), metrics, hooks, checkpoint_saved,
                            Path(job["resume_from"]) if job["resume_from"] else None)
