@@ -186,10 +186,10 @@ def test_sigterm_stops_every_rank_and_the_rerun_resumes(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_api", "demo_store")
-def test_a_rank_that_dies_fails_the_stage_in_one_line_and_nothing_hangs(tmp_path):
-    config = write_config(tmp_path, name="died", steps=12, save_every=3)
+def test_a_rank_that_dies_fails_the_stage_in_one_line_nothing_hangs_and_the_rerun_resumes(tmp_path):
+    config = write_config(tmp_path, name="died", steps=8, save_every=3)
     proc = start(config)
-    wait_for_step(tmp_path / "store", 2, proc)
+    metrics = wait_for_step(tmp_path / "store", 4, proc)  # past the first checkpoint
     [rank1] = [p for p in workers_of(proc) if p.environ().get("RANK") == "1"]
     rank1.kill()
     stderr = proc.communicate(timeout=120)[1]  # bounded: a hang fails here, and the guard kills what is left
@@ -197,6 +197,13 @@ def test_a_rank_that_dies_fails_the_stage_in_one_line_and_nothing_hangs(tmp_path
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("bai: error: train: rank 1 of 2 failed (killed by SIGKILL); its last line:"), last
     assert "Traceback" not in stderr
+    assert not (metrics.parent / "actor").exists()
+
+    checkpoint = json.loads((metrics.parent / "checkpoint" / "_bai_complete.json").read_text())["step"]
+    resumed = subprocess.run([*BAI, "run", str(config)], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"from its checkpoint at step {checkpoint}" in resumed.stderr
+    assert metric_steps(metrics) == list(range(1, 9))
 
 
 # What the GPU pool runs for each machine: the `bai-train` flow, with its machine rank in the settings.
