@@ -37,6 +37,10 @@ def add_parser(sub) -> None:
                    help="let tasks that execute the model's code (MBPP+) run it")
     p.add_argument("--backend", choices=["hf", "vllm"], default="hf",
                    help="lm-eval's model type (default hf; vllm where vLLM is installed, no answer lengths)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="hf: score data-parallel on this many GPUs (lm-eval under accelerate launch; default 1)")
+    p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per copy of the model")
+    p.add_argument("--data-parallel-size", type=int, default=1, help="vllm: copies of the model")
     p.add_argument("--store", default="bai-artifacts", help="artifact store: a folder or s3://bucket/prefix "
                                                             "(default ./bai-artifacts)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
@@ -57,7 +61,8 @@ def run(args) -> int:
         think_end_token=None if args.think_end_token.lower() == "none" else args.think_end_token,
         enable_thinking=None if args.enable_thinking is None else args.enable_thinking == "true",
         demo_family=args.demo_family, device=args.device, backend=args.backend,
-        confirm_run_unsafe_code=args.confirm_run_unsafe_code)
+        confirm_run_unsafe_code=args.confirm_run_unsafe_code, processes=args.processes,
+        tensor_parallel_size=args.tensor_parallel_size, data_parallel_size=args.data_parallel_size)
     storage = validated(StorageConfig, uri=args.store)
     metadata = prepare_evaluate(settings, [args.source])  # bad task names and splits fail before any download
     display = make_display(quiet=args.json)

@@ -120,6 +120,11 @@ def test_overall_and_categories_are_unweighted_means_and_groups_roll_up():
     (["--backend", "vllm"], "evaluate.backend vllm: vLLM is not installed here"),  # this machine has no vLLM
     (["--suite", "paper"], "evaluate.suite: mbpp_plus executes the model's code; set "
                            "evaluate.confirm_run_unsafe_code: true"),
+    # lm-eval's HF backend splits questions only over CUDA devices: on CPU two processes would each score them all
+    (["--processes", "2"], "evaluate.processes 2: lm-eval's HF backend splits the questions only over CUDA "
+                           "devices, and 0 are here"),
+    (["--tensor-parallel-size", "2"], "invalid config: tensor_parallel_size and data_parallel_size are the vllm "
+                                      "backend's"),
 ])
 def test_bad_eval_input_is_one_line_before_any_model_loads(demo_family, args, error, capsys, tmp_path):
     from bai.cli import main
@@ -194,3 +199,30 @@ def test_every_suite_task_and_metric_is_lm_evals_own():
             else:
                 assert filter_name in [f["name"] for f in config.get("filter_list", [])] or (
                     filter_name == "none" and "filter_list" not in config), (entry.task, filter_name)
+
+
+def test_more_devices_map_onto_lm_evals_and_vllms_own_settings_and_leave_the_key_alone(tmp_path):
+    """Data-parallel scoring is `accelerate launch -m lm_eval`; vLLM gets its tensor and data parallel sizes. The
+    questions' split leaves the scores' key as it is; splitting each matrix product (tensor parallel) does not."""
+    from bai_core.evaluation.config import EvaluateSettings
+    from bai_core.evaluation.harness import lm_eval_command, model_args, suite_tasks
+    from bai_core.evaluation.stage import EvaluateStage, ScoredModel
+    from bai_core.storage import StorageConfig
+
+    two = EvaluateSettings(processes=2)
+    assert lm_eval_command(tmp_path, two, suite_tasks(two), {}, "cuda").startswith(
+        "accelerate launch --multi_gpu --num_processes 2 -m lm_eval run --model hf")
+    vllm = EvaluateSettings(backend="vllm", tensor_parallel_size=2, data_parallel_size=4)
+    assert model_args(tmp_path, vllm) | {"pretrained": None} == {
+        "pretrained": None, "think_end_token": "</think>", "tensor_parallel_size": 2, "data_parallel_size": 4}
+    assert "tensor_parallel_size" not in model_args(tmp_path, two)
+
+    model = ScoredModel(name="m", source="m", fingerprint="sha256:0")
+    storage = StorageConfig(uri=str(tmp_path / "store"))
+
+    def key(**settings) -> str:
+        return EvaluateStage(model, EvaluateSettings(**settings), storage, {}).key
+
+    assert key() == key(processes=4)
+    assert key(backend="vllm") == key(backend="vllm", data_parallel_size=8)
+    assert key(backend="vllm") != key(backend="vllm", tensor_parallel_size=2)

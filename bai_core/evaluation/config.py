@@ -43,6 +43,13 @@ class EvaluateSettings(Strict):
                                                              "answer lengths) or vllm (where vLLM is installed).")
     deployment: str | None = Field(None, description="Score as this deployment (e.g. bai-evaluate/gpu) on its work "
                                                      "pool; unset: score in this process.")
+    processes: int = Field(1, gt=0, description="hf backend: score data-parallel in this many processes, one per "
+                                                "GPU (`accelerate launch`, lm-eval's own way); lm-eval splits the "
+                                                "questions only over CUDA devices.")
+    tensor_parallel_size: int = Field(1, gt=0, description="vllm backend: the GPUs each copy of the model is split "
+                                                           "over (vLLM's tensor_parallel_size).")
+    data_parallel_size: int = Field(1, gt=0, description="vllm backend: copies of the model, each scoring a share of "
+                                                         "the questions (vLLM's data_parallel_size).")
 
     @property
     def task_names(self) -> list[str]:
@@ -59,4 +66,10 @@ class EvaluateSettings(Strict):
                              + ", ".join(EVAL_MODELS))
         if self.models is not None and len(set(self.models)) < len(self.models):
             raise ValueError(f"models: each model is scored once; {self.models} names one twice")
+        if self.backend == "hf" and max(self.tensor_parallel_size, self.data_parallel_size) > 1:
+            raise ValueError("tensor_parallel_size and data_parallel_size are the vllm backend's; with hf, set "
+                             "processes")
+        if self.backend == "vllm" and self.processes > 1:
+            raise ValueError("processes is the hf backend's; with vllm, set data_parallel_size (and "
+                             "tensor_parallel_size)")
         return self

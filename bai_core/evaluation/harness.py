@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import os
 import shlex
 import subprocess
 from collections import defaultdict
@@ -83,6 +84,9 @@ def default_device() -> str:
 def model_args(path: Path, settings: EvaluateSettings) -> dict:
     """HFLM's arguments, the same for bai's run and the lm-eval command line."""
     args = {"pretrained": str(path)}
+    if settings.backend == "vllm":  # vLLM places the copies and their shards on the GPUs itself
+        args |= {"tensor_parallel_size": settings.tensor_parallel_size,
+                 "data_parallel_size": settings.data_parallel_size}
     if settings.think_end_token:
         args["think_end_token"] = settings.think_end_token
     if settings.enable_thinking is not None:
@@ -93,7 +97,8 @@ def model_args(path: Path, settings: EvaluateSettings) -> dict:
 def lm_eval_command(path: Path, settings: EvaluateSettings, tasks: list[SuiteTask], metadata: dict,
                     device: str) -> str:
     """The `lm-eval run` command line that reproduces these scores with lm-eval's own CLI."""
-    parts = ["lm-eval", "run", "--model", settings.backend,
+    launcher = ["accelerate", "launch", "--multi_gpu", "--num_processes", str(settings.processes), "-m", "lm_eval"]
+    parts = [*(launcher if settings.processes > 1 else ["lm-eval"]), "run", "--model", settings.backend,
              "--model_args", ",".join(f"{k}={v}" for k, v in model_args(path, settings).items()),
              "--tasks", *[task.task for task in tasks], "--include_path", str(SUITES_DIR),
              "--batch_size", str(settings.batch_size), "--device", device]
@@ -162,10 +167,17 @@ def measured_hflm(path: Path, settings: EvaluateSettings, device: str, report=No
         def generate_until(self, requests, disable_tqdm: bool = False):
             self._done, self._total = 0, len(requests)
             answers = super().generate_until(requests, disable_tqdm=disable_tqdm or report is not None)
-            for request in requests:
-                if (row := self._rows.get(request.args[0])) is not None:
-                    self.generations.tokens[request.task_name].append(row[0])
-                    self.generations.finished[request.task_name].append(row[1])
+            rows = [(request.task_name, *self._rows[request.args[0]]) for request in requests
+                    if request.args[0] in self._rows]
+            if self.world_size > 1:  # data-parallel (evaluate.processes): every rank's share, for rank 0 to report
+                import torch.distributed as dist
+
+                shares = [None] * self.world_size
+                dist.all_gather_object(shares, rows)
+                rows = [row for share in shares for row in share]
+            for task, tokens, finished in rows:
+                self.generations.tokens[task].append(tokens)
+                self.generations.finished[task].append(finished)
             return answers
 
     return MeasuredHFLM(batch_size=settings.batch_size, device=device, **model_args(path, settings))
@@ -197,7 +209,7 @@ def run_lm_eval(path: Path, settings: EvaluateSettings, tasks: list[SuiteTask], 
         if importlib.util.find_spec("vllm") is None:
             raise BaiError("evaluate.backend vllm: vLLM is not installed here (pip install vllm), or use hf")
         model, generations = "vllm", Generations()
-        arguments = {**model_args(path, settings), "batch_size": settings.batch_size}  # vLLM picks its GPUs
+        arguments = {**model_args(path, settings), "batch_size": settings.batch_size}
     else:
         model = measured_hflm(path, settings, device, report)
         generations, arguments = model.generations, None
@@ -209,7 +221,7 @@ def run_lm_eval(path: Path, settings: EvaluateSettings, tasks: list[SuiteTask], 
             limit=settings.limit, apply_chat_template=settings.apply_chat_template, log_samples=True,
             confirm_run_unsafe_code=settings.confirm_run_unsafe_code,
             gen_kwargs={"max_gen_toks": settings.max_gen_toks} if settings.max_gen_toks else None)
-    if results is None:
+    if results is None and int(os.environ.get("RANK", "0")) == 0:  # data-parallel: rank 0 alone gets them
         raise BaiError("lm-eval returned no results")
     return results, generations
 

@@ -17,9 +17,9 @@ from pydantic import BaseModel
 from bai_core import progress
 from bai_core.artifact_stage import ArtifactStage
 from bai_core.errors import BaiError
-from bai_core.evaluation import SUITES_DIR, harness, scores
+from bai_core.evaluation import SUITES_DIR, harness, parallel, scores
 from bai_core.evaluation.config import EvaluateSettings
-from bai_core.fingerprint import code_version, fingerprint_folder
+from bai_core.fingerprint import cache_dir, code_version, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder
 from bai_core.report import csv_text
 from bai_core.sources import local_model
@@ -98,6 +98,8 @@ def prepare_evaluate(settings: EvaluateSettings, sources: list[str]) -> dict:
     tasks = harness.suite_tasks(settings)
     harness.check_task_names(tasks)
     harness.check_unsafe_code(tasks, settings)
+    if not settings.deployment:  # scored here: say now when this machine cannot
+        parallel.check_processes(settings, settings.device or harness.default_device())
     return demo_split(settings, sources)
 
 
@@ -130,8 +132,9 @@ class EvaluateStage(ArtifactStage[EvalRef]):
     def compute_key(self) -> str:
         import lm_eval
 
-        # where it runs (device, deployment) and how the models were named do not change a score
-        ignored = {"models", "demo_family", "device", "deployment"}
+        # where it runs (device, deployment, how many copies share the questions) and how the models were named do
+        # not change a score; tensor_parallel_size splits each matrix product, so it stays in
+        ignored = {"models", "demo_family", "device", "deployment", "processes", "data_parallel_size"}
         payload = {"model": self.model.fingerprint, "suite": suite_definition(self.settings, self.metadata),
                    "settings": self.settings.model_dump(mode="json", exclude=ignored),
                    "lm_eval": lm_eval.__version__, "code": scoring_code_version()}
@@ -156,9 +159,14 @@ def _evaluate(store: ArtifactStore, key: str, folder: str, model: ScoredModel, s
     harness.check_checkpoint(path, model.source, settings)
     tasks = harness.suite_tasks(settings)
     device = settings.device or harness.default_device()
+    parallel.check_processes(settings, device)
     progress.note(f"scoring {model.name} on {', '.join(t.task for t in tasks)} with lm-eval ({device})")
     started = time.perf_counter()
-    results, generations = harness.run_lm_eval(path, settings, tasks, metadata, device, report)
+    if settings.processes > 1:
+        results, generations = parallel.score_on_processes(path, settings, metadata,
+                                                           cache_dir() / "evaluations" / key[:24], timeout_s=24 * 3600)
+    else:
+        results, generations = harness.run_lm_eval(path, settings, tasks, metadata, device, report)
     rows = scores.task_rows(tasks, results, generations)
     ref = EvalRef(key=key, uri=store.uri(folder), model=model.name, source=model.source,
                   fingerprint=model.fingerprint, suite=[t.task for t in tasks], rows=rows, **scores.summary(rows),

@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 
 from bai_core.errors import BaiError
+from bai_core.launcher import free_port
 from bai_core.settings import Strict
 
 # The strategies by name, each one of TRL's own accelerate configs (trl/accelerate_configs/), which the command line
@@ -121,9 +122,9 @@ def rendezvous(launch: LaunchSettings, environ: dict | None = None) -> Rendezvou
     port = launch.main_port or (environ.get("MASTER_PORT") and _integer(environ["MASTER_PORT"], "MASTER_PORT"))
     if address == AUTO and rank == 0:
         address = environ.get(ADVERTISE_VARIABLE) or socket.gethostbyname(socket.gethostname())
-        port = port or _free_port(address)
+        port = port or free_port(address)
     if not port:
-        port = _free_port() if launch.machines == 1 else 29500
+        port = free_port() if launch.machines == 1 else 29500
     return Rendezvous(rank, address, port)
 
 
@@ -132,12 +133,6 @@ def _integer(text: str, what: str) -> int:
         return int(text)
     except ValueError:
         raise BaiError(f"train.launch: {what} {text!r} is not a number") from None
-
-
-def _free_port(address: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
 
 
 def accelerate_config(strategy: str) -> Path:

@@ -99,9 +99,10 @@ def _train_with(stage, machine: int, note: dict) -> str:
     """This machine's ranks, meeting machine 0 as its note says: "finished", or "again" when machine 0 started a
     new attempt meanwhile. One line when machine 0's attempt or this machine's ranks fail."""
     from bai_core.fingerprint import cache_dir
+    from bai_core.launcher import stop_ranks
     from bai_core.rl.launch import Rendezvous, launch_command, shown
     from bai_core.rl.prompts import load_prompts
-    from bai_core.rl.ranks import failure, stop_ranks
+    from bai_core.rl.ranks import failure
     from bai_core.rl.stage import local_inputs, train_folder
     from bai_core.rl.trainer import device
     from bai_core.rl.worker import write_job

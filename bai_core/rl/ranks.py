@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bai_core import progress
 from bai_core.errors import BaiError
+from bai_core.launcher import stop_ranks
 from bai_core.rl.config import TrainSettings
 from bai_core.rl.launch import check_launch, launch_command, shown
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
@@ -28,7 +29,6 @@ from bai_core.rl.worker import ALARMS, OUTCOME, rank_log, write_job
 from bai_core.storage import StorageConfig
 
 POLL_SECONDS = 0.5
-GRACE_SECONDS = 5  # after SIGTERM, before what is left is killed
 
 
 def train_on_ranks(init: Path, reward_paths: dict[str, Path], prompts: PromptSet, settings: TrainSettings,
@@ -128,31 +128,6 @@ def _lines(path: Path) -> list[dict]:
         return []
     lines = text.splitlines(keepends=True)
     return [json.loads(line) for line in lines if line.endswith("\n") and line.strip()]
-
-
-def stop_ranks(launcher: subprocess.Popen) -> None:
-    """SIGTERM to the launcher (it passes it to the ranks), then SIGKILL to whatever of the tree is left."""
-    import psutil
-
-    try:
-        tree = [launcher.pid, *(p.pid for p in psutil.Process(launcher.pid).children(recursive=True))]
-    except psutil.NoSuchProcess:
-        tree = []
-    if launcher.poll() is None:
-        launcher.send_signal(signal.SIGTERM)
-        try:
-            launcher.wait(timeout=GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            pass
-    for pid in tree:
-        try:
-            psutil.Process(pid).kill()
-        except psutil.NoSuchProcess:
-            pass
-    try:
-        launcher.wait(timeout=GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def failure(workdir: Path, returncode: int, world_size: int) -> str:
