@@ -1,10 +1,16 @@
 """What bai's wrapping costs a training run: the same tiny GRPO run through bai (monitor callback, reward wrapper,
 metrics.jsonl after every step, detectors every `detect_every` steps) and as a plain TRL script (TRL scoring the
-reward model itself, no callbacks), alternated, steps/s of each and the ratio. Target: wrapping costs <= 5%.
+reward model itself, no callbacks), alternated, steps/s of each and the ratio. Target: wrapping costs <= 5%, at 1
+process and at 2.
+
+With `--processes 1,2` every run is started the way the train stage starts its ranks, `accelerate launch` with TRL's
+DDP config (gloo on CPU), at the same global batch: bai's runs are what each of its ranks runs (rank 0 also writes
+metrics.jsonl to the store as it goes), the plain ones the same TRL script under the same launcher. Not measured:
+the stage's own process, which reads rank 0's metrics twice a second while the ranks train.
 
 Also the GPU check: on a CUDA machine the same command reports steps/s there (bf16).
 
-    python benchmarks/train_bench.py [--size demo] [--steps 20] [--repeats 3] [--family DIR]
+    python benchmarks/train_bench.py [--size demo] [--steps 20] [--repeats 3] [--processes 1,2] [--family DIR]
 
 --family: a built demo family folder (bai demo build --output DIR); default: the one in bai's cache (built if needed).
 """
@@ -12,7 +18,11 @@ Also the GPU check: on a CUDA machine the same command reports steps/s there (bf
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from contextlib import nullcontext
@@ -34,9 +44,15 @@ def settings_for(args) -> TrainSettings:
 def through_bai(family: Path, settings: TrainSettings, workdir: Path) -> float:
     """Seconds inside trainer.train() for the run through bai (model loading excluded, like the plain run)."""
     from bai_core.rl.metrics import MonitorHooks
+    from bai_core.storage import ArtifactStore
 
     prompts = load_prompts(settings.prompts)
     clock = {}
+    metrics = MetricsLog(workdir / "metrics.jsonl")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # as bai's worker: rank 0 copies metrics.jsonl to the store
+        store = ArtifactStore(str(workdir / "store"))
+        metrics = (MetricsLog.following(workdir / "metrics.jsonl", lambda data: store.put_bytes("metrics.jsonl", data))
+                   if os.environ.get("RANK") == "0" else MetricsLog(workdir / f"metrics-{os.environ['RANK']}.jsonl"))
 
     def on_step(step: int, total: int, record: dict) -> None:  # train() spans step 1's start to the last step's end
         if step == 1:
@@ -44,8 +60,7 @@ def through_bai(family: Path, settings: TrainSettings, workdir: Path) -> float:
         clock["end"] = time.perf_counter()
 
     run_training(family / "reasoning", {"reward-model": family / "reward"}, prompts, settings, workdir / "trl",
-                 workdir / "actor", MetricsLog(workdir / "metrics.jsonl"), MonitorHooks(on_step=on_step),
-                 lambda folder, step: None)
+                 workdir / "actor", metrics, MonitorHooks(on_step=on_step), lambda folder, step: None)
     return clock["end"] - clock["start"]
 
 
@@ -78,6 +93,33 @@ def plain_trl(family: Path, settings: TrainSettings, workdir: Path) -> float:
     return time.perf_counter() - started
 
 
+RUNS = {"bai": through_bai, "plain TRL": plain_trl}
+
+
+def launched(name: str, processes: int, args, workdir: Path) -> float:
+    """One run under `accelerate launch` on `processes` ranks (the train stage's command); rank 0's seconds."""
+    from bai_core.launcher import free_port
+    from bai_core.rl.launch import accelerate_config
+
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_config("ddp")),
+               "--num_processes", str(processes), "--num_machines", "1", "--machine_rank", "0",
+               "--main_process_ip", "127.0.0.1", "--main_process_port", str(free_port()), "--mixed_precision",
+               "bf16" if device() == "cuda" else "no", __file__, "--rank-run", name, "--workdir", str(workdir),
+               *sys.argv[1:], "--family", str(args.family)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"{name} on {processes} processes failed:\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1])["seconds"]
+
+
+def rank_run(args) -> None:
+    """Inside `accelerate launch`: this rank's run; rank 0 prints its seconds."""
+    seconds = RUNS[args.rank_run](args.family, settings_for(args), Path(args.workdir))
+    if os.environ.get("RANK", "0") == "0":
+        print(json.dumps({"seconds": seconds}), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="demo")
@@ -86,6 +128,10 @@ def main() -> None:
     parser.add_argument("--max-completion-length", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--family", type=Path)
+    parser.add_argument("--processes", help="e.g. 1,2: run every configuration under accelerate launch on that many "
+                                            "ranks (default: in this process, one rank)")
+    parser.add_argument("--rank-run", choices=list(RUNS), help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     from transformers.utils import logging as transformers_logging
 
@@ -94,7 +140,11 @@ def main() -> None:
         from bai_core.demo.publish import ensure_demo_family
 
         args.family = ensure_demo_family(args.size, 0).root
+    if args.rank_run:
+        return rank_run(args)
     settings = settings_for(args)
+    if args.processes:
+        return compare_processes(args, [int(n) for n in args.processes.split(",")])
     with tempfile.TemporaryDirectory() as workdir:  # warm-up, not timed: CUDA start-up, kernel selection, caches
         plain_trl(args.family, settings.model_copy(update={"steps": 2}), Path(workdir))
     times = {"bai": [], "plain TRL": []}
@@ -110,6 +160,31 @@ def main() -> None:
     for name, seconds in median.items():
         print(f"  {name:<9} {args.steps / seconds:6.2f} steps/s")
     print(f"  bai / plain time ratio {median['bai'] / median['plain TRL']:.3f} (target <= 1.05)")
+
+
+
+def compare_processes(args, counts: list[int]) -> None:
+    times = {(name, n): [] for n in counts for name in RUNS}
+    for repeat in range(args.repeats):
+        for n in counts:
+            for name in RUNS:
+                with tempfile.TemporaryDirectory() as workdir:
+                    seconds = launched(name, n, args, Path(workdir))
+                times[name, n].append(seconds)
+                print(f"repeat {repeat + 1}: {name:<9} x{n} {args.steps / seconds:6.2f} steps/s ({seconds:.2f} s)",
+                      flush=True)
+    median = {key: statistics.median(values) for key, values in times.items()}
+    print(f"\ndevice {device()}, {os.cpu_count()} cores, size {args.size}, {args.steps} GRPO steps of "
+          f"{args.batch_size} completions in all (<= {args.max_completion_length} tokens), under accelerate launch "
+          f"(DDP), median of {args.repeats}:")
+    for n in counts:
+        bai, plain = median["bai", n], median["plain TRL", n]
+        print(f"  {n} process(es): bai {args.steps / bai:6.2f} steps/s, plain TRL {args.steps / plain:6.2f} steps/s, "
+              f"bai / plain time ratio {bai / plain:.3f} (target <= 1.05)")
+    for n in counts[1:]:
+        for name in RUNS:
+            print(f"  {name}: {counts[0]} -> {n} processes, {median[name, counts[0]] / median[name, n]:.2f}x the "
+                  "steps/s")
 
 
 if __name__ == "__main__":
