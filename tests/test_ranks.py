@@ -90,6 +90,41 @@ def test_the_command_is_accelerates_with_trls_config_and_the_key_ignores_where_r
     assert LaunchSettings(processes=2, strategy=str(own)).key_part()["strategy"].startswith("sha256:")
 
 
+def joining_stage(tmp_path, timeout_s: int = 600):
+    """A train stage as machine 1 of 2 sees it (inputs by fingerprint: nothing is fetched before machine 0 speaks)."""
+    from bai_core.rl.config import TrainSettings
+    from bai_core.rl.stage import ActorInit, TrainInputs, TrainStage
+    from bai_core.storage import StorageConfig
+
+    settings = TrainSettings.model_validate({**TRAIN, "launch": {"processes": 1, "machines": 2, "machine_rank": 1,
+                                                                 "main_address": "auto", "timeout_s": timeout_s}})
+    inputs = TrainInputs(init=ActorInit(name="reasoning", source="demo://test/reasoning", fingerprint="sha256:1"),
+                         rewards=[], prompts={"fingerprint": "sha256:2"})
+    return TrainStage(inputs, settings, StorageConfig(uri=str(tmp_path / "store")))
+
+
+def test_a_joining_machine_that_machine_0_never_meets_fails_in_one_line(tmp_path):
+    from bai_core.rl.machines import join_training
+
+    started = time.monotonic()
+    with pytest.raises(BaiError, match=r"train: machine 1 of 2 waited 2 s and machine 0 did not start training in "
+                                       r".*\(train.launch.timeout_s\)"):
+        join_training(joining_stage(tmp_path, timeout_s=2), 1)
+    assert time.monotonic() - started < 10
+
+
+def test_a_joining_machine_takes_machine_0s_abort_as_the_result(tmp_path):
+    """`abort_on` stopped machine 0's run: the other machines end with the same verdict, not after a timeout."""
+    from bai_core.rl.machines import join_training
+    from bai_core.rl.stage import train_folder
+
+    stage = joining_stage(tmp_path)
+    verdicts = {"aborted": {"detector": "collapse", "step": 40, "reason": "length fell to 0.2 of L0"}}
+    stage.store.put_text(f"{train_folder(stage.key)}/verdicts.json", json.dumps(verdicts))
+    with pytest.raises(BaiError, match="train stopped at step 40: Sequence Length Collapse detected"):
+        join_training(stage, 1)
+
+
 def test_deepspeed_is_refused_in_one_line_where_it_cannot_run():
     from bai_core.rl.launch import check_launch
 

@@ -72,7 +72,7 @@ def gather_rng_states(store: ArtifactStore, folder: str, trl_checkpoint: Path, s
 
 def join_training(stage, machine: int):
     """Machine `machine` (> 0) of the train stage `stage`: train with machine 0, return the TrainRef it publishes."""
-    from bai_core.rl.stage import train_folder
+    from bai_core.rl.stage import refuse_if_aborted, train_folder
 
     launch = stage.settings.launch
     folder = train_folder(stage.key)
@@ -81,6 +81,7 @@ def join_training(stage, machine: int):
     while True:
         if (ref := stage.published()) is not None:
             return ref
+        refuse_if_aborted(stage.store, folder)  # a run `abort_on` stopped has its verdict for a result
         note = read_meeting(stage.store, folder)
         if note and note["state"] == "training" and note["attempt"] != done_with:
             done_with = note["attempt"]
@@ -163,11 +164,14 @@ def _settled(store: ArtifactStore, folder: str, note: dict, wait_s: float = 10) 
 
 
 def _await_published(stage, folder: str, timeout_s: float):
-    """Machine 0 publishes the actor a moment after the ranks end."""
+    """Machine 0 publishes the actor a moment after the ranks end (or, when `abort_on` stopped them, the verdict)."""
+    from bai_core.rl.stage import refuse_if_aborted
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if (ref := stage.published()) is not None:
             return ref
+        refuse_if_aborted(stage.store, folder)
         note = read_meeting(stage.store, folder) or {}
         if note.get("state") in ("failed", "stopped"):
             raise BaiError(f"train: machine 0 {note['state']} after the ranks finished: {note.get('reason', '')}")

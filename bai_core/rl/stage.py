@@ -203,7 +203,7 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
     from bai_core.rl.trainer import run_training
 
     folder = train_folder(key)
-    _refuse_if_aborted(store, folder)
+    refuse_if_aborted(store, folder)
     workdir = cache_dir() / "train" / key[:24]
     shutil.rmtree(workdir, ignore_errors=True)  # TRL's scratch space; what matters is in the store
     resume_step, resume_from = 0, None
@@ -240,7 +240,7 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
             progress.note(line, warning="DETECTED" in line)
         plots = _publish_plots(store, folder, workdir, outcome.diagnosis)
         if outcome.aborted:
-            _refuse_if_aborted(store, folder)
+            refuse_if_aborted(store, folder)
         ref = TrainRef(key=key, uri=store.uri(folder), actor=store.uri(f"{folder}/actor"),
                        fingerprint=fingerprint_folder(actor.path), metrics=store.uri(f"{folder}/metrics.jsonl"),
                        verdicts=verdicts_uri, plots=plots, steps=outcome.steps, fired=outcome.diagnosis.fired,
@@ -269,7 +269,7 @@ def publish_checkpoint(store: ArtifactStore, folder: str, key: str, trl_checkpoi
                                            "fingerprint": fingerprint_folder(store.local_path(f"{folder}/checkpoint"))})
 
 
-def _refuse_if_aborted(store: ArtifactStore, folder: str) -> None:
+def refuse_if_aborted(store: ArtifactStore, folder: str) -> None:
     """A run that `abort_on` stopped has its result: that verdict. A rerun of the same key says so again, instead
     of resuming only to stop a few steps later (change the settings, e.g. abort_on, to train on)."""
     try:
