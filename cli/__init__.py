@@ -27,7 +27,17 @@ OPTIONAL_MODULES = {"torch", "transformers", "trl", "lm_eval", "prefect", "s3fs"
                     "datasets", "huggingface_hub", "accelerate", "psutil"}
 
 
-def _on_sigterm(signum, frame):
+_stop_arrived: int | None = None  # the first stop signal this process got, whatever it became on its way up
+
+
+def _on_stop_signal(signum, frame):
+    """SIGTERM raises Stopped, SIGINT KeyboardInterrupt, as ever; both are remembered first. Raised at an arbitrary
+    point, the exception can come out of a library as another error (a failed Prefect task, a wrapped
+    RuntimeError): the exit still says the run was stopped, with the signal's code, not "error"."""
+    global _stop_arrived
+    _stop_arrived = _stop_arrived or signum
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise Stopped(signum)
 
 
@@ -46,12 +56,18 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_other_bars()
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    global _stop_arrived
+    _stop_arrived = None
+    signal.signal(signal.SIGTERM, _on_stop_signal)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when ignored (a background job)
+        signal.signal(signal.SIGINT, _on_stop_signal)
     try:
         _check_extra(args.command)
         with stop_signals_seen():
             return args.func(args)
     except BaiError as e:
+        if _stop_arrived is not None:
+            _stopped(args.command, _stop_arrived)
         print(f"bai: error: {e}", file=sys.stderr)
         return 1
     except ModuleNotFoundError as e:
@@ -63,11 +79,15 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except BaseException as e:
-        signum = _stop_signal(e)
+        signum = _stop_signal(e) or _stop_arrived
         if signum is None:
             raise
-        _report_stop(args.command, signum)
-        _exit_now(SIGNAL_EXIT[signum])
+        _stopped(args.command, signum)
+
+
+def _stopped(command: str, signum: int) -> None:
+    _report_stop(command, signum)
+    _exit_now(SIGNAL_EXIT[signum])
 
 
 def _check_extra(command: str) -> None:

@@ -21,7 +21,11 @@ def run_name() -> str:
 
     settings = flow_run.parameters["settings"]
     settings = settings if isinstance(settings, dict) else settings.model_dump()
-    return f"train {settings['algorithm']} from {settings['init']}: {settings['steps']} steps"
+    name = f"train {settings['algorithm']} from {settings['init']}: {settings['steps']} steps"
+    launch = settings.get("launch") or {}
+    if launch.get("machines", 1) > 1:  # one run per machine (flows/handoff.py:stage_on_machines)
+        name += f" (machine {launch.get('machine_rank') or 0} of {launch['machines']})"
+    return name
 
 
 @flow(name="bai-train", flow_run_name=run_name)

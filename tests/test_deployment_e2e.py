@@ -137,8 +137,9 @@ def test_sweep_hands_each_point_to_a_deployment_run(deployed, prefect_api, s3_se
 def test_train_and_evaluate_stages_are_handed_to_the_gpu_pool(deployed, prefect_api, s3_service, s3_prefix,
                                                               demo_family):
     """The pipeline (on bai-cpu) hands its train stage to bai-train/gpu and its scoring to bai-evaluate/gpu (on
-    bai-gpu) and gets the actor and the scores back through S3. Synthetic models keep the merges quick; the reward
-    model is the test family's, uploaded to S3."""
+    bai-gpu) and gets the actor and the scores back through S3. The training runs on two "machines": two runs of
+    bai-train/gpu at once, one rank each, meeting through S3 (`main_address: auto`). Synthetic models keep the merges
+    quick; the reward model is the test family's, uploaded to S3."""
     from bai_core.storage import ArtifactStore
 
     client = s3_service.client()
@@ -151,8 +152,9 @@ def test_train_and_evaluate_stages_are_handed_to_the_gpu_pool(deployed, prefect_
                                    for n in range(10, 30)).encode())
     config = {**demo_config(s3_prefix, "handoff"),
               "train": {"reward": [{"model": f"{s3_prefix}/inputs/reward"}], "prompts": f"{s3_prefix}/inputs/prompts.jsonl",
-                        "steps": 2, "batch_size": 4, "generations": 2, "max_completion_length": 8,
-                        "deployment": "bai-train/gpu"},
+                        "steps": 2, "batch_size": 4, "generations": 2, "max_completion_length": 8, "save_every": 1,
+                        "deployment": "bai-train/gpu",
+                        "launch": {"processes": 1, "machines": 2, "main_address": "auto"}},
               "evaluate": {"models": ["actor"], "demo_family": "test@0", "limit": 4, "max_gen_toks": 8,
                            "deployment": "bai-evaluate/gpu"}}
     parent_id = trigger("bai-pipeline/demo", {"config": config}, deployed)
@@ -160,7 +162,9 @@ def test_train_and_evaluate_stages_are_handed_to_the_gpu_pool(deployed, prefect_
     assert run["state"]["type"] == "COMPLETED", run["state"]
     children = api(prefect_api, "/flow_runs/filter",
                    {"flow_runs": {"parent_flow_run_id": {"operator": "and_", "any_": [parent_id]}}})
-    assert sorted(child["name"] for child in children) == ["evaluate actor on demo", "train grpo from bai: 2 steps"]
+    assert sorted(child["name"] for child in children) == ["evaluate actor on demo",
+                                                           "train grpo from bai: 2 steps (machine 0 of 2)",
+                                                           "train grpo from bai: 2 steps (machine 1 of 2)"]
     for child in children:
         deployment = api(prefect_api, f"/deployments/{child['deployment_id']}")
         assert deployment["name"] == "gpu" and child["work_pool_name"] == "bai-gpu"
@@ -174,7 +178,11 @@ def test_train_and_evaluate_stages_are_handed_to_the_gpu_pool(deployed, prefect_
     keys = s3_keys(s3_service, s3_prefix)
     folder = actor.removeprefix(s3_prefix + "/")
     assert {f"{folder}/model.safetensors", f"{folder}/bai_train.json", f"{folder}/_bai_complete.json"} <= keys
-    assert f"{folder.rsplit('/', 1)[0]}/metrics.jsonl" in keys
+    run_folder = folder.rsplit('/', 1)[0]
+    assert f"{run_folder}/metrics.jsonl" in keys
+    # the checkpoint holds both machines' RNG states, machine 1's handed over through S3
+    assert {f"{run_folder}/checkpoint/rng_state_0.pth", f"{run_folder}/checkpoint/rng_state_1.pth"} <= keys
+    assert json.loads(ArtifactStore(s3_prefix).get_text(f"{run_folder}/machines.json"))["state"] == "finished"
 
 
 def test_cancelling_a_deployment_run_stops_it_cleanly(deployed, prefect_api, tmp_path):

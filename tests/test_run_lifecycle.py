@@ -249,7 +249,7 @@ def test_a_stop_signal_during_train_or_evaluate_exits_with_its_code_and_publishe
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
     elapsed = time.monotonic() - sent
-    assert proc.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig]
+    assert proc.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig], rest[-5:]
     assert elapsed < 10, f"took {elapsed:.1f} s to stop"
     assert rest[-1].startswith(f"bai: stopped by {sig.name} during {stage}"), rest
     assert "; nothing partial was published" in rest[-1]
