@@ -114,7 +114,7 @@ def comparison_plot(curves: dict[str, Curves], title: str) -> bytes:
     a 10-step moving average over the faint per-step values."""
     import numpy as np
 
-    from bai_core.rl.detectors import smooth
+    from bai_core.rl.statistics import smooth
 
     figure, (length_axes, reward_axes) = _figure(2)
     for axes, label in ((length_axes, "mean response length (tokens)"), (reward_axes, "mean reward")):

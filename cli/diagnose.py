@@ -29,7 +29,6 @@ def add_parser(sub) -> None:
 
 def diagnose_command(args) -> int:
     from bai_core.rl.curves import read_curves
-    from bai_core.rl.detectors import diagnose
 
     fail_on = set()
     for name in filter(None, (part.strip() for part in args.fail_on.split(","))):
@@ -39,7 +38,7 @@ def diagnose_command(args) -> int:
     if args.steps is not None and args.steps <= 0:
         raise BaiError(f"--steps must be > 0, got {args.steps}")
     curves = read_curves(args.log)
-    result = diagnose(curves.steps, curves.length, curves.reward, curves.reward_by_length, run_steps=args.steps)
+    result = curves.diagnose(run_steps=args.steps)
     plots = []
     if args.plot:
         from bai_core.rl.plots import write_plots
@@ -74,7 +73,12 @@ def format_diagnosis(result, heading: str) -> str:
               f"final {_fmt(c.final)}  trend {_fmt(c.trend_per_100_steps, '+.3g')} per 100 steps",
               f"Reward Hockey Stick: {'DETECTED' if result.hockey_stick_detected else 'not detected'}"]
     for name, v in [("all responses", h), *result.reward_hockey_stick_by_length.items()]:
-        lines.append(f"  {name:<14} {'DETECTED' if v.detected else 'no':<9} r0 {_fmt(v.r0)}  minimum {_fmt(v.minimum)}"
+        verdict = "DETECTED" if v.detected else "no" if v.enough_samples else "too sparse"
+        lines.append(f"  {name:<14} {verdict:<10} r0 {_fmt(v.r0)}  minimum {_fmt(v.minimum)}"
                      f" at step {_fmt(v.minimum_step)}  drop {_fmt(v.drop)}  descent {_fmt(v.descent_steps)} / "
-                     f"recovery {_fmt(v.recovery_steps)} steps  final {_fmt(v.final)}  ({v.reason})")
+                     f"recovery {_fmt(v.recovery_steps)} steps  final {_fmt(v.final)}  confidence "
+                     f"{_fmt(v.confidence, '.3f')}  completions {_fmt(v.samples_at_start)} at r0 / "
+                     f"{_fmt(v.samples_at_minimum)} at the minimum ({v.reason})")
+    for name, why in result.sparse_buckets.items():
+        lines.append(f"  {name:<14} {'too sparse':<10} not judged: {why}")
     return "\n".join(lines)

@@ -62,6 +62,12 @@ def train_actor(inputs: dict, settings: TrainSettings, storage: StorageConfig):
     return finished(ref, how)
 
 
+def _bucket_verdict(v: dict) -> str:
+    if v["detected"]:
+        return f"**detected** (confidence {v['confidence']:.3f})"
+    return "not detected" if v.get("enough_samples", True) else "too sparse to judge"
+
+
 def publish_verdicts(key: str, storage: StorageConfig, settings: TrainSettings) -> None:
     """The verdicts and plots of this key's run (finished or stopped by a detector) on the run's page."""
     store = open_store(storage)
@@ -77,8 +83,9 @@ def publish_verdicts(key: str, storage: StorageConfig, settings: TrainSettings) 
              f"minimum {c['minimum']} at step {c['minimum_step']}, final {c['final']}: {c['reason']}.",
              f"- Reward Hockey Stick: {'**detected**' if h['detected'] else 'not detected'}. r0 {h['r0']}, "
              f"minimum {h['minimum']} at step {h['minimum_step']}, final {h['final']}: {h['reason']}."]
-    lines += [f"  - length bucket {name}: {'**detected**' if v['detected'] else 'not detected'} ({v['reason']})"
-              for name, v in h["buckets"].items()]
+    lines += [f"  - length bucket {name}: {_bucket_verdict(v)} ({v['reason']})" for name, v in h["buckets"].items()]
+    lines += [f"  - length bucket {name}: too sparse to judge ({why})"
+              for name, why in h.get("sparse_buckets", {}).items()]
     lines.append("")
     for name in ("length.png", "reward.png", "reward_by_length.png"):
         try:

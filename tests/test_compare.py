@@ -32,12 +32,10 @@ def verdicts_of_its_own_run(point: PipelineConfig) -> tuple[str, str]:
     as the table should show them. Either verdict can be right; the row must carry its own run's."""
     from bai.flows.pipeline import bai_pipeline
     from bai_core.rl.curves import read_curves
-    from bai_core.rl.detectors import diagnose
 
     summary = bai_pipeline(point)
     curves = read_curves(local(summary["outputs"]["metrics"]))
-    found = diagnose(curves.steps, curves.length, curves.reward, curves.reward_by_length, point.train.detectors,
-                     run_steps=point.train.steps)
+    found = curves.diagnose(point.train.detectors, run_steps=point.train.steps)
     return ("detected" if found.sequence_length_collapse.detected else "no",
             "detected" if found.reward_hockey_stick.detected else "no")
 

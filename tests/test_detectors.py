@@ -106,3 +106,54 @@ def test_a_short_noisy_run_is_not_a_hockey_stick_or_a_collapse():
     fired = [diagnose(steps, noisy(np.full(20, 16.0), 3, seed), noisy(np.full(20, -2.5), 0.7, seed)).fired
              for seed in range(30)]
     assert fired == [[]] * 30
+
+
+# --- simulated runs with sampling noise (bai_core/rl/simulation.py; benchmarks/detector_power.py sweeps them) ---
+
+def simulated(kind: str, completions: int, seed: int, **shape):
+    from bai_core.rl.curves import Curves
+    from bai_core.rl.simulation import Shape, simulate_run
+
+    curves = Curves("bai")
+    for record in simulate_run(Shape(kind, **shape), completions, seed):
+        curves.add(record)
+    return curves.diagnose(run_steps=600)
+
+
+@pytest.mark.parametrize("completions", [16, 64])
+def test_healthy_runs_with_sampling_noise_raise_no_alarm(completions):
+    """Flat or slowly rising rewards, each completion scored with the demo judge's spread, the demo's length shares:
+    at 16 completions a step some buckets hold one or two; at 64, small drops become visible. Neither fires."""
+    fired = [simulated("healthy", completions, seed).fired for seed in range(20)]
+    assert fired == [[]] * 20
+
+
+def test_the_papers_long_bucket_dip_and_collapse_are_caught_at_64_completions():
+    """The long bucket loses 45% of its level by step 60 and climbs back over 400 steps; the collapse moves 80% of
+    the completions into the shortest bucket. At 64 completions a step both are caught, the dip in its bucket."""
+    runs = [simulated("hockey_stick", 64, seed) for seed in range(20)]
+    caught = [run for run in runs if run.hockey_stick_detected]
+    assert len(caught) >= 18
+    for run in caught:
+        fired = [name for name, v in run.reward_hockey_stick_by_length.items() if v.detected]
+        assert fired == ["32-48"], fired
+        verdict = run.reward_hockey_stick_by_length["32-48"]
+        assert verdict.confidence >= 0.99 and verdict.samples_at_minimum > 0
+        # planted: the half level crossed at step 40 going down, the bottom from ~56, the half level again at ~260
+        assert 5 <= verdict.descent_steps <= 40 and verdict.recovery_steps >= 100
+    assert all(simulated("collapse", 64, seed).sequence_length_collapse.detected for seed in range(10))
+
+
+def test_a_sparse_bucket_with_noise_level_dips_is_not_a_hockey_stick():
+    """The issue's real case: a bucket with ~1 completion a step, empty in a third of the steps, whose curve dips by
+    noise alone. It gets no verdict (within the noise, or not enough samples); a bucket seen at few steps is listed
+    as too sparse to judge."""
+    shares = {"0-16": 0.05, "16-32": 0.63, "32-48": 0.07, "48-64": 0.24, "64-80": 0.01}
+    levels = {"0-16": 1.0, "16-32": 2.6, "32-48": 2.7, "48-64": 2.4, "64-80": 2.0}
+    for seed in range(10):
+        run = simulated("healthy", 16, seed, shares=shares, levels=levels)
+        assert run.fired == []
+        sparse = run.reward_hockey_stick_by_length["32-48"]
+        assert not sparse.detected and sparse.reason
+        assert "64-80" in run.sparse_buckets and "64-80" not in run.reward_hockey_stick_by_length
+        assert any(line.startswith("Too sparse to judge:") and "64-80" in line for line in run.story())

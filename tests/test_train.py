@@ -122,11 +122,10 @@ def test_grpo_from_m_bai_publishes_actor_metrics_verdicts_and_plots(trained):
     # The published verdicts are the detectors' reading of the published curve, diagnosed here afresh (default
     # thresholds, as the run had); which way they go is the run's business.
     from bai_core.rl.curves import read_curves
-    from bai_core.rl.detectors import diagnose
 
     verdicts = json.loads(local(outputs["verdicts"]).read_text())
     curves = read_curves(local(outputs["metrics"]))
-    fresh = diagnose(curves.steps, curves.length, curves.reward, curves.reward_by_length, run_steps=6)
+    fresh = curves.diagnose(run_steps=6)
     for name in ("sequence_length_collapse", "reward_hockey_stick"):
         assert verdicts[name] == fresh.to_json()[name], name
     assert verdicts["fired"] == fresh.fired
@@ -255,9 +254,9 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
 # test the abort mechanics, not the toy.
 STRICT = {
     "collapse": {"collapse_ratio": 0.99, "collapse_recovered_ratio": 10, "early_window_share": 1.0,
-                 "noise_multiple": 0},
+                 "min_confidence": 0},
     "hockey_stick": {"reward_drop_absolute": 0, "reward_drop_relative": 0, "reward_regain_share": 0.01,
-                     "recovery_descent_ratio": 0.01, "early_window_share": 1.0, "noise_multiple": 0},
+                     "recovery_descent_ratio": 0.01, "early_window_share": 1.0, "min_confidence": 0},
 }
 NAMES = {"collapse": ("Sequence Length Collapse", "sequence_length_collapse", "bai.stability.collapse"),
          "hockey_stick": ("Reward Hockey Stick", "reward_hockey_stick", "bai.stability.hockey-stick")}

@@ -24,6 +24,7 @@ LENGTH_KEYS = ("length/mean", "completions/mean_length", "completion_length", "r
                "length", "mean_length", "response_length")
 REWARD_KEYS = ("reward/mean", "reward", "critic/score/mean", "critic/rewards/mean", "reward_mean", "score")
 BUCKET_PREFIX = "reward_by_length/"
+COUNT_PREFIX = "count_by_length/"  # bai's: the completions behind each bucket's point
 
 
 @dataclass
@@ -35,6 +36,14 @@ class Curves:
     length: list[float | None] = field(default_factory=list)
     reward: list[float | None] = field(default_factory=list)
     reward_by_length: dict[str, list[float | None]] = field(default_factory=dict)
+    count_by_length: dict[str, list[float | None]] = field(default_factory=dict)
+
+    def diagnose(self, thresholds=None, run_steps: int | None = None):
+        """Both detectors on these curves (with the counts, where the log has them)."""
+        from bai_core.rl.detectors import DetectorThresholds, diagnose
+
+        return diagnose(self.steps, self.length, self.reward, self.reward_by_length,
+                        thresholds or DetectorThresholds(), run_steps, self.count_by_length or None)
 
     def add(self, record: dict) -> None:
         step = _first(record, STEP_KEYS)
@@ -46,10 +55,10 @@ class Curves:
         self.length.append(length)
         self.reward.append(reward)
         for key, value in record.items():
-            if key.startswith(BUCKET_PREFIX):
-                series = self.reward_by_length.setdefault(key.removeprefix(BUCKET_PREFIX), [None] * index)
-                series.append(_number(value))
-        for series in self.reward_by_length.values():
+            for prefix, table in ((BUCKET_PREFIX, self.reward_by_length), (COUNT_PREFIX, self.count_by_length)):
+                if key.startswith(prefix):
+                    table.setdefault(key.removeprefix(prefix), [None] * index).append(_number(value))
+        for series in (*self.reward_by_length.values(), *self.count_by_length.values()):
             series.extend([None] * (index + 1 - len(series)))
 
 

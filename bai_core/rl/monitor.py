@@ -15,7 +15,7 @@ from transformers import TrainerCallback
 
 from bai_core.rl.config import TrainSettings
 from bai_core.rl.curves import Curves
-from bai_core.rl.detectors import Diagnosis, diagnose
+from bai_core.rl.detectors import Diagnosis
 from bai_core.rl.metrics import MetricsLog, MonitorHooks, step_record
 from bai_core.rl.rewards import RewardRecorder
 
@@ -76,8 +76,7 @@ class StabilityMonitor(TrainerCallback):
         curves = Curves("bai-metrics")  # from the records in memory: no need to read back what was just written
         for record in self.metrics.records:
             curves.add(record)
-        return diagnose(curves.steps, curves.length, curves.reward, curves.reward_by_length,
-                        self.settings.detectors, run_steps=total)
+        return curves.diagnose(self.settings.detectors, run_steps=total)
 
 
 def _distributed() -> bool:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from bai_core.io.atomic import write_atomic
 from bai_core.rl.curves import Curves
-from bai_core.rl.detectors import Diagnosis, smooth
+from bai_core.rl.detectors import Diagnosis
+from bai_core.rl.statistics import smooth
 
 PLOTS = ("length.png", "reward.png", "reward_by_length.png")
 

@@ -36,7 +36,6 @@ def train_on_ranks(init: Path, reward_paths: dict[str, Path], prompts: PromptSet
                    resume_from: Path | None, storage: StorageConfig, folder: str, key: str):
     """Train on the ranks `settings.launch` asks for; returns the single-process stage's TrainOutcome."""
     from bai_core.rl.curves import read_curves
-    from bai_core.rl.detectors import diagnose
     from bai_core.rl.trainer import TrainOutcome, device
 
     launch = settings.launch
@@ -72,8 +71,7 @@ def train_on_ranks(init: Path, reward_paths: dict[str, Path], prompts: PromptSet
         meeting.ended(None)
     outcome = json.loads((workdir / OUTCOME).read_text())
     curves = read_curves(workdir / "metrics.jsonl")
-    diagnosis = diagnose(curves.steps, curves.length, curves.reward, curves.reward_by_length, settings.detectors,
-                         run_steps=settings.steps)
+    diagnosis = curves.diagnose(settings.detectors, run_steps=settings.steps)
     aborted = tuple(outcome["aborted"]) if outcome["aborted"] else None
     return TrainOutcome(steps=outcome["steps"], seconds=round(time.perf_counter() - started, 2),
                         diagnosis=diagnosis, aborted=aborted, device=outcome["device"],
