@@ -14,9 +14,10 @@ Noise (rl/statistics.py). A reward point is the mean of the step's completions (
 logged (bai's metrics.jsonl), points are weighed by them, sparse steps pooled with their neighbours, and the
 per-completion spread measured. The smoothing widens until a window's mean resolves the fall (its standard error
 at most 1/`resolve_multiple` of the drop), up to half the early window. A fall fires only when its `confidence`
-(1 - p that noise made it, corrected for the windows scanned) reaches `min_confidence`; a bucket whose widest
-window still cannot tell the fall from noise gets "not enough samples". Without counts (other logs), each point
-is one sample of the spread measured between successive points.
+(1 - the chance that noise alone falls that far, from flat curves simulated with the same counts and spread)
+reaches `min_confidence`, corrected for the number of reward curves judged; a bucket whose widest window could not
+tell a drop of 25% of its level from noise gets "not enough samples". Without counts (other logs), each point is
+one sample of the spread measured between successive points.
 
 Descent and recovery are timed at the same level, halfway between the start and the minimum (our reading of the
 figures), from the dip's bottom: the first step the smoothed curve comes within 10% of the drop of its minimum.
@@ -30,6 +31,7 @@ swinging with where noise puts the minimum on a flat bottom, or with one noisy p
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -58,8 +60,8 @@ class DetectorThresholds(BaseModel):
     min_bucket_points: int = Field(5, ge=2, description="A length bucket with fewer points is not judged...")
     min_bucket_share: float = Field(0.5, ge=0, le=1, description="...nor one present in fewer than this share of "
                                                                  "the steps (a few stray completions are no curve).")
-    min_confidence: float = Field(0.99, ge=0, le=1, description="A fall fires only when noise explains it with "
-                                                                 "a chance below 1 - this (after the windows scanned).")
+    min_confidence: float = Field(0.99, ge=0, le=1, description="A fall fires only when noise alone makes one "
+                                                                 "as deep with a chance below 1 - this.")
     resolve_multiple: float = Field(6.0, gt=0, description="Smoothing widens until a window's standard error is at "
                                                            "most the drop / this.")
 
@@ -218,7 +220,7 @@ class _Curve:
         self.width = width
         self.smoothed, self.samples = statistics.weighted_smooth(self.steps, self.values, self.counts, width)
 
-    def resolve(self, drop_at: callable) -> float:
+    def resolve(self, drop_at: Callable[[], float]) -> float:
         """Widen the smoothing until it resolves the drop `drop_at()` finds (a few rounds: a wider window sees a
         shallower drop); the drop at the final width."""
         drop = drop_at()

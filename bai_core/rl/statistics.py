@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+
 def smooth(values: np.ndarray, width: int) -> np.ndarray:
     """Centred moving average over points that shrinks at the ends (no padding bias at the start); the plots'."""
     if width <= 1 or len(values) < 2:
