@@ -1,7 +1,8 @@
 """What the detectors know about a curve's noise. A point of a reward curve is the mean of the step's completions
 (of one length bucket): its noise is the per-completion spread over the square root of how many there were.
 
-- `noise_per_sample`: the per-completion spread, from successive differences weighted by the counts, or, where the log has no counts, the per-point spread (then every point counts as one sample).
+- `noise_per_sample`: the per-completion spread, from successive differences weighted by the counts, or, where the
+  log has no counts, the per-point spread (then every point counts as one sample).
 - `weighted_smooth`: a centred moving average over a window of steps that weighs each point by its count, so sparse
   steps are pooled with their neighbours and an empty step adds nothing; with the samples each window holds.
 - `confidence`: how sure a fall is not noise. The fall is the start's mean minus the lowest of many overlapping
@@ -32,7 +33,7 @@ def smooth(values: np.ndarray, width: int) -> np.ndarray:
 def noise_per_sample(values: np.ndarray, counts: np.ndarray) -> float:
     """The per-completion standard deviation: successive points differ by noise of variance s^2 (1/n_i + 1/n_j)
     (a trend between neighbours is small beside it). A mean, not a median: rewards have heavy tails (a rare
-    truncated answer scored far below the rest), and a window's mean feels them. 0 with fewer than three points."""
+    very short answer scored far below the rest), and a window's mean feels them. 0 with fewer than three points."""
     if len(values) < 3:
         return 0.0
     differences = np.diff(values) ** 2 / (1 / counts[:-1] + 1 / counts[1:])
