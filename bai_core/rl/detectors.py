@@ -389,7 +389,8 @@ def diagnose(steps, lengths, rewards, reward_by_length: dict[str, list] | None =
         elif present:
             completions = int(sum(c or 0 for c in counts.get(name, []))) if name in counts else None
             sparse[name] = (f"present at {present} of {len(clean_steps)} steps"
-                            + (f", {completions} completions" if completions is not None else ""))
+                            + (f", {completions} completion{'' if completions == 1 else 's'}"
+                               if completions is not None else ""))
     # Each reward curve judged is one more chance for noise to fire: the confidence each needs is corrected for
     # how many there are (the run's reward and every judged bucket; Sidak), so the run keeps min_confidence.
     each = t.model_copy(update={"min_confidence": t.min_confidence ** (1 / (1 + len(judged)))})
