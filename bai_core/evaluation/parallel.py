@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 from bai_core import progress
 from bai_core.errors import BaiError
 from bai_core.evaluation.config import EvaluateSettings
-from bai_core.launcher import free_port, stop_ranks
+from bai_core.launcher import free_port, start, wait
 
 RESULTS, GENERATIONS = "results.json", "generations.json"
 
@@ -50,18 +49,14 @@ def score_on_processes(path: Path, settings: EvaluateSettings, metadata: dict, w
                "--max_restarts", "0", "-m", "bai_core.evaluation.parallel", str(job)]
     progress.note(f"scoring on {settings.processes} processes: {' '.join(command)}")
     deadline = time.monotonic() + timeout_s
-    with open(workdir / "launcher.log", "w") as log:
-        launcher = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
-    try:
-        while launcher.poll() is None:
-            progress.check_stop()
-            if time.monotonic() > deadline:
-                raise BaiError(f"evaluate: the {settings.processes} processes did not finish within {timeout_s:g} s")
-            time.sleep(0.5)
-    except BaseException:
-        stop_ranks(launcher)
-        raise
+
+    def overdue() -> bool:
+        if time.monotonic() > deadline:
+            raise BaiError(f"evaluate: the {settings.processes} processes did not finish within {timeout_s:g} s")
+        return False
+
+    launcher = start(command, workdir / "launcher.log")
+    wait(launcher, overdue, poll_s=0.5)
     if launcher.returncode != 0:
         lines = [line for line in (workdir / "launcher.log").read_text(errors="replace").splitlines() if line.strip()]
         raise BaiError(f"evaluate: scoring on {settings.processes} processes failed (exit code "

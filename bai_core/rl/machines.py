@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -100,7 +99,7 @@ def _train_with(stage, machine: int, note: dict) -> str:
     """This machine's ranks, meeting machine 0 as its note says: "finished", or "again" when machine 0 started a
     new attempt meanwhile. One line when machine 0's attempt or this machine's ranks fail."""
     from bai_core.fingerprint import cache_dir
-    from bai_core.launcher import stop_ranks
+    from bai_core.launcher import start, wait
     from bai_core.rl.launch import Rendezvous, launch_command, shown
     from bai_core.rl.prompts import load_prompts
     from bai_core.rl.ranks import failure
@@ -127,20 +126,12 @@ def _train_with(stage, machine: int, note: dict) -> str:
     command = launch_command(settings.launch, Rendezvous(machine, note["address"], note["port"]), job, on_gpu)
     progress.note(f"machine {machine} of {settings.launch.machines}: training with machine 0 at {note['address']}:"
                   f"{note['port']} (attempt {note['attempt']}): {shown(command)}")
-    with open(workdir / "launcher.log", "w") as log:
-        launcher = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
-    try:
-        while launcher.poll() is None:
-            progress.check_stop()
-            now = read_meeting(store, folder) or note
-            if now["attempt"] != note["attempt"] or now["state"] in ("failed", "stopped"):
-                stop_ranks(launcher)
-                break
-            time.sleep(POLL_SECONDS)
-    except BaseException:
-        stop_ranks(launcher)
-        raise
+    def machine_0_moved_on() -> bool:
+        now = read_meeting(store, folder) or note
+        return now["attempt"] != note["attempt"] or now["state"] in ("failed", "stopped")
+
+    launcher = start(command, workdir / "launcher.log")
+    wait(launcher, machine_0_moved_on, POLL_SECONDS)
     if launcher.returncode == 0:
         return "finished"
     now = _settled(store, folder, note)

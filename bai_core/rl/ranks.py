@@ -14,13 +14,12 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 from bai_core import progress
 from bai_core.errors import BaiError
-from bai_core.launcher import stop_ranks
+from bai_core.launcher import start, wait
 from bai_core.rl.config import TrainSettings
 from bai_core.rl.launch import check_launch, launch_command, shown
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
@@ -50,20 +49,14 @@ def train_on_ranks(init: Path, reward_paths: dict[str, Path], prompts: PromptSet
     (workdir / "launched.json").write_text(json.dumps({"command": command, "machine_rank": meet.machine_rank}))
     meeting = _Meeting(storage, folder, meet, resume_from) if launch.machines > 1 else None
     started = time.perf_counter()
-    with open(workdir / "launcher.log", "w") as log:
-        launcher = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+    launcher = start(command, workdir / "launcher.log")
     follower = _Follower(workdir, settings.steps, len(metrics.records), hooks)
     try:
-        while launcher.poll() is None:
-            follower.follow()
-            progress.check_stop()  # long waits with no step to report still hear SIGTERM
-            time.sleep(POLL_SECONDS)
+        wait(launcher, lambda: follower.follow() or False, POLL_SECONDS)
         follower.follow()
         if launcher.returncode != 0:
             raise BaiError(failure(workdir, launcher.returncode, launch.world_size))
     except BaseException as e:
-        stop_ranks(launcher)
         if meeting:
             meeting.ended(e)
         raise
