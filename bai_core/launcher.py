@@ -47,11 +47,12 @@ def stop_ranks(launcher: subprocess.Popen) -> None:
         pass
 
 
-def start(command: list[str], log: Path) -> subprocess.Popen:
-    """The launcher, in a session of its own (a signal to the stage does not reach it twice), writing to `log`."""
+def start(command: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """The launcher, in a session of its own (a signal to the stage does not reach it twice), writing to `log`;
+    in `env` if given, else this process's environment."""
     with open(log, "w") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, env=env)
 
 
 def wait(launcher: subprocess.Popen, each_poll: Callable[[], bool], poll_s: float) -> None:

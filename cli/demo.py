@@ -16,13 +16,14 @@ def add_parser(sub) -> None:
     p = demo.add_parser(
         "build",
         help="train the tiny pretrained/instruct/reasoning/reward family on CPU",
-        description="Trains the demo family on synthetic arithmetic word problems (deterministic for a seed and a "
-        "CPU model) and prints its report. A folder that already holds the same size, seed and recipe is reused: no "
-        "training. The demo-size family at seed 0 ships with bai (demo://demo/<member> uses it without training); a "
-        "family trained here can differ from it in its bits, since they depend on the CPU model.",
+        description="Trains the demo family on synthetic arithmetic word problems and prints its report. The "
+        "training runs on one thread and on pinned kernels (torch's generic ones, MKL's COMPATIBLE branch), in a "
+        "process of its own, so that a seed gives the same weights on any x86 processor with the same torch. A "
+        "folder that already holds the same size, seed and recipe is reused: no training. The families of both "
+        "sizes at seed 0 ship with bai (demo://demo/<member> uses them without training).",
     )
-    p.add_argument("--size", default="demo", help="test (about a minute) or demo (about half an hour on 2 cores); "
-                                                  "default demo")
+    p.add_argument("--size", default="demo", help="test (about 2 minutes) or demo (about 50 minutes on a 2-core "
+                                                  "CPU); default demo")
     p.add_argument("--output", type=Path, required=True, help="folder for the four checkpoints and family.json")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace a folder holding something else")
@@ -55,11 +56,18 @@ def build(args) -> int:
     if shipped is not None and shipped.recipe == report.recipe:
         ours = {m: v["fingerprint"] for m, v in report.models.items()}
         if ours != {m: v["fingerprint"] for m, v in shipped.models.items()}:
-            print(f"bai: note: these weights differ from the shipped {args.size} family's (trained on "
-                  f"{(shipped.built_on or {}).get('cpu', 'another machine')}; this one on "
-                  f"{(report.built_on or {}).get('cpu', 'this machine')}): a family's bits depend on the CPU model. "
-                  f"demo://{args.size}/<member> keeps using the shipped one.", file=sys.stderr)
+            print(f"bai: note: these weights differ from the shipped {args.size} family's (built on "
+                  f"{_machine(shipped.built_on)}; this one on {_machine(report.built_on)}). On the pinned kernels "
+                  "an x86 processor with the same torch gives the shipped bits; another torch or processor "
+                  f"architecture may not (docs/demo-family.md). demo://{args.size}/<member> keeps using the shipped "
+                  "one.", file=sys.stderr)
     return 0
+
+
+def _machine(built_on: dict | None) -> str:
+    built_on = built_on or {}
+    return (f"{built_on.get('cpu', 'an unrecorded CPU')} ({built_on.get('machine', '?')}), torch "
+            f"{built_on.get('torch', '?')}, kernels {built_on.get('kernels', 'not pinned')}")
 
 
 def ship(args) -> int:

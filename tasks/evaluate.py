@@ -36,13 +36,15 @@ def evaluate_model(model: dict, settings: EvaluateSettings, storage: StorageConf
 def score_table(refs: list[dict]) -> list[dict]:
     """Rows of a Prefect table artifact: each model's tasks, then its overall when it has several."""
     def cell(value):
+        if isinstance(value, float):
+            return round(value, 4)  # a table to read; scores.json keeps lm-eval's figures whole
         return "n/a" if value is None else value  # a lone "-" shows as a bullet in the UI's tables
 
     rows = []
     for ref in refs:
         for row in ref["rows"]:
             rows.append({"model": ref["model"], "task": row["task"], "stands for": row["stands_for"],
-                         "metric": row["metric"], "score": row["score"], "stderr": cell(row["stderr"]),
+                         "metric": row["metric"], "score": cell(row["score"]), "stderr": cell(row["stderr"]),
                          "examples": row["examples"], "finished": cell(row["finished_share"]),
                          "mean tokens": cell(row["mean_answer_tokens"])})
         if len(ref["rows"]) > 1:

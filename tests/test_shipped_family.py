@@ -21,13 +21,17 @@ def no_training(monkeypatch):
     monkeypatch.setattr(publish, "build_family", refuse)
 
 
-def test_the_shipped_family_is_pinned_to_the_recipe():
-    report = shipped.shipped_report("demo", 0)
-    assert report is not None, "no demo family is shipped in bai_core/demo/shipped/demo-seed0"
-    assert report.recipe == recipe_id("demo"), (
-        f"the demo family's recipe changed ({report.recipe} shipped, {recipe_id('demo')} now): rebuild and ship it "
-        "(`bai demo build --size demo --output DIR`, then `bai demo ship DIR`; see docs/demo-family.md)")
-    assert report.size == "demo" and report.seed == 0 and report.built_on["cpu"]
+@pytest.mark.parametrize("size", ["demo", "test"])
+def test_the_shipped_family_is_pinned_to_the_recipe(size):
+    from bai_core.demo.training import TRAINING_KERNELS
+
+    report = shipped.shipped_report(size, 0)
+    assert report is not None, f"no {size} family is shipped in bai_core/demo/shipped/{size}-seed0"
+    assert report.recipe == recipe_id(size), (
+        f"the {size} family's recipe changed ({report.recipe} shipped, {recipe_id(size)} now): rebuild and ship it "
+        f"(`bai demo build --size {size} --output DIR`, then `bai demo ship DIR`; see docs/demo-family.md)")
+    assert report.size == size and report.seed == 0 and report.built_on["cpu"]
+    assert report.built_on["kernels"] == {"aten": "DEFAULT", **TRAINING_KERNELS}  # built as every build is
 
 
 def test_the_shipped_family_resolves_without_training_and_matches_its_fingerprints(tmp_path, no_training):

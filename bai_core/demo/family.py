@@ -35,7 +35,7 @@ from bai_core.io.atomic import AtomicFolder
 __all__ = ["LANGUAGE_MODELS", "MEMBERS", "SIZES", "FamilyReport", "build_family", "cached_family", "format_report",
            "recipe_id"]
 
-FAMILY_VERSION = 3  # part of recipe_id, with the size's settings and the recipe's code
+FAMILY_VERSION = 4  # part of recipe_id, with the size's settings and the recipe's code (4: pinned kernels)
 PHASES = (*MEMBERS, "evaluate", "evaluate merges")  # what a build reports progress on, in order
 MANIFEST = "family.json"
 # The modules whose code decides a family's weights and report (members.py names them too).
@@ -86,7 +86,8 @@ def _chars(line: str, utf8_offset: int) -> int:
 
 
 def machine() -> dict:
-    """What a family was trained on: its bits depend on the CPU model (and torch), not only on the seed."""
+    """What a family was trained on: the processor, torch and the kernels it computed with (ATen's capability as
+    torch reports it, and the switches the build pinned)."""
     cpu = platform.processor() or platform.machine()
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -95,10 +96,11 @@ def machine() -> dict:
         pass
     import torch
 
-    from bai_core.demo.training import TRAINING_THREADS
+    from bai_core.demo.training import TRAINING_KERNELS, TRAINING_THREADS
 
     return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": TRAINING_THREADS,
-            "system": platform.system()}
+            "system": platform.system(), "machine": platform.machine(),
+            "kernels": {"aten": torch.backends.cpu.get_cpu_capability(), **TRAINING_KERNELS}}
 
 
 @dataclass
@@ -117,7 +119,11 @@ class FamilyReport:
 
 def build_family(output: Path, size: str = "demo", seed: int = 0, overwrite: bool = False,
                  progress: Progress | None = None) -> FamilyReport:
-    """Train the family into `output` (atomically), or return the report of the one already there."""
+    """Train the family into `output` (atomically), or return the report of the one already there.
+
+    The training computes with the builds' pinned kernels (`TRAINING_KERNELS`) on one thread, so that a seed gives
+    the same family on any x86 processor: here, when this process was started on them, else in a child process
+    started on them (bai_core/demo/builder.py)."""
     if size not in SIZES:
         raise BaiError(f"unknown demo size {size!r} (known: {', '.join(SIZES)})")
     if seed < 0:
@@ -125,7 +131,16 @@ def build_family(output: Path, size: str = "demo", seed: int = 0, overwrite: boo
     existing = cached_family(output, size, seed)
     if existing is not None:
         return existing
-    from bai_core.demo.members import train_family  # torch: imported only when there is training to do
+    AtomicFolder.check_target(output, overwrite)
+    from bai_core.demo.builder import build_in_pinned_process, kernels_pinned  # torch: only with training to do
+
+    if not kernels_pinned():
+        build_in_pinned_process(output, size, seed, overwrite, progress or (lambda *_: None))
+        report = cached_family(output, size, seed)
+        if report is None:
+            raise BaiError(f"{output}: the build ended without an intact {size} family in it")
+        return report
+    from bai_core.demo.members import train_family
     from bai_core.demo.training import fixed_threads
 
     staging = AtomicFolder(output, overwrite=overwrite)

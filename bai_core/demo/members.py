@@ -65,7 +65,17 @@ def train_members(spec: FamilySize, tokenizer, train: list[Problem], seed: int, 
 
     `members` says which to train (with what they start from); `trained` holds members already trained, taken as
     they are (the recipe sweep: one base, many fine-tune variants). Each model starts from its own seed, so a member
-    comes out the same whichever others are trained in the same call."""
+    comes out the same whichever others are trained in the same call. It trains on the build's one torch thread
+    whatever the caller's setting: on an Intel Xeon, a member retrained on the process's two threads came out other
+    weights than the build's."""
+    from bai_core.demo.training import fixed_threads
+
+    with fixed_threads():
+        return _train_members(spec, tokenizer, train, seed, progress, device, members, trained)
+
+
+def _train_members(spec: FamilySize, tokenizer, train: list[Problem], seed: int, progress: Progress, device: str,
+                   members: tuple[str, ...], trained: dict | None) -> dict:
     import torch
     from transformers import LlamaForCausalLM, LlamaForSequenceClassification
 

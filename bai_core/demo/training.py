@@ -24,6 +24,14 @@ if TYPE_CHECKING:
 #   (two builds at once: 6.2x slower each; beside 2 busy processes: 3.3x), while 1 thread degrades gracefully
 #   (1.05x and 1.65x). Quiet, 1 thread is 1.58x slower than 2 on these tiny models.
 TRAINING_THREADS = 1
+# The kernels every build computes with, whatever the processor: ATen's generic (not vectorized) kernels, and MKL's
+# COMPATIBLE branch (SSE2 code, the branch MKL documents as giving the same results on Intel and other x86
+# processors). Left to themselves, torch picks its AVX2 or AVX-512 kernels by CPU features and MKL its code path by
+# processor, and a build's bits follow: on this project's AMD EPYC, ATEN_CPU_CAPABILITY=default alone and
+# MKL_CBWR=COMPATIBLE alone each gave other weights, and on an Intel Xeon the test-size family came out another
+# family (research/cpu-portability/README.md). Both switches are read when the libraries load, so a build runs in a
+# process started with them (bai_core/demo/builder.py). They cost time: a pinned build takes about twice as long.
+TRAINING_KERNELS = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
 
 Example = tuple[list[int], list[int]]  # token ids, loss mask (1 = learn this token)
 StepCallback = Callable[[int, int, float], None]  # (step, total steps, loss)

@@ -46,8 +46,9 @@ def task_rows(tasks: list[SuiteTask], results: dict, generations: Generations) -
         finished = [f for leaf in leaves for f in generations.finished.get(leaf, [])]
         rows.append({
             "task": task.task, "stands_for": task.stands_for, "category": task.category, "metric": metric,
-            "score": round(float(reported[metric]), 4),
-            "stderr": round(float(stderr), 4) if isinstance(stderr, (int, float)) else None,
+            # lm-eval's own figures, unrounded: they read the same as its results file (displays round them)
+            "score": float(reported[metric]),
+            "stderr": float(stderr) if isinstance(stderr, (int, float)) else None,
             "examples": sum(results.get("n-samples", {}).get(leaf, {}).get("effective", 0) for leaf in leaves),
             # loglikelihood tasks generate nothing: no length, no finished share
             "finished_share": round(sum(finished) / len(finished), 4) if finished else None,
@@ -64,8 +65,8 @@ def summary(rows: list[dict]) -> dict:
     generated = [row for row in rows if row["mean_answer_tokens"] is not None]
     weights = sum(row["examples"] for row in generated)
     return {
-        "overall": round(mean(row["score"] for row in rows), 4),
-        "categories": {name: round(mean(scores), 4) for name, scores in categories.items()},
+        "overall": mean(row["score"] for row in rows),  # unrounded, as the scores are: displays round
+        "categories": {name: mean(scores) for name, scores in categories.items()},
         # over every generated answer of the suite, so a long task weighs by its answers
         "finished_share": round(sum(r["finished_share"] * r["examples"] for r in generated) / weights, 4)
         if weights else None,

@@ -54,14 +54,19 @@ class AtomicFolder:
     def __init__(self, final: Path, overwrite: bool = False):
         self.final = final
         self.overwrite = overwrite
-        if final.exists() and not overwrite:
-            raise BaiError(f"{final}: already exists (pass --overwrite to replace it)")
-        if final.exists() and not final.is_dir():
-            raise BaiError(f"{final}: exists and is not a folder")
+        self.check_target(final, overwrite)
         remove_stale_temporaries(final)
         final.parent.mkdir(parents=True, exist_ok=True)
         self.path = final.parent / f".{final.name}{_MARK}{os.getpid()}-{secrets.token_hex(4)}"
         self.path.mkdir()
+
+    @staticmethod
+    def check_target(final: Path, overwrite: bool) -> None:
+        """Refuse a `final` that holds something already (unless `overwrite`) or is not a folder."""
+        if final.exists() and not overwrite:
+            raise BaiError(f"{final}: already exists (pass --overwrite to replace it)")
+        if final.exists() and not final.is_dir():
+            raise BaiError(f"{final}: exists and is not a folder")
 
     def publish(self) -> None:
         old = None
