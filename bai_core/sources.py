@@ -7,9 +7,10 @@ sha), so fetching the same content again downloads nothing.
     /data/qwen-math, ./models/x, ~/ckpt        a local folder
     s3://bucket/prefix                         an S3 (or S3-compatible) prefix; endpoint/keys from the environment
     Qwen/Qwen2.5-Math-1.5B[@revision]          a hub repo (also hf://...), pinned to the commit the revision names
-    demo://demo/pretrained[@seed]              the demo family (also instruct, reasoning, reward): the one shipped
-                                               with bai, or trained here once for a seed bai does not ship
-    demo://test/pretrained[@seed]              the same recipe at test size; demo://synthetic/<role> random weights
+    demo://demo/pretrained[@seed]              the demo family (also instruct, reasoning, reward): without a seed,
+                                               the one shipped with bai (seed 1); another seed is trained here once
+    demo://test/pretrained[@seed]              the same recipe at test size (shipped at seed 0);
+                                               demo://synthetic/<role> random weights
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def _is_local(source: str) -> bool:
 def parse_demo(source: str) -> tuple[str, str, int]:
     """demo://<family>/<role>[@seed] -> (family, role, seed)."""
     from bai_core.demo.members import MEMBERS
-    from bai_core.demo.sizes import SIZES
+    from bai_core.demo.sizes import SHIPPED_SEEDS, SIZES
     from bai_core.synthetic import ROLES
 
     rest, _, seed = source.removeprefix("demo://").partition("@")
@@ -115,7 +116,7 @@ def parse_demo(source: str) -> tuple[str, str, int]:
     if (family != "synthetic" and family not in SIZES) or role not in roles or (seed and not seed.isdigit()):
         raise BaiError(f"{source}: unknown demo checkpoint (known: demo://{{synthetic,{','.join(SIZES)}}}/<role>"
                        f"[@seed], roles {', '.join(MEMBERS)})")
-    return family, role, int(seed or 0)
+    return family, role, int(seed) if seed else SHIPPED_SEEDS.get(family, 0)
 
 
 def _fetch_demo(source: str, store: ArtifactStore | None) -> Path:

@@ -41,8 +41,10 @@ def generate(folder, questions: list[str], max_new_tokens: int = 48) -> list[tup
 
 
 def eval_questions(n: int = 32, size: str = "test"):
+    from bai_core.demo.sizes import SHIPPED_SEEDS
+
     spec = SIZES[size]
-    return problems("eval", 0, spec.a_range, spec.b_range, n)
+    return problems("eval", SHIPPED_SEEDS[size], spec.a_range, spec.b_range, n)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,9 @@ def shipped_demo_family():
     """The demo-size family shipped with bai (verified file by file), the one `make demo` uses."""
     from bai_core.demo.publish import ensure_demo_family
 
-    family = ensure_demo_family("demo", 0)
+    from bai_core.demo.sizes import SHIPPED_SEEDS
+
+    family = ensure_demo_family("demo", SHIPPED_SEEDS["demo"])
     assert family.origin == "shipped"
     return family
 
@@ -312,3 +316,39 @@ def test_a_build_that_finds_the_family_lock_held_waits_and_uses_what_the_holder_
     family = result["family"]
     assert family.origin == "machine" and family.root == built  # found, not trained
     assert family.report.models == demo_family.report.models
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_build_and_its_process_and_leaves_nothing(tmp_path):
+    """The build trains in a child process (on the pinned kernels); Ctrl-C to `bai demo build` stops both within
+    seconds, with the stop's exit code, and leaves neither the family nor its temporary folder."""
+    import signal
+    import time
+
+    import psutil
+
+    output = tmp_path / "family"
+    proc = subprocess.Popen([sys.executable, "-m", "bai.cli", "demo", "build", "--size", "test", "--seed", "1",
+                             "--output", str(output)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        builders = []
+        while not builders and time.monotonic() < deadline:
+            time.sleep(0.5)
+            builders = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                        if "bai_core.demo.builder" in " ".join(p.cmdline())]
+        assert builders, "no build process started"
+        time.sleep(8)  # into its training
+        assert list(tmp_path.glob(".family.bai-tmp-*")), "the build writes into a temporary folder"
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=30)[1].strip().splitlines()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert proc.returncode == 130, err[-5:]
+    assert err[-1].startswith("bai: stopped by SIGINT") and "Traceback" not in "\n".join(err), err[-5:]
+    psutil.wait_procs(builders, timeout=10)
+    assert not any(p.is_running() for p in builders)
+    assert not output.exists() and list(tmp_path.iterdir()) == []

@@ -312,7 +312,8 @@ def test_a_failed_stage_logs_its_one_line_error_without_a_traceback(family, tmp_
 
 
 @needs_prefect
-def test_a_demo_family_built_on_this_machine_is_uploaded_not_retrained(demo_family, s3_prefix):
+def test_a_demo_family_this_machine_has_is_uploaded_not_retrained(demo_family, s3_prefix):
+    """The test family, shipped with bai (so found on every machine), goes to an S3 store as it is: no training."""
     from bai_core.demo.family import MEMBERS
     from bai_core.demo.publish import ensure_demo_family, member_key
     from bai_core.storage import ArtifactStore

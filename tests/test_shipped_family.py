@@ -10,6 +10,9 @@ import pytest
 
 from bai_core.demo import publish, shipped
 from bai_core.demo.family import MEMBERS, code_without_comments, recipe_id
+from bai_core.demo.sizes import SHIPPED_SEEDS
+
+DEMO_SEED = SHIPPED_SEEDS["demo"]
 
 
 @pytest.fixture
@@ -25,12 +28,13 @@ def no_training(monkeypatch):
 def test_the_shipped_family_is_pinned_to_the_recipe(size):
     from bai_core.demo.training import TRAINING_KERNELS
 
-    report = shipped.shipped_report(size, 0)
-    assert report is not None, f"no {size} family is shipped in bai_core/demo/shipped/{size}-seed0"
+    seed = SHIPPED_SEEDS[size]
+    report = shipped.shipped_report(size, seed)
+    assert report is not None, f"no {size} family is shipped in bai_core/demo/shipped/{size}-seed{seed}"
     assert report.recipe == recipe_id(size), (
         f"the {size} family's recipe changed ({report.recipe} shipped, {recipe_id(size)} now): rebuild and ship it "
         f"(`bai demo build --size {size} --output DIR`, then `bai demo ship DIR`; see docs/demo-family.md)")
-    assert report.size == size and report.seed == 0 and report.built_on["cpu"]
+    assert report.size == size and report.seed == seed and report.built_on["cpu"]
     assert report.built_on["kernels"] == {"aten": "DEFAULT", **TRAINING_KERNELS}  # built as every build is
 
 
@@ -38,18 +42,18 @@ def test_the_shipped_family_resolves_without_training_and_matches_its_fingerprin
     from bai_core.sources import fetch
     from bai_core.storage import ArtifactStore
 
-    report = shipped.shipped_report("demo", 0)
+    report = shipped.shipped_report("demo", DEMO_SEED)
     alone = fetch("demo://demo/instruct")  # no store: the package's own folder
-    assert alone.path == shipped.shipped_folder("demo", 0) / "instruct"
+    assert alone.path == shipped.shipped_folder("demo", DEMO_SEED) / "instruct"
     assert alone.fingerprint == report.models["instruct"]["fingerprint"]
 
     store = ArtifactStore(str(tmp_path / "store"))
-    family = publish.ensure_demo_family("demo", 0, store)
-    assert family.origin == "shipped" and family.root == store.local_path(publish.family_key("demo", 0))
+    family = publish.ensure_demo_family("demo", DEMO_SEED, store)
+    assert family.origin == "shipped" and family.root == store.local_path(publish.family_key("demo", DEMO_SEED))
     for member in MEMBERS:
-        marker = store.find(publish.member_key("demo", 0, member))
+        marker = store.find(publish.member_key("demo", DEMO_SEED, member))
         assert marker["fingerprint"] == report.models[member]["fingerprint"]
-    assert publish.ensure_demo_family("demo", 0, store).origin == "store"  # next time: from the store
+    assert publish.ensure_demo_family("demo", DEMO_SEED, store).origin == "store"  # next time: from the store
 
 
 @pytest.mark.parametrize("damage", ["altered", "missing", "extra"])
@@ -58,9 +62,9 @@ def test_an_altered_shipped_family_is_refused_in_one_line_naming_the_file(tmp_pa
     from bai.cli import main
 
     copy = tmp_path / "shipped"
-    shutil.copytree(shipped.shipped_folder("demo", 0), copy / "demo-seed0")
+    shutil.copytree(shipped.shipped_folder("demo", DEMO_SEED), copy / f"demo-seed{DEMO_SEED}")
     monkeypatch.setattr(shipped, "SHIPPED_ROOT", copy)
-    member = copy / "demo-seed0" / "instruct"
+    member = copy / f"demo-seed{DEMO_SEED}" / "instruct"
     if damage == "altered":
         named = member / "model.safetensors"
         data = bytearray(named.read_bytes())

@@ -82,7 +82,7 @@ def demo_split(settings: EvaluateSettings, sources: list[str]) -> dict:
     which = "several demo families (" + ", ".join(f"{s}@{n}" for s, n in sorted(families)) + ")" if families \
         else "no demo family"
     raise BaiError(f"evaluate.suite: the demo suite scores a demo family's eval split, and the models name {which}; "
-                   "set evaluate.demo_family (bai eval --demo-family), e.g. demo@0")
+                   "set evaluate.demo_family (bai eval --demo-family), e.g. demo@1")
 
 
 def _known_size(metadata: dict) -> dict:

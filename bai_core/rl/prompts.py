@@ -4,6 +4,7 @@
 TRL passes them.
 
     demo://demo/rl[@seed]        the RL split of the demo task (never a train or eval problem), as chat prompts
+                                 (without a seed: the shipped family's)
     prompts.jsonl, data.parquet  a local file
     s3://bucket/prompts.jsonl    an object (endpoint and keys from the environment)
     org/dataset[@revision][:split]   a hub dataset (split default train; its configuration in `subset`)
@@ -99,7 +100,7 @@ def _valid_prompt(prompt) -> bool:
 
 def _demo_rows(source: str) -> list[dict]:
     from bai_core.demo.arithmetic import problems
-    from bai_core.demo.sizes import SIZES
+    from bai_core.demo.sizes import SHIPPED_SEEDS, SIZES
 
     rest, _, seed = source.removeprefix("demo://").partition("@")
     size, _, split = rest.partition("/")
@@ -107,7 +108,8 @@ def _demo_rows(source: str) -> list[dict]:
         raise BaiError(f"prompts {source}: unknown demo prompts (known: demo://{{{','.join(SIZES)}}}/rl[@seed])")
     spec = SIZES[size]
     return [{"prompt": [{"role": "user", "content": p.question}], "answer": p.answer}
-            for p in problems("rl", int(seed or 0), spec.a_range, spec.b_range, DEMO_RL_PROMPTS)]
+            for p in problems("rl", int(seed) if seed else SHIPPED_SEEDS[size], spec.a_range, spec.b_range,
+                              DEMO_RL_PROMPTS)]
 
 
 def _file_rows(path: Path, source: str) -> list[dict]:

@@ -6,17 +6,19 @@ family's own evaluator, so both score an answer the same way."""
 from __future__ import annotations
 
 
-def eval_split(size: str = "demo", seed: int = 0, **_):
-    """The held-out eval split of the demo family of `size` and `seed`, as lm-eval's test split."""
+def eval_split(size: str = "demo", seed: int | None = None, **_):
+    """The held-out eval split of the demo family of `size` and `seed` (default: the seed that size ships at), as
+    lm-eval's test split."""
     import datasets
 
     from bai_core.demo.arithmetic import problems
-    from bai_core.demo.sizes import SIZES
+    from bai_core.demo.sizes import SHIPPED_SEEDS, SIZES
 
     if size not in SIZES:
         raise ValueError(f"bai_demo: unknown size {size!r} in the task metadata (known: {', '.join(SIZES)})")
     spec = SIZES[size]
-    items = problems("eval", int(seed), spec.a_range, spec.b_range, spec.eval_problems)
+    items = problems("eval", SHIPPED_SEEDS[size] if seed is None else int(seed), spec.a_range, spec.b_range,
+                     spec.eval_problems)
     rows = [{"question": p.question, "answer": str(p.answer)} for p in items]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
