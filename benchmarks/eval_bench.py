@@ -5,7 +5,7 @@ CLI. Also checks that both give the same score.
 
     python benchmarks/eval_bench.py MEMBER_FOLDER [--repeats 3] [--suite demo]
 
-MEMBER_FOLDER: a demo family member, e.g. bai-artifacts/families/demo-seed0-<recipe>/reasoning after `make demo`.
+MEMBER_FOLDER: a demo family member, e.g. bai-artifacts/families/demo-seed1-<recipe>/reasoning after `make demo`.
 """
 
 from __future__ import annotations

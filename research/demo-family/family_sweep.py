@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import multiprocessing
+import os
 import sys
 import time
 from pathlib import Path
@@ -192,6 +193,10 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="every run 50x shorter: checks the sweep runs")
     parser.add_argument("--out", type=Path, default=Path("family_sweep.jsonl"))
     args = parser.parse_args()
+    from bai_core.demo.builder import kernels_pinned, pinned_environment
+
+    if not kernels_pinned():  # train on the builds' kernels, which torch reads when it loads: start again on them
+        os.execve(sys.executable, [sys.executable, *sys.argv], pinned_environment())
     names = args.only.split(",") if args.only else list(BASES)
     unknown = set(names) - set(BASES)
     if unknown:

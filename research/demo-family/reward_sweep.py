@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import random
 import sys
 import time
@@ -134,6 +135,10 @@ def main() -> None:
                         help="first score each language-model member by its own likelihood of the two answers")
     parser.add_argument("--out", type=Path, default=Path("reward_sweep.jsonl"))
     args = parser.parse_args()
+    from bai_core.demo.builder import kernels_pinned, pinned_environment
+
+    if not kernels_pinned():  # train on the builds' kernels, which torch reads when it loads: start again on them
+        os.execve(sys.executable, [sys.executable, *sys.argv], pinned_environment())
     names = [name for name in args.variants.split(",") if name]  # "" scores the built judge alone
     unknown = set(names) - set(VARIANTS)
     if unknown:
