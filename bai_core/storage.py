@@ -21,7 +21,7 @@ from pydantic import Field
 
 from bai_core.errors import BaiError
 from bai_core.fingerprint import cache_dir, fingerprint_folder
-from bai_core.io.atomic import AtomicFolder, write_atomic
+from bai_core.io.atomic import AtomicFolder, remove_stale_temporaries, rename_over, write_atomic
 from bai_core.settings import Strict
 
 MARKER = "_bai_complete.json"
@@ -171,6 +171,29 @@ class ArtifactStore:
             self.fs.pipe_file(f"{self.uri(key)}/{MARKER}", (json.dumps(marker, indent=2) + "\n").encode())
         (folder / MARKER).write_text(json.dumps(marker, indent=2) + "\n")  # the local copy knows it is complete
         return marker
+
+    def supersede(self, target: str, source: str) -> None:
+        """Put the complete artifact at `source` in the place of the one at `target` (a new checkpoint over the last):
+        at every moment one of the two keys holds a complete artifact, so a process killed here loses neither.
+        Locally two renames (`source` keeps its folder until the second); on S3, which cannot rename, the target's
+        marker goes first, then its files, then a server-side copy of the source, then the source."""
+        if not self.is_local:
+            marker = json.loads((self.local_path(source) / MARKER).read_text())
+            with s3_errors(self.url, self.endpoint_url):
+                if self.fs.exists(self.uri(target)):
+                    self.fs.rm_file(f"{self.uri(target)}/{MARKER}")
+                    self.fs.rm(self.uri(target), recursive=True)
+                for name in marker["files"]:
+                    self.fs.copy(f"{self.uri(source)}/{name}", f"{self.uri(target)}/{name}")
+                listing = self.fs.ls(self.uri(target), detail=True, refresh=True)
+                marker["files"] = {Path(e["name"]).name: {"size": e["size"], "etag": e.get("ETag")}
+                                   for e in listing if Path(e["name"]).name != MARKER}
+                self.fs.pipe_file(f"{self.uri(target)}/{MARKER}", (json.dumps(marker, indent=2) + "\n").encode())
+                self.fs.rm_file(f"{self.uri(source)}/{MARKER}")
+                self.fs.rm(self.uri(source), recursive=True)
+            (self.local_path(source) / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        remove_stale_temporaries(self.local_path(target))
+        rename_over(self.local_path(source), self.local_path(target))  # on S3: the local working copy follows
 
     def _abort_unfinished_uploads(self, key: str) -> None:
         """A killed multipart upload (s3fs uses one above 100 MiB) leaves no object but keeps its parts, billed,

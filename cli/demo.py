@@ -19,10 +19,11 @@ def add_parser(sub) -> None:
         description="Trains the demo family on synthetic arithmetic word problems and prints its report. The "
         "training runs on one thread and on pinned kernels (torch's generic ones, MKL's COMPATIBLE branch), in a "
         "process of its own, so that a seed gives the same weights on any x86 processor with the same torch. A "
-        "folder that already holds the same size, seed and recipe is reused: no training. Both sizes ship with bai "
-        "(demo at seed 1, test at seed 0: demo://demo/<member> uses the shipped one without training).",
+        "folder that already holds the same size, seed and recipe is reused: no training. The demo and test sizes ship "
+        "with bai (demo at seed 1, test at seed 0: demo://demo/<member> uses the shipped one without training).",
     )
-    p.add_argument("--size", default="demo", help="test (about 2 minutes) or demo (about 50 minutes on a 2-core "
+    p.add_argument("--size", default="demo", help="tiny (seconds; learns next to nothing: for tests of the build), "
+                                                  "test (about 2 minutes) or demo (about 48 minutes on a 2-core "
                                                   "CPU); default demo")
     p.add_argument("--output", type=Path, required=True, help="folder for the four checkpoints and family.json")
     p.add_argument("--seed", type=int, help="default: the seed the size ships at (demo 1, test 0)")

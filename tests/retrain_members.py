@@ -1,11 +1,11 @@
-"""Trains the test family's members the way the recipe sweep does, one `train_members` call at a time, each from
+"""Trains a demo family size's members the way the recipe sweep does, one `train_members` call at a time, each from
 members already trained (the base saved and loaded back first), and saves them to OUT/<member>.
 
 Run by tests/test_demo_family.py in a process of its own, started on the builds' kernels (a process cannot switch
 its kernels once torch has loaded), beside a `bai demo build` of the same size and seed: both must give the same
 weights, to the bit.
 
-    python tests/retrain_members.py OUT
+    python tests/retrain_members.py SIZE OUT
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 
-def main(out: Path) -> None:
+def main(size: str, out: Path) -> None:
     from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
     from bai_core.demo.arithmetic import problems
@@ -28,7 +28,7 @@ def main(out: Path) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         write_char_tokenizer(Path(scratch), CHAT_TEMPLATE, vocab_size=VOCAB_SIZE)
         tokenizer = PreTrainedTokenizerFast.from_pretrained(scratch, local_files_only=True)
-    spec = SIZES["test"]
+    spec = SIZES[size]
     train = problems("train", 0, spec.a_range, spec.b_range, spec.train_problems)
     quiet = lambda *_: None  # noqa: E731
     base = train_members(spec, tokenizer, train, 0, quiet, members=("pretrained",))["pretrained"]
@@ -41,4 +41,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(sys.argv[1], Path(sys.argv[2]))

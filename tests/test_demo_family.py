@@ -161,7 +161,7 @@ def test_reward_model_loads_as_a_sequence_classifier(demo_family):
 
 @pytest.fixture(scope="module")
 def two_builds(tmp_path_factory):
-    """The test family built twice on this machine, at the same time: by `bai demo build` in another process and
+    """The tiny family built twice on this machine, at the same time: by `bai demo build` in another process and
     another environment (the hub not switched off: everything here is local anyway), and by tests/retrain_members.py,
     which trains the members one `train_members` call at a time from a base saved and loaded back, as the recipe
     sweep does, in a process started on the builds' kernels. -> (the build's folder, its report, the retrain's
@@ -169,15 +169,15 @@ def two_builds(tmp_path_factory):
     from bai_core.demo.builder import pinned_environment
 
     root = tmp_path_factory.mktemp("two-builds")
-    command = [sys.executable, "-m", "bai.cli", "demo", "build", "--size", "test", "--seed", "0",
+    command = [sys.executable, "-m", "bai.cli", "demo", "build", "--size", "tiny", "--seed", "0",
                "--output", str(root / "family"), "--json"]
     build = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0"})
-    retrain = subprocess.Popen([sys.executable, str(Path(__file__).with_name("retrain_members.py")),
+    retrain = subprocess.Popen([sys.executable, str(Path(__file__).with_name("retrain_members.py")), "tiny",
                                 str(root / "retrained")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, env=pinned_environment())
-    out, err = build.communicate(timeout=900)
-    log, _ = retrain.communicate(timeout=900)
+    out, err = build.communicate(timeout=300)
+    log, _ = retrain.communicate(timeout=300)
     assert build.returncode == 0, err[-3000:]
     assert retrain.returncode == 0, log[-3000:]
     return root / "family", json.loads(out), root / "retrained", command
@@ -189,7 +189,7 @@ def test_a_build_is_deterministic_pinned_to_its_kernels_and_never_trains_twice(t
     from bai_core.demo.training import TRAINING_KERNELS
 
     folder, report, _, command = two_builds
-    assert (report["size"], report["seed"], report["recipe"]) == ("test", 0, recipe_id("test"))
+    assert (report["size"], report["seed"], report["recipe"]) == ("tiny", 0, recipe_id("tiny"))
     # trained in a process started on the pinned kernels, whatever this one runs on
     assert report["built_on"]["kernels"] == {"aten": "DEFAULT", **TRAINING_KERNELS}
     assert report["built_on"]["torch_threads"] == 1

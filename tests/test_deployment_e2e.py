@@ -188,8 +188,8 @@ def test_train_and_evaluate_stages_are_handed_to_the_gpu_pool(deployed, prefect_
 def test_cancelling_a_deployment_run_stops_it_cleanly(deployed, prefect_api, tmp_path):
     """Cancel from the UI (the API call the UI makes) while the worker trains the demo family."""
     store, cache = tmp_path / "store", Path(deployed["BAI_CACHE_DIR"])
-    config = {"name": "cancelled", "storage": {"uri": str(store)},
-              "models": {role: f"demo://test/{role}" for role in ("pretrained", "instruct", "reasoning")}}
+    config = {"name": "cancelled", "storage": {"uri": str(store)},  # seed 1: shipped by no size, so built here
+              "models": {role: f"demo://test/{role}@1" for role in ("pretrained", "instruct", "reasoning")}}
     flow_run_id = trigger("bai-pipeline/demo", {"config": config}, deployed)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:

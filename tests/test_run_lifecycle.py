@@ -170,9 +170,9 @@ def read_until(stream, text: str, timeout: float) -> list[str]:
 def test_sigterm_while_training_the_demo_family_stops_within_10_s(tmp_path):
     store, cache = tmp_path / "store", tmp_path / "cache"
     env = {**os.environ, "BAI_CACHE_DIR": str(cache)}  # a machine that has never built the family
-    config = tmp_path / "c.yaml"
-    config.write_text(json.dumps({"name": "stopped", "storage": {"uri": str(store)},
-                                  "models": {r: f"demo://test/{r}" for r in ("pretrained", "instruct", "reasoning")}}))
+    config = tmp_path / "c.yaml"  # seed 1: no size ships it, so it is built here
+    models = {r: f"demo://test/{r}@1" for r in ("pretrained", "instruct", "reasoning")}
+    config.write_text(json.dumps({"name": "stopped", "storage": {"uri": str(store)}, "models": models}))
     proc = subprocess.Popen([*BAI, "run", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=env)
     read_until(proc.stderr, "demo-family-test started", timeout=120)

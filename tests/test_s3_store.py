@@ -129,3 +129,52 @@ def test_credentials_from_a_secret_block_reach_s3_and_nothing_else_holds_them(fa
     assert refused.returncode == 1
     [line] = refused.stderr.strip().splitlines()
     assert "refused access" in line and key["SecretAccessKey"] not in line
+
+
+class Killed(BaseException):
+    """What a SIGKILL at that moment would leave: the code after it never runs."""
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_run_killed_while_saving_a_checkpoint_still_has_one_to_resume_from(where, tmp_path, request, monkeypatch):
+    """A new checkpoint is published whole beside the last and then put in its place; stopped between the two
+    (the last one's files already gone), the run resumes from the new one, and the next save tidies up."""
+    from bai_core.rl.stage import find_checkpoint, publish_checkpoint
+
+    store = ArtifactStore(str(tmp_path / "store") if where == "local" else request.getfixturevalue("s3_prefix"))
+    store.check()
+
+    def saved(step: int):
+        trl = tmp_path / f"trl-{step}"
+        trl.mkdir()
+        (trl / "model.safetensors").write_bytes(os.urandom(1000))
+        (trl / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+        return trl
+
+    publish_checkpoint(store, "train/k", "k", saved(3), 3)
+    key, marker = find_checkpoint(store, "train/k")
+    assert (key, marker["step"]) == ("train/k/checkpoint", 3)
+    assert store.read_marker("train/k/checkpoint.next") is None
+    assert not store.local_path("train/k/checkpoint.next").exists()
+
+    if where == "local":  # the second rename (the new one into the last one's place) never happens
+        rename = os.rename
+        monkeypatch.setattr(os, "rename", lambda a, b: (_ for _ in ()).throw(Killed()) if str(a).endswith(".next")
+                            else rename(a, b))
+    else:  # the last one's marker and files are deleted, its copy of the new one never made
+        monkeypatch.setattr(store.fs, "copy", lambda *args, **kwargs: (_ for _ in ()).throw(Killed()))
+    with pytest.raises(Killed):
+        publish_checkpoint(store, "train/k", "k", saved(6), 6)
+    monkeypatch.undo()
+    assert store.find("train/k/checkpoint") is None
+    key, marker = find_checkpoint(store, "train/k")
+    assert (key, marker["step"]) == ("train/k/checkpoint.next", 6)
+    resumed = store.materialize(key, marker)
+    assert (resumed / "model.safetensors").read_bytes() == (tmp_path / "trl-6" / "model.safetensors").read_bytes()
+
+    publish_checkpoint(store, "train/k", "k", saved(9), 9)
+    key, marker = find_checkpoint(store, "train/k")
+    assert (key, marker["step"]) == ("train/k/checkpoint", 9)
+    assert store.read_marker("train/k/checkpoint.next") is None
+    # (the killed save's hidden temporary is removed by the next write once its process is gone; here it is not)
+    assert sorted(p.name for p in store.local_path("train/k").iterdir() if not p.name.startswith(".")) == ["checkpoint"]

@@ -262,13 +262,33 @@ NAMES = {"collapse": ("Sequence Length Collapse", "sequence_length_collapse", "b
          "hockey_stick": ("Reward Hockey Stick", "reward_hockey_stick", "bai.stability.hockey-stick")}
 
 
+def carry_first_prompts(path: Path) -> Path:
+    """RL prompts in a fixed order whose answers shorten by construction: the reasoning member thinks one step more
+    for a carry or a borrow (~31 tokens against ~27 at the test size), so 4 steps of such problems come first, then
+    only problems with neither. The length curve falls ~12% whatever the updates do, on any machine."""
+    from bai_core.demo.arithmetic import problems
+    from bai_core.demo.sizes import SIZES
+
+    def carries(p) -> bool:
+        return p.a % 10 + p.b % 10 >= 10 if p.op == "+" else p.a % 10 < p.b % 10
+
+    pool = problems("rl", 0, SIZES["test"].a_range, SIZES["test"].b_range, 200)
+    ordered = [p for p in pool if carries(p)][:8] + [p for p in pool if not carries(p)][:32]  # 2 prompts a step
+    path.write_text("".join(json.dumps({"prompt": [{"role": "user", "content": p.question}], "answer": p.answer}) + "\n"
+                            for p in ordered))
+    return path
+
+
 @pytest.mark.parametrize("detector", ["collapse", "hockey_stick"])
 def test_abort_on_stops_cleanly_with_an_event_and_the_evidence(tmp_path, prefect_api, detector):
     from bai.flows.pipeline import PipelineFailed
 
     name, key, event_name = NAMES[detector]
+    extra = {}
+    if detector == "collapse":  # RL on the toy need not shorten anything (on some machines it did not): the prompts do
+        extra = {"prompts": str(carry_first_prompts(tmp_path / "carry-first.jsonl")), "trl": {"shuffle_dataset": False}}
     config = write_config(tmp_path, name="abort", steps=20, detect_every=1, save_every=50,
-                          detectors=STRICT[detector], abort_on=[detector], init="reasoning")
+                          detectors=STRICT[detector], abort_on=[detector], init="reasoning", **extra)
     # In this process: the message `bai run` prints after "bai: error: " (test_bad_train_input_through_bai_run
     # checks that line and exit code on a real process).
     with pytest.raises(PipelineFailed) as failure:
@@ -284,6 +304,10 @@ def test_abort_on_stops_cleanly_with_an_event_and_the_evidence(tmp_path, prefect
     verdicts = json.loads((folder / "verdicts.json").read_text())
     assert verdicts["aborted"]["step"] == step and verdicts["aborted"]["detector"] == detector
     assert detector in verdicts["fired"]
+    evidence = verdicts[key]  # the abort says why the detector fired (for a hockey stick maybe in one length bucket)
+    reasons = [evidence["reason"]] if evidence.get("overall_detected", evidence["detected"]) else []
+    reasons += [bucket["reason"] for bucket in evidence.get("buckets", {}).values() if bucket["detected"]]
+    assert reasons and any(reason in verdicts["aborted"]["reason"] for reason in reasons), verdicts["aborted"]
     assert not (folder / "actor").exists()  # no actor published for a stopped run
     with pytest.raises(PipelineFailed) as again:  # the verdict is this key's result: said again, not trained on
         run_here(config)

@@ -15,6 +15,11 @@ SIZES = {
                        pretrain=Schedule(150, batch_size=16), instruct=Schedule(500, batch_size=16),
                        reasoning=Schedule(400, batch_size=16), reward=Schedule(40, batch_size=16),
                        train_problems=4000, eval_problems=64),
+    # Seconds to build and learns next to nothing: what the build tests build (twice at once, and to stop one).
+    "tiny": FamilySize(hidden=32, layers=1, heads=2, intermediate=64,
+                       pretrain=Schedule(40, batch_size=8), instruct=Schedule(30, batch_size=8),
+                       reasoning=Schedule(30, batch_size=8), reward=Schedule(10, batch_size=8),
+                       train_problems=400, eval_problems=16),
     "demo": FamilySize(hidden=128, layers=4, heads=4, intermediate=512,
                        pretrain=Schedule(2000, weight_decay=0.1),
                        instruct=Schedule(300, learning_rate=3e-4, replay=0.25),

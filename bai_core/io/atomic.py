@@ -48,6 +48,18 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     os.replace(temporary, path)
 
 
+def rename_over(source: Path, final: Path) -> None:
+    """Rename the folder `source` to `final`, replacing what `final` holds: the old one is moved aside first (no
+    rename replaces a non-empty folder), so until the second rename `source` still holds the new one whole."""
+    aside = None
+    if final.exists():
+        aside = final.parent / f".{final.name}{_MARK}{os.getpid()}-old-{secrets.token_hex(4)}"
+        os.rename(final, aside)
+    os.rename(source, final)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
 class AtomicFolder:
     """A temporary folder that `publish()` renames to `final` (replacing it only when `overwrite`)."""
 
@@ -69,13 +81,7 @@ class AtomicFolder:
             raise BaiError(f"{final}: exists and is not a folder")
 
     def publish(self) -> None:
-        old = None
-        if self.final.exists():  # only reachable with overwrite; keep the swap window as short as possible
-            old = self.final.parent / f".{self.final.name}{_MARK}{os.getpid()}-old-{secrets.token_hex(4)}"
-            os.rename(self.final, old)
-        os.rename(self.path, self.final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        rename_over(self.path, self.final)  # `final` exists here only with overwrite
 
     def discard(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

@@ -143,6 +143,16 @@ class Diagnosis:
         return [name for name, on in (("collapse", self.sequence_length_collapse.detected),
                                       ("hockey_stick", self.hockey_stick_detected)) if on]
 
+    def reason_fired(self, detector: str) -> str:
+        """Why `detector` fired: its verdict's reason, or for a hockey stick seen only in a length bucket, that
+        bucket's (the overall curve's reason then says why it did not fire there)."""
+        if detector == "collapse":
+            return self.sequence_length_collapse.reason
+        if self.reward_hockey_stick.detected:
+            return self.reward_hockey_stick.reason
+        name, verdict = next((n, v) for n, v in self.reward_hockey_stick_by_length.items() if v.detected)
+        return f"in the {name}-token responses: {verdict.reason}"
+
     @property
     def hockey_stick_detected(self) -> bool:
         return self.reward_hockey_stick.detected or any(v.detected for v in

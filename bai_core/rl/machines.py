@@ -103,7 +103,7 @@ def _train_with(stage, machine: int, note: dict) -> str:
     from bai_core.rl.launch import Rendezvous, launch_command, shown
     from bai_core.rl.prompts import load_prompts
     from bai_core.rl.ranks import failure
-    from bai_core.rl.stage import local_inputs, train_folder
+    from bai_core.rl.stage import find_checkpoint, local_inputs, train_folder
     from bai_core.rl.trainer import device
     from bai_core.rl.worker import write_job
 
@@ -114,10 +114,10 @@ def _train_with(stage, machine: int, note: dict) -> str:
     init, reward_paths = local_inputs(stage.inputs, stage.storage)
     resume_from = None
     if note.get("resume_step"):
-        marker = store.find(f"{folder}/checkpoint")
-        if marker is None or marker["step"] != note["resume_step"]:
+        checkpoint = find_checkpoint(store, folder)
+        if checkpoint is None or checkpoint[1]["step"] != note["resume_step"]:
             return "again"  # machine 0 moved on since it wrote the note; wait for its next one
-        resume_from = store.materialize(f"{folder}/checkpoint", marker)
+        resume_from = store.materialize(*checkpoint)
     job = write_job(workdir / "job.json", init=init, reward_paths=reward_paths,
                     prompts=load_prompts(settings.prompts, stage.storage.endpoint_url), settings=settings,
                     workdir=workdir, actor_output=workdir / "actor", resume_from=resume_from, storage=stage.storage,

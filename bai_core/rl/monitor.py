@@ -63,9 +63,7 @@ class StabilityMonitor(TrainerCallback):
                 key = "sequence_length_collapse" if detector == "collapse" else "reward_hockey_stick"
                 self.hooks.on_alarm(detector, step, evidence[key])
             if detector in self.settings.abort_on and aborted is None:
-                verdict = (self.diagnosis.sequence_length_collapse if detector == "collapse"
-                           else self.diagnosis.reward_hockey_stick)
-                aborted = (detector, step, verdict.reason or "fired in a length bucket")
+                aborted = (detector, step, self.diagnosis.reason_fired(detector))
         aborted = _rank_zeros(aborted)  # every rank stops at the same step, or one would wait in a collective
         if aborted is not None and self.aborted is None:
             self.aborted = tuple(aborted)

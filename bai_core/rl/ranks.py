@@ -76,10 +76,11 @@ class _Meeting:
 
     def __init__(self, storage: StorageConfig, folder: str, meet, resume_from: Path | None):
         from bai_core.rl.machines import announce, new_attempt
+        from bai_core.rl.stage import find_checkpoint
         from bai_core.storage import open_store
 
         self.store, self.folder, self.announce = open_store(storage), folder, announce
-        step = self.store.find(f"{folder}/checkpoint")["step"] if resume_from else 0
+        step = find_checkpoint(self.store, folder)[1]["step"] if resume_from else 0
         announce(self.store, folder, "training", address=meet.address, port=meet.port, attempt=new_attempt(),
                  resume_step=step, reason="")
 

@@ -37,6 +37,7 @@ from bai_core.storage import ArtifactStore, StorageConfig, open_store
 
 MANIFEST_FILE = "bai_train.json"
 TRL_SETTINGS_FILE = "trl_settings.json"  # TRL's arguments as they were in effect (trainer.IN_EFFECT)
+CHECKPOINT = "checkpoint"  # train/<key>/checkpoint: the last one saved, where a rerun of the key resumes
 # Source files whose code decides what training produces: editing them makes cached results stale.
 TRAINING_CODE = ("trainer.py", "rewards.py", "monitor.py", "detectors.py", "prompts.py", "worker.py")
 
@@ -207,8 +208,8 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
     workdir = cache_dir() / "train" / key[:24]
     shutil.rmtree(workdir, ignore_errors=True)  # TRL's scratch space; what matters is in the store
     resume_step, resume_from = 0, None
-    if (marker := store.find(f"{folder}/checkpoint")) is not None:
-        resume_step, resume_from = marker["step"], store.materialize(f"{folder}/checkpoint", marker)
+    if (checkpoint := find_checkpoint(store, folder)) is not None:
+        resume_step, resume_from = checkpoint[1]["step"], store.materialize(*checkpoint)
         progress.note(f"resuming {folder} from its checkpoint at step {resume_step}")
     earlier = store.get_text(f"{folder}/metrics.jsonl") if resume_step else ""
     metrics = MetricsLog.resumed(workdir / "metrics.jsonl", lambda data: store.put_bytes(f"{folder}/metrics.jsonl",
@@ -264,9 +265,22 @@ def publish_checkpoint(store: ArtifactStore, folder: str, key: str, trl_checkpoi
         from bai_core.rl.machines import gather_rng_states
 
         gather_rng_states(store, folder, trl_checkpoint, step, world_size)
-    copy_folder(trl_checkpoint, store.local_path(f"{folder}/checkpoint"))
-    store.publish(f"{folder}/checkpoint", {"cache_key": key, "step": step,
-                                           "fingerprint": fingerprint_folder(store.local_path(f"{folder}/checkpoint"))})
+    # Published whole beside the last one, then put in its place: a kill at any moment leaves one to resume from.
+    spare = f"{folder}/{CHECKPOINT}.next"
+    copy_folder(trl_checkpoint, store.local_path(spare))
+    store.publish(spare, {"cache_key": key, "step": step, "fingerprint": fingerprint_folder(store.local_path(spare))})
+    store.supersede(f"{folder}/{CHECKPOINT}", spare)
+
+
+def find_checkpoint(store: ArtifactStore, folder: str) -> tuple[str, dict] | None:
+    """(key, marker) of the run's latest complete checkpoint: `checkpoint`, or the `checkpoint.next` that a kill
+    left complete beside it; None when the run has none."""
+    found = [(marker["step"], key) for key in (f"{folder}/{CHECKPOINT}", f"{folder}/{CHECKPOINT}.next")
+             if (marker := store.find(key)) is not None]
+    if not found:
+        return None
+    key = max(found)[1]
+    return key, store.find(key)
 
 
 def refuse_if_aborted(store: ArtifactStore, folder: str) -> None:
