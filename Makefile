@@ -50,4 +50,4 @@ bench: setup
 	$(BIN)/python benchmarks/merge_bench.py
 
 clean:
-	rm -rf $(VENV) bai-demo
+	rm -rf $(VENV) bai-artifacts

@@ -7,7 +7,9 @@ published marker records. `run_stage` does the rest, once for all of them, and s
 
 - "cached":  published intact before this call asked (by an earlier run, on this machine or another);
 - "adopted": another run was building it; this one waited on the artifact's lock and took what it published;
-- "built":   built here and published.
+- "built":   built here and published;
+- "rebuilt": built here again, because what was published under its key was damaged since (a file deleted or cut
+  short: `damaged` says which, and the run's log says it too).
 
 The marker in the store is the cache record. Orchestrators (the Prefect tasks) report what this decided; they keep
 no second record that could disagree with the store, so a deleted or altered artifact is rebuilt, never trusted.
@@ -27,7 +29,7 @@ from bai_core.locks import exclusive
 from bai_core.storage import ArtifactStore
 
 Result = TypeVar("Result", bound=BaseModel)
-How = Literal["cached", "adopted", "built"]
+How = Literal["cached", "adopted", "built", "rebuilt"]
 
 
 class ArtifactStage(ABC, Generic[Result]):
@@ -58,9 +60,15 @@ class ArtifactStage(ABC, Generic[Result]):
     def key(self) -> str:
         return self.compute_key()
 
+    # Why the artifact published under this key no longer counts (a file missing or cut short), once published()
+    # has found it so; None when it was intact, stale or never published.
+    damaged: str | None = None
+
     def published(self) -> Result | None:
         """The result of an intact artifact published under this key, or None (absent, partial, altered, stale)."""
-        marker = self.store.find(self.folder())
+        marker, why = self.store.find_or_why(self.folder())
+        if why is not None and (self.store.read_marker(self.folder()) or {}).get("cache_key") == self.key:
+            self.damaged = why
         if marker is None or marker.get("cache_key") != self.key:
             return None
         return self.recorded(marker)
@@ -78,4 +86,7 @@ def run_stage(stage: ArtifactStage[Result], on_wait: Callable[[], None] | None =
     with exclusive(stage.lock_name(), on_wait=wait):
         if (result := stage.published()) is not None:
             return result, "adopted"
+        if stage.damaged is not None:
+            progress.note(f"{stage.store.uri(folder)}: {stage.damaged}; building it again", warning=True)
+            return stage.build(), "rebuilt"
         return stage.build(), "built"

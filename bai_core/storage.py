@@ -128,31 +128,91 @@ class ArtifactStore:
             except FileNotFoundError:
                 return None
 
-    def verify(self, key: str, marker: dict) -> bool:
-        """Is the published artifact still what its marker says? Cheap: memoized hashes or an S3 listing."""
+    def damage(self, key: str, marker: dict) -> str | None:
+        """What makes the published artifact under `key` differ from what its marker records, in a few words
+        ("scores.json missing", "model.safetensors is 812 bytes, published as 1024"), or None when it is intact:
+        every file the marker lists, at its size (and S3 ETag), nothing more, the checkpoint files' fingerprint
+        (locally), and the files published alongside the folder (a train run's metrics and verdicts)."""
+        alongside = marker.get("alongside", {})
+        listed = {**marker.get("files", {}), **{f"../{name}": entry for name, entry in alongside.items()}}
+        found = self._listing(key, list(alongside))
+        if found is None:
+            return "its folder is missing"
+        for name, entry in listed.items():
+            shown = name.removeprefix("../")
+            if name not in found:
+                return f"{shown} missing"
+            if found[name]["size"] != entry["size"]:
+                return f"{shown} is {found[name]['size']} bytes, published as {entry['size']}"
+            if entry.get("etag") is not None and found[name]["etag"] != entry["etag"]:
+                return f"{shown} was replaced (its ETag changed)"
+        if extra := sorted(set(found) - set(listed)):
+            return f"{extra[0]} was added after it was published"
+        if self.is_local and fingerprint_folder(self.local_path(key)) != marker["fingerprint"]:
+            return "its checkpoint files were altered (their fingerprint changed)"
+        return None
+
+    def _listing(self, key: str, alongside: list[str]) -> dict[str, dict] | None:
+        """{name: {size, etag}} of the files under `key` (the marker left out) and, as "../NAME", of the files
+        named in `alongside` in its parent folder; None when the folder is gone."""
         if self.is_local:
             folder = self.local_path(key)
-            return folder.is_dir() and fingerprint_folder(folder) == marker["fingerprint"]
-        with s3_errors(self.url, self.endpoint_url):
-            try:
-                listing = self.fs.ls(self.uri(key), detail=True, refresh=True)
-            except FileNotFoundError:
-                return False
-        found = {Path(e["name"]).name: {"size": e["size"], "etag": e.get("ETag")} for e in listing}
-        found.pop(MARKER, None)
-        return found == marker["files"]
+            if not folder.is_dir():
+                return None
+            found = {p.name: {"size": p.stat().st_size, "etag": None} for p in folder.iterdir()
+                     if p.is_file() and p.name != MARKER and not p.name.startswith(f".{MARKER}")}
+        else:
+            with s3_errors(self.url, self.endpoint_url):
+                try:
+                    listing = self.fs.ls(self.uri(key), detail=True, refresh=True)
+                except FileNotFoundError:
+                    return None
+            found = {Path(e["name"]).name: {"size": e["size"], "etag": e.get("ETag")} for e in listing
+                     if e.get("type") != "directory" and Path(e["name"]).name != MARKER}
+        return {**found, **{f"../{name}": entry for name, entry in self._beside(key, alongside).items()}}
+
+    def _beside(self, key: str, names: list[str] | tuple[str, ...]) -> dict[str, dict]:
+        """{name: {size, etag}} of those of `names` that exist in the parent folder of `key`."""
+        parent, found = key.rsplit("/", 1)[0], {}
+        for name in names:
+            if self.is_local:
+                if (path := self.local_path(f"{parent}/{name}")).is_file():
+                    found[name] = {"size": path.stat().st_size, "etag": None}
+                continue
+            with s3_errors(self.url, self.endpoint_url):
+                try:
+                    self.fs.invalidate_cache(self.uri(f"{parent}/{name}"))
+                    info = self.fs.info(self.uri(f"{parent}/{name}"))
+                except FileNotFoundError:
+                    continue
+            found[name] = {"size": info["size"], "etag": info.get("ETag")}
+        return found
 
     def find(self, key: str) -> dict | None:
         """The marker of a complete, unaltered artifact under `key`, else None (absent, partial or altered)."""
-        marker = self.read_marker(key)
-        if marker is None or not self.verify(key, marker):
-            return None
-        return marker
+        return self.find_or_why(key)[0]
 
-    def publish(self, key: str, marker: dict) -> dict:
-        """Publish the folder at `local_path(key)`: upload it (S3), then write the marker last. Returns the marker."""
+    def find_or_why(self, key: str) -> tuple[dict | None, str | None]:
+        """(marker, None) for a complete, unaltered artifact under `key`; (None, why) for a published one that was
+        damaged since; (None, None) for one never published (or not yet complete)."""
+        marker = self.read_marker(key)
+        if marker is None:
+            return None, None
+        if (why := self.damage(key, marker)) is not None:
+            return None, why
+        return marker, None
+
+    def publish(self, key: str, marker: dict, alongside: tuple[str, ...] = ()) -> dict:
+        """Publish the folder at `local_path(key)`: upload it (S3), then write the marker last. Returns the marker.
+        `alongside`: names of files already published in the folder's parent that belong to this artifact; the
+        marker lists them, so one deleted or cut short makes the artifact count as damaged."""
         folder = self.local_path(key)
         files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != MARKER)
+        if alongside:
+            beside = self._beside(key, alongside)
+            if missing := [name for name in alongside if name not in beside]:
+                raise BaiError(f"{self.uri(key)}: {missing[0]} was to be published beside it but is not there")
+            marker = {**marker, "alongside": beside}
         if self.is_local:
             marker = {**marker, "files": {p.name: {"size": p.stat().st_size, "etag": None} for p in files}}
             temporary = folder / f".{MARKER}.tmp"
@@ -256,3 +316,20 @@ class ArtifactStore:
 def open_store(storage: StorageConfig) -> ArtifactStore:
     """The artifact store a config's `storage` section names."""
     return ArtifactStore(storage.uri, storage.endpoint_url)
+
+
+def download_s3_file(uri: str, endpoint_url: str | None, kind: str) -> Path:
+    """An S3 object as a local file in bai's cache (`<cache>/<kind>/<tag>/<name>`, the tag from its ETag and size,
+    so a changed object is downloaded again); a one-line error when it is not there."""
+    fs = s3_filesystem(endpoint_url)
+    with s3_errors(uri, endpoint_url):
+        try:
+            info = fs.info(uri)
+        except FileNotFoundError:
+            raise BaiError(f"{uri}: no such S3 object") from None
+        tag = hashlib.sha256(f"{uri}:{info.get('ETag')}:{info.get('size')}".encode()).hexdigest()[:24]
+        local = cache_dir() / kind / tag / Path(uri).name
+        if not local.is_file():
+            write_atomic(local, fs.cat_file(uri))
+    return local
+

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from bai_core.errors import BaiError, Stopped
 
@@ -106,7 +107,17 @@ def _check_extra(command: str) -> None:
 def _missing(command: str, module: str) -> str:
     extra = VERB_EXTRA.get(command, "all")
     return (f"bai {command} needs {module}, which is not installed here; install it with pip install "
-            f"'bai[{extra}]' (or 'bai[all]' for every command)")
+            f"{_package(extra)} (or {_package('all')} for every command)")
+
+
+def _package(extra: str) -> str:
+    """What to pip-install for an extra: from PyPI, or from the checkout this bai runs from (an editable install:
+    the project's pyproject.toml is beside this package's folder), where `bai[extra]` would fetch another bai."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").is_file():
+        return f"'bai[{extra}]'"
+    shown = "." if root == Path.cwd().resolve() else str(root)
+    return f"-e '{shown}[{extra}]'"
 
 
 def _stop_signal(error: BaseException) -> int | None:

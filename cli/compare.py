@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from bai.cli.paths import local_file
 from bai.cli.run import add_config_arguments
 
 
@@ -27,7 +28,7 @@ def run(args) -> int:
     from bai_core import experiments, report
     from bai_core.config import load_pipeline_config
 
-    config = load_pipeline_config(args.config, args.overrides)
+    config = load_pipeline_config(local_file(args.config), args.overrides)
     experiments.comparison_runs(config)  # a config that cannot make the table fails here, before any flow runs
 
     def compare(api_url: str) -> dict:

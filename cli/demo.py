@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from bai.cli.display import make_display
+from bai.cli.paths import local_only, path_argument
 
 
 def add_parser(sub) -> None:
@@ -25,7 +25,8 @@ def add_parser(sub) -> None:
     p.add_argument("--size", default="demo", help="tiny (seconds; learns next to nothing: for tests of the build), "
                                                   "test (about 2 minutes) or demo (about 48 minutes on a 2-core "
                                                   "CPU); default demo")
-    p.add_argument("--output", type=Path, required=True, help="folder for the four checkpoints and family.json")
+    p.add_argument("--output", type=path_argument, required=True,
+                   help="folder for the four checkpoints and family.json")
     p.add_argument("--seed", type=int, help="default: the seed the size ships at (demo 1, test 0)")
     p.add_argument("--overwrite", action="store_true", help="replace a folder holding something else")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object on stdout")
@@ -37,20 +38,19 @@ def add_parser(sub) -> None:
         "bai_core/demo/shipped/<size>-seed<seed>/ with the list of files and hashes that every use verifies. "
         "Commit that folder.",
     )
-    s.add_argument("family", type=Path, help="a folder written by `bai demo build`")
+    s.add_argument("family", type=path_argument, help="a folder written by `bai demo build`")
     s.set_defaults(func=ship)
 
 
 def build(args) -> int:
     from bai_core.demo.family import build_family, format_report
     from bai_core.demo.shipped import shipped_report
-
     from bai_core.demo.sizes import SHIPPED_SEEDS
 
     seed = args.seed if args.seed is not None else SHIPPED_SEEDS.get(args.size, 0)
     display = make_display(quiet=args.json)
     try:
-        report = build_family(args.output, args.size, seed, overwrite=args.overwrite,
+        report = build_family(local_only(args.output, "--output"), args.size, seed, overwrite=args.overwrite,
                               progress=display.progress if display else None)
     finally:
         if display:
@@ -77,5 +77,5 @@ def _machine(built_on: dict | None) -> str:
 def ship(args) -> int:
     from bai_core.demo.shipped import ship as ship_family
 
-    print(f"shipped: {ship_family(args.family)}")
+    print(f"shipped: {ship_family(local_only(args.family, 'FAMILY'))}")
     return 0

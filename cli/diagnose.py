@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+from bai.cli.paths import local_file, local_only, path_argument
 from bai_core.errors import BaiError
 
 DETECTORS = {"collapse": "collapse", "hockey-stick": "hockey_stick", "hockey_stick": "hockey_stick"}
@@ -17,9 +17,10 @@ def add_parser(sub) -> None:
         description="Reads a TRL trainer_state.json, a bai metrics.jsonl, a verl metrics log (JSONL) or a CSV with "
         "step / length / reward columns (e.g. a wandb export), and prints each detector's verdict with its evidence.",
     )
-    p.add_argument("log", type=Path, help="the log file")
+    p.add_argument("log", type=path_argument, help="the log file: a path, or a file:// or s3:// URI as bai prints it")
     p.add_argument("--json", action="store_true", help="print one JSON object (detected + evidence per detector)")
-    p.add_argument("--plot", type=Path, metavar="DIR", help="also write length / reward / per-bucket PNGs into DIR")
+    p.add_argument("--plot", type=path_argument, metavar="DIR",
+                   help="also write length / reward / per-bucket PNGs into DIR")
     p.add_argument("--fail-on", default="", metavar="DETECTORS",
                    help="exit 3 if one of these fired: collapse, hockey-stick (comma-separated)")
     p.add_argument("--steps", type=int, help="the run's planned length, for a run still in progress "
@@ -37,13 +38,14 @@ def diagnose_command(args) -> int:
         fail_on.add(DETECTORS[name])
     if args.steps is not None and args.steps <= 0:
         raise BaiError(f"--steps must be > 0, got {args.steps}")
-    curves = read_curves(args.log)
+    log = local_file(args.log)
+    curves = read_curves(log)
     result = curves.diagnose(run_steps=args.steps)
     plots = []
     if args.plot:
         from bai_core.rl.plots import write_plots
 
-        plots = write_plots(curves, result, args.plot, title=args.log.name)
+        plots = write_plots(curves, result, local_only(args.plot, "--plot"), title=log.name)
     if args.json:
         print(json.dumps({**result.to_json(), "log": str(args.log), "format": curves.format,
                           "steps": len(curves.steps), "plots": [str(p) for p in plots]}))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from bai.cli.display import make_display
+from bai.cli.paths import local_only, path_argument
 
 
 def add_parser(sub) -> None:
@@ -15,13 +15,14 @@ def add_parser(sub) -> None:
         description="M_sft = w*instruct + (1-w)*reasoning;  M_bai = alpha*pretrained + (1-alpha)*M_sft. "
         "Inputs are local Hugging Face checkpoint folders with safetensors weights.",
     )
-    p.add_argument("--pretrained", required=True, type=Path, help="the pretrained base checkpoint folder")
-    p.add_argument("--instruct", required=True, type=Path, help="the instruction-tuned checkpoint folder")
-    p.add_argument("--reasoning", required=True, type=Path, help="the distillation-trained reasoning checkpoint")
-    p.add_argument("--output", required=True, type=Path, help="where to write M_bai (must not exist)")
+    p.add_argument("--pretrained", required=True, type=path_argument, help="the pretrained base checkpoint folder")
+    p.add_argument("--instruct", required=True, type=path_argument, help="the instruction-tuned checkpoint folder")
+    p.add_argument("--reasoning", required=True, type=path_argument,
+                   help="the distillation-trained reasoning checkpoint")
+    p.add_argument("--output", required=True, type=path_argument, help="where to write M_bai (must not exist)")
     p.add_argument("--instruct-weight", type=float, default=0.5, help="w in stage 1 (default 0.5)")
     p.add_argument("--alpha", type=float, default=0.5, help="the pretrained model's weight in stage 2 (default 0.5)")
-    p.add_argument("--stage1-output", type=Path, help="also write M_sft to this folder")
+    p.add_argument("--stage1-output", type=path_argument, help="also write M_sft to this folder")
     p.add_argument("--dtype", default="auto", help="auto|float32|bfloat16|float16 (default auto: keep the inputs')")
     p.add_argument("--tokenizer-from", default="reasoning", help="reasoning|instruct|pretrained (default reasoning)")
     p.add_argument("--max-shard-size", default="5GB", help="largest weight file to write (default 5GB)")
@@ -38,13 +39,13 @@ def run(args) -> int:
 
     config = validated(
         MergeJob,
-        pretrained=args.pretrained,
-        instruct=args.instruct,
-        reasoning=args.reasoning,
-        output=args.output,
+        pretrained=local_only(args.pretrained, "--pretrained"),
+        instruct=local_only(args.instruct, "--instruct"),
+        reasoning=local_only(args.reasoning, "--reasoning"),
+        output=local_only(args.output, "--output"),
         instruct_weight=args.instruct_weight,
         alpha=args.alpha,
-        stage1_output=args.stage1_output,
+        stage1_output=None if args.stage1_output is None else local_only(args.stage1_output, "--stage1-output"),
         dtype=args.dtype,
         tokenizer_from=args.tokenizer_from,
         max_shard_size=args.max_shard_size,

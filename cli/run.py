@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
 from bai.cli import prefect_api
 from bai.cli.display import make_display
+from bai.cli.paths import local_file, path_argument
 from bai_core import progress
 from bai_core.errors import BaiError
 
@@ -33,7 +33,8 @@ def add_parser(sub) -> None:
 
 def add_config_arguments(p, example: str, json_help: str) -> None:
     """What every verb that runs a flow from a pipeline config takes: the config, overrides, --json, --verbose."""
-    p.add_argument("config", type=Path, help="pipeline config (YAML), e.g. configs/demo.yaml")
+    p.add_argument("config", type=path_argument,
+                   help="pipeline config (YAML), e.g. configs/demo.yaml (a path, or a file:// or s3:// URI)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help=f"override a config value, e.g. --set {example} (repeatable)")
     p.add_argument("--json", action="store_true", help=json_help)
@@ -43,7 +44,7 @@ def add_config_arguments(p, example: str, json_help: str) -> None:
 def run(args) -> int:
     from bai_core.config import load_pipeline_config
 
-    config = load_pipeline_config(args.config, args.overrides)
+    config = load_pipeline_config(local_file(args.config), args.overrides)
 
     def pipeline(api_url: str) -> dict:
         from bai.flows.pipeline import PipelineFailed, bai_pipeline

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from bai.cli.paths import local_file
 from bai.cli.run import add_config_arguments
 
 
@@ -33,7 +34,7 @@ def run(args) -> int:
     from bai_core.config import load_pipeline_config
     from bai_core.evaluation.config import EvaluateSettings
 
-    config = load_pipeline_config(args.config, args.overrides)
+    config = load_pipeline_config(local_file(args.config), args.overrides)
     alphas = experiments.parse_alphas(args.alphas)
     if config.evaluate is None:  # the CLI's sweep scores; the flow alone may just merge
         config = config.model_copy(update={"evaluate": EvaluateSettings()})

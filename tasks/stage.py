@@ -6,6 +6,7 @@ every time (a published stage costs a marker read), and finishes in a state that
     Cached     published intact before this run asked (an earlier run, here or on another machine)
     Adopted    a run beside this one was building it; this one waited and took its result
     Completed  built by this run
+    Rebuilt    built by this run again: what was published under its key was damaged (the log says how)
 
 Prefect keeps no cache record of its own (NO_CACHE), so there is nothing to refresh when an artifact is deleted or
 altered: the store says so, and the stage builds again.
@@ -20,7 +21,7 @@ from pydantic import BaseModel
 from bai_core.artifact_stage import How
 from bai_core.errors import BaiError
 
-STATE_NAMES = {"cached": "Cached", "adopted": "Adopted", "built": "Completed"}
+STATE_NAMES = {"cached": "Cached", "adopted": "Adopted", "built": "Completed", "rebuilt": "Rebuilt"}
 # Every stage task's options: the store is the cache, so Prefect neither caches nor persists results.
 STAGE_TASK = {"cache_policy": NO_CACHE, "persist_result": False}
 

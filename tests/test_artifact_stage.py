@@ -55,7 +55,8 @@ def test_built_then_cached_then_rebuilt_when_altered(tmp_path):
     assert run_stage(again) == (Note(text="a"), "cached") and again.builds == 0
     (store.local_path(again.folder()) / "config.json").write_text("tampered")
     altered = NoteStage(store, "a")
-    assert run_stage(altered) == (Note(text="a"), "built") and altered.builds == 1
+    assert run_stage(altered) == (Note(text="a"), "rebuilt") and altered.builds == 1
+    assert altered.damaged == "config.json is 8 bytes, published as 1"
     assert (store.local_path(altered.folder()) / "config.json").read_text() == "a"
 
 

@@ -41,3 +41,14 @@ def test_run_names_tell_apart_runs_that_differ_only_in_train_or_evaluate_setting
     assert "grpo 8 steps" in names[1]
     assert len(set(names)) == 3  # evaluate.limit shows only in the config hash, which differs
     assert describe_run(load_pipeline_config(REPO / "configs" / "demo.yaml")) == names[0]  # stable
+
+
+def test_a_detector_is_named_as_the_command_line_names_it_too():
+    """`bai diagnose --fail-on hockey-stick` and `train.abort_on: [hockey_stick]`: either spelling, one setting."""
+    from bai_core.rl.config import TrainSettings
+
+    dashed = TrainSettings(reward=[{"verifiable": "arithmetic"}], prompts="demo://test/rl",
+                           abort_on=["hockey-stick", "collapse"])
+    assert dashed.abort_on == ["hockey_stick", "collapse"]
+    assert dashed == TrainSettings(reward=[{"verifiable": "arithmetic"}], prompts="demo://test/rl",
+                                   abort_on=["hockey_stick", "collapse"])

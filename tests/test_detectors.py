@@ -180,3 +180,18 @@ def test_a_real_demo_run_is_judged_stable_with_its_sparse_buckets_named():
     assert run.sparse_buckets["32-48"] == "present at 177 of 600 steps, 538 completions"
     for verdict in (run.reward_hockey_stick, run.reward_hockey_stick_by_length["16-32"]):
         assert verdict.drop < 0.15 and verdict.samples_at_minimum > verdict.samples_at_start
+
+
+def test_a_bucket_too_sparse_to_judge_is_not_also_counted_as_judged():
+    """The story names each bucket once: judged, or too sparse to judge (never both)."""
+    rng = np.random.default_rng(0)
+    steps = list(range(1, 41))
+    diagnosis = diagnose(steps, [30.0] * 40, list(0.5 + rng.normal(0, 0.01, 40)),
+                         reward_by_length={"0-16": list(rng.normal(0, 1.0, 40)),  # one noisy completion a step
+                                           "16-32": list(0.5 + rng.normal(0, 0.01, 40))},
+                         count_by_length={"0-16": [1] * 40, "16-32": [30] * 40})
+    assert {n: v.enough_samples for n, v in diagnosis.reward_hockey_stick_by_length.items()} == {
+        "0-16": False, "16-32": True}
+    story = diagnosis.story()
+    assert "Reward Hockey Stick per length bucket: 1 judged (16-32); not detected in any" in story
+    assert any(line.startswith("Too sparse to judge: 0-16 (not enough samples") for line in story)

@@ -114,3 +114,23 @@ def test_progress_lines_every_ten_percent_after_a_quiet_start_with_their_detail(
     assert texts[0] == "train started" and texts[-1] == "train Completed (20.0 s): 100 steps, stable"
     assert texts[1:-2] == [f"  RL training {p}%: step {max(p, 26)}/100" for p in range(20, 101, 10)]
     assert written[-2] == ("  Reward Hockey Stick: DETECTED", True)
+
+
+def test_the_uris_bai_prints_are_taken_back(tmp_path, capsys, s3_service, s3_prefix):
+    """`bai run` prints `metrics: file:///.../metrics.jsonl` (or s3://...): pasted back into `bai diagnose`, each
+    reads the same log as its local path; a missing S3 object is one line naming it."""
+    from bai_core.storage import ArtifactStore
+
+    log = write_csv(tmp_path / "my run.csv", COLLAPSING, REWARD)  # a space: the file:// URI quotes it
+    store = ArtifactStore(s3_prefix)
+    uri = store.put_bytes("runs/export.csv", log.read_bytes())
+    verdicts = []
+    for argument in (str(log), log.as_uri(), uri):
+        assert main(["diagnose", argument, "--json"]) == 0, argument
+        result = json.loads(capsys.readouterr().out)
+        verdicts.append((result["steps"], result["sequence_length_collapse"]))
+    assert verdicts[0] == verdicts[1] == verdicts[2] and verdicts[0][0] == 600
+    assert main(["diagnose", f"{s3_prefix}/runs/nothing.csv"]) == 1
+    assert capsys.readouterr().err.strip() == f"bai: error: {s3_prefix}/runs/nothing.csv: no such S3 object"
+    assert main(["diagnose", log.as_uri(), "--plot", "s3://bai-tests/plots"]) == 1
+    assert capsys.readouterr().err.strip().startswith("bai: error: --plot s3://bai-tests/plots: give a local folder")

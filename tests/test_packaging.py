@@ -111,4 +111,5 @@ def test_merge_and_diagnose_run_on_the_base_install_and_other_verbs_name_their_e
     for verb, extra in (["run", "configs/demo.yaml"], "pipeline"), (["eval", "demo://demo/instruct"], "eval"):
         refused = bai_without_extras(tmp_path, *verb)
         assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr[-2000:]
-        assert f"pip install 'bai[{extra}]'" in refused.stderr
+        # this runs from the checkout (an editable install): what installs the extra here, not a bai from PyPI
+        assert f"pip install -e '.[{extra}]'" in refused.stderr

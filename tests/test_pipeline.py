@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -85,7 +86,7 @@ def test_deleted_or_altered_artifacts_are_recomputed_not_trusted(family, tmp_pat
     altered[-2] ^= 0xFF
     (sft / "model.safetensors").write_bytes(altered)
     rerun = run(config)
-    assert states(rerun)["merge-stage1"] == "Completed"
+    assert states(rerun)["merge-stage1"] == "Rebuilt"  # published under this key, then damaged: said so
     assert (sft / "model.safetensors").read_bytes() == good_bytes
     # The recomputed M_sft is bit-identical, so M_bai's key is unchanged and it stays cached.
     assert states(rerun)["merge-stage2"] == "Cached"
@@ -118,7 +119,7 @@ def test_artifacts_in_s3_and_a_cache_shared_across_machines(family, s3_prefix, s
     original, first_marker = s3_bytes(f"{bai_key}/model.safetensors"), json.loads(s3_bytes(f"{bai_key}/{MARKER}"))
     client.put_object(Bucket=bucket, Key=f"{bai_key}/model.safetensors", Body=b"tampered")
     rerun = run(config)
-    assert states(rerun)["merge-stage2"] == "Completed"
+    assert states(rerun)["merge-stage2"] == "Rebuilt"
     assert s3_bytes(f"{bai_key}/model.safetensors") == original
     marker = json.loads(s3_bytes(f"{bai_key}/{MARKER}"))
     assert marker["fingerprint"] == first_marker["fingerprint"] and marker["cache_key"] == first_marker["cache_key"]
@@ -291,6 +292,24 @@ def test_the_evaluate_stage_scores_members_and_merges_and_a_rerun_is_cached(own_
     again = run(config)
     assert states(again)["evaluate-instruct"] == states(again)["evaluate-bai"] == "Cached"
     assert again["outputs"]["scores"] == scores
+
+    # Any file of a published score deleted or cut short: that stage scores again and says why, never Cached.
+    instruct_folder, bai_folder = local(scores["instruct"]["uri"]), local(scores["bai"]["uri"])
+    (bai_folder / "scores.json").unlink()
+    results = (instruct_folder / "results.json").read_bytes()
+    (instruct_folder / "results.json").write_bytes(results[: len(results) // 2])
+    repaired = run(config)
+    assert states(repaired)["evaluate-instruct"] == states(repaired)["evaluate-bai"] == "Rebuilt"
+    assert (bai_folder / "scores.json").is_file() and len((instruct_folder / "results.json").read_bytes()) > len(
+        results) // 2
+    assert repaired["outputs"]["scores"]["bai"]["overall"] == scores["bai"]["overall"]
+    said, deadline = [], time.monotonic() + 30
+    while len(said) < 2 and time.monotonic() < deadline:  # the run's last log lines reach the server shortly after
+        logs = api(prefect_api, "/logs/filter", {"logs": {"flow_run_id": {"any_": [repaired["flow_run_id"]]}}})
+        said = [entry["message"] for entry in logs if "building it again" in entry["message"]]
+        time.sleep(0.5)
+    assert any(f"{scores['bai']['uri']}: scores.json missing" in line for line in said), said
+    assert any(f"results.json is {len(results) // 2} bytes, published as {len(results)}" in line for line in said)
 
 
 def test_a_failed_stage_logs_its_one_line_error_without_a_traceback(family, tmp_path, prefect_api):

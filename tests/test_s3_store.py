@@ -178,3 +178,37 @@ def test_a_run_killed_while_saving_a_checkpoint_still_has_one_to_resume_from(whe
     assert store.read_marker("train/k/checkpoint.next") is None
     # (the killed save's hidden temporary is removed by the next write once its process is gone; here it is not)
     assert sorted(p.name for p in store.local_path("train/k").iterdir() if not p.name.startswith(".")) == ["checkpoint"]
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_any_file_of_an_artifact_deleted_or_cut_short_makes_it_count_as_damaged_and_says_which(where, tmp_path,
+                                                                                               request):
+    """Every file the marker lists, those published alongside the folder too (a train run's metrics beside its
+    actor), is checked: gone or at another size, the artifact is not found, and `find_or_why` says which file."""
+    store = ArtifactStore(str(tmp_path / "store") if where == "local" else request.getfixturevalue("s3_prefix"))
+    store.check()
+    artifact(store, "train/k/actor", os.urandom(1000))
+    (store.local_path("train/k/actor") / "scores.json").write_text('{"overall": 0.5}')
+    store.put_text("train/k/metrics.jsonl", '{"step": 1}\n')
+    store.put_bytes("train/k/plots/length.png", b"png")
+    marker = store.publish("train/k/actor", {"fingerprint": fingerprint_folder(store.local_path("train/k/actor"))},
+                           alongside=("metrics.jsonl", "plots/length.png"))
+    assert store.find_or_why("train/k/actor") == (marker, None)
+
+    files = {"config.json": "train/k/actor/config.json", "model.safetensors": "train/k/actor/model.safetensors",
+             "scores.json": "train/k/actor/scores.json", "metrics.jsonl": "train/k/metrics.jsonl",
+             "plots/length.png": "train/k/plots/length.png"}
+    for name, key in files.items():
+        original = store.get_bytes(key)
+        if where == "local":
+            store.local_path(key).unlink()
+        else:
+            store.fs.rm_file(store.uri(key))
+        assert store.find_or_why("train/k/actor") == (None, f"{name} missing"), name
+        store.put_bytes(key, original[:-1])  # cut short by a byte
+        assert store.find_or_why("train/k/actor") == (
+            None, f"{name} is {len(original) - 1} bytes, published as {len(original)}"), name
+        store.put_bytes(key, original)
+        assert store.find("train/k/actor") == marker, name
+    store.put_text("train/k/actor/notes.txt", "mine")
+    assert store.find_or_why("train/k/actor") == (None, "notes.txt was added after it was published")

@@ -146,6 +146,17 @@ def test_rerun_is_cached_and_changes_rerun_only_what_depends_on_them(trained):
     assert [states(other_alpha)[s] for s in ("merge-stage1", "merge-stage2", "train")] == [
         "Cached", "Completed", "Completed"]
 
+    # The files beside the actor are part of the train artifact: one gone means the stage runs again (here from
+    # its last checkpoint, at the end: nothing left to train) and says so.
+    verdicts = local(first["outputs"]["verdicts"])
+    kept = verdicts.read_bytes()
+    verdicts.unlink()
+    repaired = run_here(config)
+    assert states(repaired)["train"] == "Rebuilt" and verdicts.read_bytes() == kept
+    assert metric_steps(local(first["outputs"]["metrics"])) == list(range(1, 7))  # no step past the end
+    assert (local(repaired["outputs"]["actor"]) / "model.safetensors").read_bytes() == \
+           (local(first["outputs"]["actor"]) / "model.safetensors").read_bytes()
+
 
 def test_rloo_steps_with_a_weighted_learned_and_verifiable_reward(tmp_path):
     reward = [{"model": "demo://test/reward", "weight": 0.5}, {"verifiable": "arithmetic", "weight": 2.0}]

@@ -140,5 +140,6 @@ class BaiMerge(_MergeStage):
 
 def tell(stage: _MergeStage, ref: ArtifactRef, how: str) -> None:
     """The merge in one line of the run's story."""
-    said = {"built": "merged", "cached": "found already published", "adopted": "published by a run beside this one"}
+    said = {"built": "merged", "rebuilt": "merged again", "cached": "found already published",
+            "adopted": "published by a run beside this one"}
     progress.note(f"{stage.formula()}: {said[how]} ({ref.parameters['dtype']}, {ref.fingerprint[:19]}) -> {ref.uri}")

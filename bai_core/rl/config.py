@@ -91,6 +91,13 @@ class TrainSettings(Strict):
     generation: GenerationSettings = Field(GenerationSettings(), description="Who generates the completions: "
                                                                              "transformers (default) or vLLM.")
 
+    @field_validator("abort_on", mode="before")
+    @classmethod
+    def _either_spelling(cls, value):
+        """`hockey-stick`, as `bai diagnose --fail-on` spells it, means `hockey_stick` here too."""
+        return [name.replace("-", "_") if isinstance(name, str) else name for name in value] \
+            if isinstance(value, list) else value
+
     @field_validator("prompts", mode="after")
     @classmethod
     def _source_alone(cls, value: PromptSettings | str) -> PromptSettings:

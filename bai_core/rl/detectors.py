@@ -172,8 +172,9 @@ class Diagnosis:
                  f"{number(h.final)}): {h.reason}"]
         buckets = self.reward_hockey_stick_by_length
         fired = [name for name, v in buckets.items() if v.detected]
-        if buckets:
-            lines.append(f"Reward Hockey Stick per length bucket: {len(buckets)} judged ({', '.join(buckets)}); "
+        judged = [name for name, v in buckets.items() if v.enough_samples]  # the others are said too sparse below
+        if judged:
+            lines.append(f"Reward Hockey Stick per length bucket: {len(judged)} judged ({', '.join(judged)}); "
                          + (f"DETECTED in {', '.join(fired)}: {buckets[fired[0]].reason}" if fired
                             else "not detected in any"))
         unsure = [name for name, v in buckets.items() if not v.enough_samples]

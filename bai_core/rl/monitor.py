@@ -46,6 +46,8 @@ class StabilityMonitor(TrainerCallback):
         if "reward" not in logs and "completions/mean_length" not in logs:
             return  # the end-of-training summary, not a step
         step = state.global_step
+        if step > state.max_steps:  # resumed from the last step's checkpoint, TRL logs one more step it never trains
+            return
         recorder = _all_ranks(self.recorder)  # every rank's completions, not just this one's share
         record = step_record(step, logs, recorder, self.weights, self.settings.length_bucket, self._last_seconds)
         self.metrics.append(record)

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bai_core.errors import BaiError
-from bai_core.fingerprint import cache_dir
 
 if TYPE_CHECKING:
     from bai_core.rl.config import PromptSettings
@@ -49,7 +48,13 @@ def load_prompts(spec: PromptSettings | str, endpoint_url: str | None = None) ->
     if source.startswith("demo://"):
         rows = _demo_rows(source)
     elif source.startswith("s3://"):
-        rows = _file_rows(_download_s3(source, endpoint_url), source)
+        from bai_core.storage import download_s3_file
+
+        try:
+            local = download_s3_file(source, endpoint_url, "prompts")
+        except BaiError as e:
+            raise BaiError(f"prompts {e}") from None
+        rows = _file_rows(local, source)
     elif Path(source).expanduser().suffix in (".jsonl", ".json", ".parquet") or Path(source).expanduser().exists():
         rows = _file_rows(Path(source).expanduser(), source)
     elif "/" in source:
@@ -138,23 +143,6 @@ def _file_rows(path: Path, source: str) -> list[dict]:
                 raise BaiError(f"prompts {source}: line {number} is not a JSON object") from None
             rows.append(row if isinstance(row, dict) else {})
     return rows
-
-
-def _download_s3(source: str, endpoint_url: str | None) -> Path:
-    from bai_core.io.atomic import write_atomic
-    from bai_core.storage import s3_errors, s3_filesystem
-
-    fs = s3_filesystem(endpoint_url)
-    with s3_errors(source, endpoint_url):
-        try:
-            info = fs.info(source)
-        except FileNotFoundError:
-            raise BaiError(f"prompts {source}: no such S3 object") from None
-        tag = hashlib.sha256(f"{source}:{info.get('ETag')}:{info.get('size')}".encode()).hexdigest()[:24]
-        local = cache_dir() / "prompts" / tag / Path(source).name
-        if not local.is_file():
-            write_atomic(local, fs.cat_file(source))
-    return local
 
 
 def _hub_rows(source: str, subset: str | None) -> list[dict]:

@@ -252,8 +252,11 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
         actor.discard()
         raise
     actor.publish()
+    # The run's files beside its actor belong to the artifact: one deleted or cut short means training again.
+    alongside = ("metrics.jsonl", "verdicts.json", TRL_SETTINGS_FILE,
+                 *(f"plots/{uri.rsplit('/', 1)[1]}" for uri in plots))
     store.publish(f"{folder}/actor", {"cache_key": key, "stage": "train", "fingerprint": ref.fingerprint,
-                                      "result": ref.model_dump(mode="json")})
+                                      "result": ref.model_dump(mode="json")}, alongside=alongside)
     return ref
 
 

@@ -146,7 +146,8 @@ def run_training(init: Path, reward_models: dict[str, Path], prompts: PromptSet,
                           callbacks=[monitor, _checkpoint_upload(on_checkpoint)])
         trainer.remove_callback(PrinterCallback)  # it prints every log dict; bai reports progress itself
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    steps = trainer.state.global_step
+    # Resumed from the last step's checkpoint, TRL counts one step more than it trains (the weights do not move).
+    steps = min(trainer.state.global_step, settings.steps)
     if monitor.diagnosis is None or monitor.aborted is None:
         monitor.diagnosis = monitor.diagnose(settings.steps)
     if monitor.aborted is None:
