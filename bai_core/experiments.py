@@ -92,3 +92,22 @@ def sweep_runs(config: PipelineConfig, alphas: list[float], rl_steps: int | None
                    merge=config.merge.model_copy(update={"alpha": alpha}).model_dump(mode="json"), train=train,
                    evaluate=evaluate)
             for alpha in alphas]
+
+
+def check_objective(config: PipelineConfig, objective: str) -> None:
+    """Refuse, before any point runs, an objective the sweep's table will not have: `overall` or one of the suite's
+    tasks (a list of lm-eval task names is checked once scored, when lm-eval has said what its rows are)."""
+    if config.evaluate is None or objective == "overall":
+        return
+    from bai_core.evaluation.harness import suite_tasks
+
+    tasks = suite_tasks(config.evaluate)
+    if any(task.metric is None for task in tasks):
+        return
+    names = [task.task for task in tasks]
+    if objective not in names:
+        import difflib
+
+        close = difflib.get_close_matches(objective, ["overall", *names], n=1)
+        raise BaiError(f"--objective {objective!r}: not a score of this sweep (overall, or a task of its suite: "
+                       f"{', '.join(names)})" + (f"; did you mean {close[0]!r}?" if close else ""))

@@ -27,7 +27,7 @@ from bai_core.errors import BaiError
 from bai_core.fingerprint import cache_dir, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder
 from bai_core.io.checkpoint import CONFIG_FILE, INDEX_FILE, TOKENIZER_FILES, Checkpoint
-from bai_core.storage import ArtifactStore, StorageConfig, open_store, s3_errors, s3_filesystem
+from bai_core.storage import ArtifactStore, StorageConfig, local_path_of, open_store, s3_errors, s3_filesystem
 
 HUB_ID = re.compile(r"^(?:hf://)?(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<revision>[\w./-]+))?$")
 # Only what a merge needs: never pickles, never code (trust_remote_code stays off).
@@ -51,7 +51,7 @@ def fetch(source: str, endpoint_url: str | None = None, store: ArtifactStore | N
     elif source.startswith("s3://"):
         path, revision = _fetch_s3(source, endpoint_url)
     elif _is_local(source):
-        path, revision = Path(source).expanduser().resolve(), None
+        path, revision = local_path_of(source).resolve(), None
     elif Path(source.split("/", 1)[0]).expanduser().is_dir():
         # `mymodels/pretrained` where ./mymodels exists: a local path with a typo, not a hub id.
         raise BaiError(f"{source}: no such local folder ({Path(source).expanduser().resolve()}); "

@@ -333,3 +333,12 @@ def download_s3_file(uri: str, endpoint_url: str | None, kind: str) -> Path:
             write_atomic(local, fs.cat_file(uri))
     return local
 
+
+def local_path_of(text: str) -> Path:
+    """A local path as a user may give it: a path (`~` expanded) or a file:// URI as bai prints them (quoted)."""
+    if text.startswith("file:"):
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(text).path))
+    return Path(text).expanduser()
+

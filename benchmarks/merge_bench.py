@@ -17,10 +17,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from bai_core.fingerprint import cache_dir
 from bai_core.io.checkpoint import Checkpoint
 from bai_core.synthetic import BENCHMARK_SPEC, ROLES, write_synthetic_family
 
@@ -80,20 +80,31 @@ def settle() -> None:
     os.sync()
 
 
+# Starts the command from a small process and reports the command's own peak RSS on the last stderr line. A child
+# forked straight from this benchmark would start as a copy of it (gigabytes, after building the family), and
+# ru_maxrss keeps that high-water mark across exec: it reported 2.21 GB for a merge `/usr/bin/time` put at 72 MB.
+MEASURE = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(child.pid, 0)
+print(f"bai-bench-maxrss-kb {usage.ru_maxrss}", file=sys.stderr)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_measured(command: list[str], env: dict | None = None, remove_first: Path | None = None):
-    """Run a command; return its wall time, its peak RSS in bytes, and its stdout."""
+    """Run a command; return its wall time, its own peak RSS in bytes (see MEASURE), and its stdout."""
     settle()
     if remove_first is not None:
         shutil.rmtree(remove_first, ignore_errors=True)
     started = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    stdout = proc.stdout.read()
-    stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, env=env)
     elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"command failed: {' '.join(command)}\n{stderr.decode()[-2000:]}")
-    return elapsed, usage.ru_maxrss * 1024, stdout.decode()
+    stderr = proc.stderr.decode()
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed: {' '.join(command)}\n{stderr[-2000:]}")
+    maxrss_kb = int(stderr.strip().splitlines()[-1].removeprefix("bai-bench-maxrss-kb "))
+    return elapsed, maxrss_kb * 1024, proc.stdout.decode()
 
 
 def bai_merge_command(family: dict[str, Path], out: Path, workers: int | None) -> list[str]:
@@ -126,7 +137,8 @@ def mergekit_runs(mergekit_yaml: str, family: dict[str, Path], out: Path) -> tup
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bai-merge-bench")
+    parser.add_argument("--workdir", type=Path, default=cache_dir() / "benchmarks" / "merge",
+                        help="where the family and outputs go (default: under bai's cache, not a shared /tmp)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, help="passed to bai merge (default: its own)")
     parser.add_argument("--mergekit-yaml", help="path to mergekit-yaml, to time mergekit's two linear runs too")

@@ -18,7 +18,6 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from prefect import flow, task  # noqa: E402
 
 from bai.flows.pipeline import bai_pipeline  # noqa: E402
 from bai_core.config import PipelineConfig  # noqa: E402
+from bai_core.fingerprint import cache_dir  # noqa: E402
 from bai_core.synthetic import BENCHMARK_SPEC, ROLES, write_synthetic_family  # noqa: E402
 
 GB = 1e9
@@ -80,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="0.1,1", help="checkpoint scales; 1 = three ~1 GB checkpoints")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bai-pipeline-bench")
+    parser.add_argument("--workdir", type=Path, default=cache_dir() / "benchmarks" / "pipeline")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     os.environ["BAI_CACHE_DIR"] = str(args.workdir / "bai-cache")  # fingerprints start cold for the cold run

@@ -79,6 +79,7 @@ def run(args) -> int:
         return 0
     print_scores([ref])
     print(f"results: {ref.uri}" + ("" if how == "built" else f"  ({how})"))
+    print(f"the same scores from lm-eval's own CLI: {ref.lm_eval_command}")
     return 0
 
 

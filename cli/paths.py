@@ -7,21 +7,15 @@ must work, and so must the `s3://` one a run on S3 prints.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from bai_core.errors import BaiError
 
 
 def path_argument(text: str) -> Path | str:
     """argparse type: a local path or a file:// URI -> Path; an s3:// URI stays as given (see `local_file`)."""
-    if text.startswith("s3://"):
-        return text
-    if text.startswith("file:"):
-        parsed = urlparse(text)
-        if parsed.netloc not in ("", "localhost"):
-            return Path(f"//{parsed.netloc}{unquote(parsed.path)}")
-        return Path(unquote(parsed.path))
-    return Path(text).expanduser()
+    from bai_core.storage import local_path_of
+
+    return text if text.startswith("s3://") else local_path_of(text)
 
 
 def local_file(argument: Path | str, endpoint_url: str | None = None) -> Path:

@@ -39,6 +39,7 @@ def run(args) -> int:
     if config.evaluate is None:  # the CLI's sweep scores; the flow alone may just merge
         config = config.model_copy(update={"evaluate": EvaluateSettings()})
     experiments.sweep_runs(config, alphas, args.rl_steps)  # bad steps or configs fail here, before any flow runs
+    experiments.check_objective(config, args.objective)
 
     def sweep(api_url: str) -> dict:
         from bai.flows.sweep import bai_sweep

@@ -25,6 +25,7 @@ from bai_core.storage import open_store
 @flow(name="bai-sweep", flow_run_name="{config.name}-sweep")
 def bai_sweep(config: PipelineConfig, alphas: list[float], rl_steps: int | None = None, objective: str = "overall",
               pipeline_deployment: str | None = None) -> dict:
+    experiments.check_objective(config, objective)  # before the first point runs, not after the last
     store = open_store(config.storage)
     rows, stages = [], {}
     for point in experiments.sweep_runs(config, alphas, rl_steps):

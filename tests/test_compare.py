@@ -149,6 +149,9 @@ def test_compare_and_pilots_need_the_sections_they_use(tmp_path, capsys):
                                                "the pilots' RL settings from")
     assert main(["sweep", str(path), "--alphas", "2"]) == 1
     assert "--alphas: 2 is outside [0, 1]" in capsys.readouterr().err
+    assert main(["sweep", str(path), "--objective", "acc"]) == 1  # refused before the first point, not after all
+    assert capsys.readouterr().err.strip() == ("bai: error: --objective 'acc': not a score of this sweep (overall, "
+                                               "or a task of its suite: bai_demo)")
 
 
 def test_recommendation_is_the_best_row_without_a_collapse_and_none_when_every_row_collapsed():

@@ -51,7 +51,6 @@ def eval_questions(n: int = 32, size: str = "test"):
 def shipped_demo_family():
     """The demo-size family shipped with bai (verified file by file), the one `make demo` uses."""
     from bai_core.demo.publish import ensure_demo_family
-
     from bai_core.demo.sizes import SHIPPED_SEEDS
 
     family = ensure_demo_family("demo", SHIPPED_SEEDS["demo"])

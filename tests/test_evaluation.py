@@ -88,6 +88,10 @@ def test_bai_eval_gives_the_family_reports_figures_and_lm_evals_cli_the_same_sco
 
     again = bai_eval(str(member), "--store", str(tmp_path / "store"), "--json")
     assert json.loads(again.stdout) == {**ref, "how": "cached"}
+    plain = bai_eval(str(member), "--store", str(tmp_path / "store"))  # without --json: the table, then the line
+    assert plain.stdout.splitlines()[-1] == f"the same scores from lm-eval's own CLI: {ref['lm_eval_command']}"
+    # lm-eval's advice to pass the demo task's kwargs with --metadata (bai does) stays out of the user's way
+    assert "Custom kwargs" not in proc.stderr + plain.stderr
 
 
 def test_overall_and_categories_are_unweighted_means_and_groups_roll_up():
@@ -113,6 +117,26 @@ def test_overall_and_categories_are_unweighted_means_and_groups_roll_up():
                              "mean_answer_tokens": 25.0}
 
 
+def test_what_lm_eval_fails_to_fetch_from_the_hub_at_run_time_is_one_line():
+    """MBPP+'s metric is code the `evaluate` library fetches from the hub when the task runs: offline it fails as
+    `FileNotFoundError: Couldn't find a module script ...`, inside lm-eval; bai says it in one line, and leaves any
+    other error alone."""
+    from bai_core.evaluation.harness import offline_failure
+
+    try:
+        try:
+            raise FileNotFoundError("Couldn't find a module script at /x/code_eval/code_eval.py. Module 'code_eval' "
+                                    "doesn't exist on the Hugging Face Hub either.")
+        except FileNotFoundError as inner:
+            raise RuntimeError("task build failed") from inner
+    except RuntimeError as outer:
+        error = offline_failure(outer, ["mbpp_plus"])
+    assert str(error).startswith("evaluate.suite mbpp_plus: lm-eval could not fetch what the task needs from the "
+                                 "hub (Couldn't find a module script at /x/code_eval/code_eval.py.")
+    assert "\n" not in str(error)
+    assert offline_failure(ValueError("a bug"), ["gsm8k"]) is None
+
+
 @pytest.mark.parametrize("args, error", [
     (["--suite", "bai_demo,gsm8kk"], "evaluate.suite: 'gsm8kk' is not an lm-eval task (closest: gsm8k"),
     (["--suite", " , "], "invalid config: the suite names no task"),
@@ -121,6 +145,13 @@ def test_overall_and_categories_are_unweighted_means_and_groups_roll_up():
     (["--backend", "vllm"], "evaluate.backend vllm: vLLM is not installed here"),  # this machine has no vLLM
     (["--suite", "paper"], "evaluate.suite: mbpp_plus executes the model's code; set "
                            "evaluate.confirm_run_unsafe_code: true"),
+    # named by itself (not through a suite), its lm-eval config says it runs code: asked all the same
+    (["--suite", "mbpp_plus"], "evaluate.suite: mbpp_plus executes the model's code; set "
+                               "evaluate.confirm_run_unsafe_code: true"),
+    # tests run offline with an empty Hugging Face cache: a hub dataset is named, not a 56-line traceback
+    (["--suite", "gsm8k"], "evaluate.suite: gsm8k needs the hub dataset "),
+    (["--suite", "mbpp_plus", "--confirm-run-unsafe-code"], "evaluate.suite: mbpp_plus needs the hub dataset "
+                                                            "evalplus/mbppplus, which this machine's Hugging Face"),
     # lm-eval's HF backend splits questions only over CUDA devices: on CPU two processes would each score them all
     (["--processes", "2"], "evaluate.processes 2: lm-eval's HF backend splits the questions only over CUDA "
                            "devices, and 0 are here"),

@@ -345,3 +345,14 @@ def test_a_demo_family_this_machine_has_is_uploaded_not_retrained(demo_family, s
         marker = store.find(member_key("test", 0, member))
         assert marker["fingerprint"] == demo_family.report.models[member]["fingerprint"]
     assert uploaded.report.models == demo_family.report.models
+
+
+def test_a_checkpoint_given_as_the_file_uri_bai_prints_is_the_local_folder(family, tmp_path):
+    """Outputs are printed as file:// URIs; a model source pasted back that way (spaces quoted) is that folder."""
+    from bai_core.sources import fetch
+
+    spaced = tmp_path / "my models" / "pretrained"
+    shutil.copytree(family["pretrained"], spaced)
+    by_path, by_uri = fetch(str(spaced)), fetch(spaced.as_uri())
+    assert "%20" in spaced.as_uri() and by_uri.path == by_path.path == spaced.resolve()
+    assert by_uri.fingerprint == by_path.fingerprint

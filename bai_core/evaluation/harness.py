@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import logging
 import os
 import shlex
 import subprocess
@@ -55,12 +56,83 @@ def check_task_names(tasks: list[SuiteTask]) -> None:
                            + f"; or use a named suite: {', '.join(SUITES)}")
 
 
+def lm_eval_leaves(names: list[str]) -> dict[str, dict]:
+    """The YAML configs of the tasks `names` come down to (a group's subtasks, recursively), from lm-eval's index
+    (offline: nothing is built or downloaded)."""
+    index = task_manager("{}", lm_eval_tasks=needs_lm_eval_tasks(names)).task_index
+    leaves: dict[str, dict] = {}
+
+    def walk(name: str) -> None:
+        if (entry := index.get(name)) is None or name in leaves:
+            return
+        config = entry.cfg or {}
+        subtasks = config.get("task") if isinstance(config.get("task"), list) else None
+        if subtasks is None:
+            leaves[name] = config
+        for subtask in subtasks or ():
+            if isinstance(subtask, str):
+                walk(subtask)
+
+    for name in names:
+        walk(name)
+    return leaves
+
+
 def check_unsafe_code(tasks: list[SuiteTask], settings: EvaluateSettings) -> None:
-    """Tasks that execute the model's answers run only when the user said so, as lm-eval itself requires."""
-    running = [task.task for task in tasks if task.runs_code]
+    """Tasks that execute the model's answers run only when the user said so, as lm-eval itself requires (asked
+    here, before any model or dataset loads; lm-eval asks only once it has built the task)."""
+    named = [task for task in tasks if task.metric is None]  # listed by name: their lm-eval config says
+    configs = lm_eval_leaves([task.task for task in named]) if named else {}
+    running = [task.task for task in tasks if task.runs_code] + sorted(
+        name for name, config in configs.items() if config.get("unsafe_code"))
     if running and not settings.confirm_run_unsafe_code:
         raise BaiError(f"evaluate.suite: {', '.join(running)} executes the model's code; set "
                        "evaluate.confirm_run_unsafe_code: true to allow it, or leave the task out")
+
+
+def hub_offline() -> bool:
+    return any(os.environ.get(name, "").lower() in ("1", "true", "yes", "on")
+               for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def check_datasets_offline(tasks: list[SuiteTask]) -> None:
+    """Offline (HF_HUB_OFFLINE), a task whose dataset this machine's Hugging Face cache lacks cannot run: said in
+    one line, naming the task and its dataset, before any model loads (lm-eval would fail deep in `datasets`)."""
+    if not hub_offline():
+        return
+    names = [task.task for task in tasks if task.task != "bai_demo"]
+    if not names:
+        return
+    from huggingface_hub import constants
+
+    datasets_cache = Path(os.environ.get("HF_DATASETS_CACHE") or Path(constants.HF_HOME) / "datasets")
+    for task, config in lm_eval_leaves(names).items():
+        path = config.get("dataset_path")
+        if not isinstance(path, str) or Path(path).expanduser().exists():
+            continue  # a task's own data (bai's suites, a custom dataset) or a local folder
+        cached = (Path(constants.HF_HUB_CACHE) / f"datasets--{path.replace('/', '--')}").is_dir() or any(
+            datasets_cache.glob(f"{path.replace('/', '___')}*"))
+        if not cached:
+            raise BaiError(f"evaluate.suite: {task} needs the hub dataset {path}, which this machine's Hugging Face "
+                           "cache lacks, and the hub is off (HF_HUB_OFFLINE=1): run it once where the hub is "
+                           "reachable (the cache keeps it), or leave the task out")
+
+
+def offline_failure(error: BaseException, names: list[str]) -> BaiError | None:
+    """lm-eval failing on what it fetches from the hub at run time (a dataset, the `evaluate` library's metric
+    code such as MBPP+'s code_eval), as one line; None for any other error."""
+    chain, seen = [], error
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    for cause in chain:
+        text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        if type(cause).__name__ == "OfflineModeIsEnabled" or "Couldn't reach" in text or \
+                "Couldn't find a module script" in text:
+            return BaiError(f"evaluate.suite {', '.join(names)}: lm-eval could not fetch what the task needs from "
+                            f"the hub ({text[:200]}); on a machine without the hub, run it once where the hub is "
+                            "reachable so the Hugging Face cache has it, or leave the task out")
+    return None
 
 
 def check_checkpoint(path: Path, source: str, settings: EvaluateSettings) -> None:
@@ -215,15 +287,38 @@ def run_lm_eval(path: Path, settings: EvaluateSettings, tasks: list[SuiteTask], 
         generations, arguments = model.generations, None
     names = [task.task for task in tasks]
     manager = task_manager(json.dumps(metadata, sort_keys=True), lm_eval_tasks=needs_lm_eval_tasks(names))
-    with _quiet_git_probe():
-        results = lm_eval.simple_evaluate(
-            model=model, model_args=arguments, tasks=names, task_manager=manager,
-            limit=settings.limit, apply_chat_template=settings.apply_chat_template, log_samples=True,
-            confirm_run_unsafe_code=settings.confirm_run_unsafe_code,
-            gen_kwargs={"max_gen_toks": settings.max_gen_toks} if settings.max_gen_toks else None)
+    with _quiet_git_probe(), _without_metadata_advice():
+        try:
+            results = lm_eval.simple_evaluate(
+                model=model, model_args=arguments, tasks=names, task_manager=manager,
+                limit=settings.limit, apply_chat_template=settings.apply_chat_template, log_samples=True,
+                confirm_run_unsafe_code=settings.confirm_run_unsafe_code,
+                gen_kwargs={"max_gen_toks": settings.max_gen_toks} if settings.max_gen_toks else None)
+        except Exception as e:  # what the hub did not give, in one line; anything else as it is
+            if (one_line := offline_failure(e, names)) is not None:
+                raise one_line from None
+            raise
     if results is None and int(os.environ.get("RANK", "0")) == 0:  # data-parallel: rank 0 alone gets them
         raise BaiError("lm-eval returned no results")
     return results, generations
+
+
+class _MetadataAdvice(logging.Filter):
+    """lm-eval's warning, for a task built from a custom dataset, that its kwargs "can be passed to --metadata":
+    for bai's own demo task bai passes them already (the family's size and seed), so the advice is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("bai_demo: Custom kwargs can be passed to `--metadata`")
+
+
+@contextmanager
+def _without_metadata_advice() -> Iterator[None]:
+    logger, advice = logging.getLogger("lm_eval.api.task"), _MetadataAdvice()
+    logger.addFilter(advice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(advice)
 
 
 @contextmanager

@@ -98,6 +98,7 @@ def prepare_evaluate(settings: EvaluateSettings, sources: list[str]) -> dict:
     tasks = harness.suite_tasks(settings)
     harness.check_task_names(tasks)
     harness.check_unsafe_code(tasks, settings)
+    harness.check_datasets_offline(tasks)
     if not settings.deployment:  # scored here: say now when this machine cannot
         parallel.check_processes(settings, settings.device or harness.default_device())
     return demo_split(settings, sources)

@@ -96,6 +96,8 @@ def _checkpoint_upload(on_saved: CheckpointSaved):
         def on_save(self, args, state, control, **kwargs):
             import torch.distributed as dist
 
+            if state.global_step > state.max_steps:  # the untrained step past the end of a run resumed there
+                return
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if state.is_local_process_zero and not state.is_world_process_zero and folder.is_dir():
                 on_saved(folder, state.global_step)  # another machine's first rank: its ranks' RNG states
