@@ -27,10 +27,11 @@ def evaluate_model(model: dict, settings: EvaluateSettings, storage: StorageConf
     """Score one model with lm-eval (or find its scores published); its scores as a table artifact."""
     scored = ScoredModel.model_validate(model)
     bar = ProgressArtifact(f"lm-eval: {scored.name} on {', '.join(settings.task_names)}")
-    ref, how = run_stage(EvaluateStage(scored, settings, storage, metadata, report=bar))
+    scoring = EvaluateStage(scored, settings, storage, metadata, report=bar)
+    ref, how = run_stage(scoring)
     create_table_artifact(table=score_table([ref.model_dump(mode="json")]), key=f"scores-{ref.key[:12]}",
                           description=f"lm-eval scores of {scored.name} ({scored.fingerprint[:19]})")
-    return finished(ref, how)
+    return finished(ref, how, scoring.damaged)
 
 
 def score_table(refs: list[dict]) -> list[dict]:

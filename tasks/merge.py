@@ -39,7 +39,7 @@ def merge_stage1(instruct: dict, reasoning: dict, merge: MergeSettings, storage:
                      _merge_progress(f"stage 1: {w:g} × instruct + {1 - w:g} × reasoning"))
     ref, how = run_stage(stage)
     tell(stage, ref, how)
-    return finished(ref, how)
+    return finished(ref, how, stage.damaged)
 
 
 @task(name="merge-stage2", retries=1, retry_condition_fn=not_a_user_error, **STAGE_TASK)
@@ -49,4 +49,4 @@ def merge_stage2(pretrained: dict, sft: dict, merge: MergeSettings, storage: Sto
                      _merge_progress(f"stage 2: {merge.alpha:g} × pretrained + {1 - merge.alpha:g} × M_sft"))
     ref, how = run_stage(stage)
     tell(stage, ref, how)
-    return finished(ref, how)
+    return finished(ref, how, stage.damaged)

@@ -26,10 +26,11 @@ STATE_NAMES = {"cached": "Cached", "adopted": "Adopted", "built": "Completed", "
 STAGE_TASK = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
-def finished(result: BaseModel | dict, how: How) -> State:
-    """The task's final state: its result (as JSON), named for how it was had."""
+def finished(result: BaseModel | dict, how: How, damaged: str | None = None) -> State:
+    """The task's final state: its result (as JSON), named for how it was had; a rebuilt one's message says what
+    was damaged (the UI shows it beside the state)."""
     data = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
-    return Completed(data=data, name=STATE_NAMES[how])
+    return Completed(data=data, name=STATE_NAMES[how], message=f"rebuilt: {damaged}" if how == "rebuilt" else None)
 
 
 def not_a_user_error(task, task_run, state) -> bool:

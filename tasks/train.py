@@ -59,7 +59,7 @@ def train_actor(inputs: dict, settings: TrainSettings, storage: StorageConfig):
         ref, how = stage.run_train_stage(train)  # on machine 0 (or the only one): cached, adopted or built
     finally:
         publish_verdicts(train.key, storage, settings)
-    return finished(ref, how)
+    return finished(ref, how, train.damaged)
 
 
 def _bucket_verdict(v: dict) -> str:

@@ -310,6 +310,11 @@ def test_the_evaluate_stage_scores_members_and_merges_and_a_rerun_is_cached(own_
         time.sleep(0.5)
     assert any(f"{scores['bai']['uri']}: scores.json missing" in line for line in said), said
     assert any(f"results.json is {len(results) // 2} bytes, published as {len(results)}" in line for line in said)
+    task_runs = api(prefect_api, "/task_runs/filter", {"flow_runs": {"id": {"any_": [repaired["flow_run_id"]]}}})
+    assert sorted((run["state"]["name"], run["state"]["message"]) for run in task_runs
+                  if run["state"]["name"] == "Rebuilt") == [  # what the UI shows beside each state
+        ("Rebuilt", f"rebuilt: results.json is {len(results) // 2} bytes, published as {len(results)}"),
+        ("Rebuilt", "rebuilt: scores.json missing")], [(r["name"], r["state"]["name"]) for r in task_runs]
 
 
 def test_a_failed_stage_logs_its_one_line_error_without_a_traceback(family, tmp_path, prefect_api):
