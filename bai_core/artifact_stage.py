@@ -66,10 +66,11 @@ class ArtifactStage(ABC, Generic[Result]):
 
     def published(self) -> Result | None:
         """The result of an intact artifact published under this key, or None (absent, partial, altered, stale)."""
-        marker, why = self.store.find_or_why(self.folder())
-        if why is not None and (self.store.read_marker(self.folder()) or {}).get("cache_key") == self.key:
-            self.damaged = why
+        marker = self.store.read_marker(self.folder())
         if marker is None or marker.get("cache_key") != self.key:
+            return None
+        if (why := self.store.damage(self.folder(), marker)) is not None:
+            self.damaged = why
             return None
         return self.recorded(marker)
 

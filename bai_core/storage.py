@@ -225,9 +225,7 @@ class ArtifactStore:
             self._abort_unfinished_uploads(key)
             for path in files:
                 self.fs.put_file(str(path), f"{self.uri(key)}/{path.name}")
-            listing = self.fs.ls(self.uri(key), detail=True, refresh=True)
-            recorded = {Path(e["name"]).name: {"size": e["size"], "etag": e.get("ETag")} for e in listing}
-            marker = {**marker, "files": recorded}
+            marker = {**marker, "files": self._listing(key, [])}
             self.fs.pipe_file(f"{self.uri(key)}/{MARKER}", (json.dumps(marker, indent=2) + "\n").encode())
         (folder / MARKER).write_text(json.dumps(marker, indent=2) + "\n")  # the local copy knows it is complete
         return marker
@@ -245,9 +243,7 @@ class ArtifactStore:
                     self.fs.rm(self.uri(target), recursive=True)
                 for name in marker["files"]:
                     self.fs.copy(f"{self.uri(source)}/{name}", f"{self.uri(target)}/{name}")
-                listing = self.fs.ls(self.uri(target), detail=True, refresh=True)
-                marker["files"] = {Path(e["name"]).name: {"size": e["size"], "etag": e.get("ETag")}
-                                   for e in listing if Path(e["name"]).name != MARKER}
+                marker["files"] = self._listing(target, [])
                 self.fs.pipe_file(f"{self.uri(target)}/{MARKER}", (json.dumps(marker, indent=2) + "\n").encode())
                 self.fs.rm_file(f"{self.uri(source)}/{MARKER}")
                 self.fs.rm(self.uri(source), recursive=True)

@@ -278,12 +278,9 @@ def publish_checkpoint(store: ArtifactStore, folder: str, key: str, trl_checkpoi
 def find_checkpoint(store: ArtifactStore, folder: str) -> tuple[str, dict] | None:
     """(key, marker) of the run's latest complete checkpoint: `checkpoint`, or the `checkpoint.next` that a kill
     left complete beside it; None when the run has none."""
-    found = [(marker["step"], key) for key in (f"{folder}/{CHECKPOINT}", f"{folder}/{CHECKPOINT}.next")
+    found = [(key, marker) for key in (f"{folder}/{CHECKPOINT}", f"{folder}/{CHECKPOINT}.next")
              if (marker := store.find(key)) is not None]
-    if not found:
-        return None
-    key = max(found)[1]
-    return key, store.find(key)
+    return max(found, key=lambda checkpoint: checkpoint[1]["step"], default=None)
 
 
 def refuse_if_aborted(store: ArtifactStore, folder: str) -> None:
