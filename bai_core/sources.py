@@ -107,7 +107,7 @@ def _is_local(source: str) -> bool:
 def parse_demo(source: str) -> tuple[str, str, int]:
     """demo://<family>/<role>[@seed] -> (family, role, seed)."""
     from bai_core.demo.members import MEMBERS
-    from bai_core.demo.sizes import SHIPPED_SEEDS, SIZES
+    from bai_core.demo.sizes import SIZES, seed_or_shipped
     from bai_core.synthetic import ROLES
 
     rest, _, seed = source.removeprefix("demo://").partition("@")
@@ -116,7 +116,7 @@ def parse_demo(source: str) -> tuple[str, str, int]:
     if (family != "synthetic" and family not in SIZES) or role not in roles or (seed and not seed.isdigit()):
         raise BaiError(f"{source}: unknown demo checkpoint (known: demo://{{synthetic,{','.join(SIZES)}}}/<role>"
                        f"[@seed], roles {', '.join(MEMBERS)})")
-    return family, role, int(seed) if seed else SHIPPED_SEEDS.get(family, 0)
+    return family, role, seed_or_shipped(family, seed)
 
 
 def _fetch_demo(source: str, store: ArtifactStore | None) -> Path:

@@ -45,9 +45,9 @@ def add_parser(sub) -> None:
 def build(args) -> int:
     from bai_core.demo.family import build_family, format_report
     from bai_core.demo.shipped import shipped_report
-    from bai_core.demo.sizes import SHIPPED_SEEDS
+    from bai_core.demo.sizes import seed_or_shipped
 
-    seed = args.seed if args.seed is not None else SHIPPED_SEEDS.get(args.size, 0)
+    seed = seed_or_shipped(args.size, args.seed)
     display = make_display(quiet=args.json)
     try:
         report = build_family(local_only(args.output, "--output"), args.size, seed, overwrite=args.overwrite,

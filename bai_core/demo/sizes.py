@@ -32,3 +32,8 @@ SIZES = {
 # seeds 0, 1 and 2 by a rule written down first (research/demo-family/shipped.md); the seed also draws the family's
 # train / RL / eval splits, so a family and its prompts and scores always share one.
 SHIPPED_SEEDS = {"test": 0, "demo": 1}
+
+
+def seed_or_shipped(size: str, seed: int | str | None) -> int:
+    """A seed as given (`demo://demo/rl@2`), else the one `size` ships at (0 for a size that ships none)."""
+    return SHIPPED_SEEDS.get(size, 0) if seed is None or seed == "" else int(seed)

@@ -105,7 +105,7 @@ def _valid_prompt(prompt) -> bool:
 
 def _demo_rows(source: str) -> list[dict]:
     from bai_core.demo.arithmetic import problems
-    from bai_core.demo.sizes import SHIPPED_SEEDS, SIZES
+    from bai_core.demo.sizes import SIZES, seed_or_shipped
 
     rest, _, seed = source.removeprefix("demo://").partition("@")
     size, _, split = rest.partition("/")
@@ -113,8 +113,7 @@ def _demo_rows(source: str) -> list[dict]:
         raise BaiError(f"prompts {source}: unknown demo prompts (known: demo://{{{','.join(SIZES)}}}/rl[@seed])")
     spec = SIZES[size]
     return [{"prompt": [{"role": "user", "content": p.question}], "answer": p.answer}
-            for p in problems("rl", int(seed) if seed else SHIPPED_SEEDS[size], spec.a_range, spec.b_range,
-                              DEMO_RL_PROMPTS)]
+            for p in problems("rl", seed_or_shipped(size, seed), spec.a_range, spec.b_range, DEMO_RL_PROMPTS)]
 
 
 def _file_rows(path: Path, source: str) -> list[dict]:

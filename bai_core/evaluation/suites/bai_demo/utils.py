@@ -12,13 +12,12 @@ def eval_split(size: str = "demo", seed: int | None = None, **_):
     import datasets
 
     from bai_core.demo.arithmetic import problems
-    from bai_core.demo.sizes import SHIPPED_SEEDS, SIZES
+    from bai_core.demo.sizes import SIZES, seed_or_shipped
 
     if size not in SIZES:
         raise ValueError(f"bai_demo: unknown size {size!r} in the task metadata (known: {', '.join(SIZES)})")
     spec = SIZES[size]
-    items = problems("eval", SHIPPED_SEEDS[size] if seed is None else int(seed), spec.a_range, spec.b_range,
-                     spec.eval_problems)
+    items = problems("eval", seed_or_shipped(size, seed), spec.a_range, spec.b_range, spec.eval_problems)
     rows = [{"question": p.question, "answer": str(p.answer)} for p in items]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
