@@ -79,6 +79,23 @@ class CheckpointRef(BaseModel):
     fingerprint: str
     revision: str | None = None
 
+    @property
+    def uri(self) -> str:
+        return resolvable_uri(self.source, self.revision)
+
+
+def resolvable_uri(source: str, revision: str | None = None) -> str:
+    """A source as a manifest records it, resolvable wherever the manifest is read: s3:// and demo:// as given, a
+    local folder as its absolute file:// URI (never relative to where the command ran), a hub id pinned to the
+    commit it resolved to (org/name@<sha>)."""
+    if source.startswith(("s3://", "demo://")):
+        return source
+    if _is_local(source):
+        return local_path_of(source).resolve().as_uri()
+    if (match := HUB_ID.match(source)) and revision:
+        return f"{match['repo']}@{revision}"
+    return source
+
 
 def fetch_checkpoint(role: str, source: str, storage: StorageConfig) -> CheckpointRef:
     fetched = fetch(source, storage.endpoint_url, open_store(storage))

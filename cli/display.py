@@ -25,6 +25,23 @@ class PlainLines(Lines):
         super().__init__(lambda text, warning: print(f"{time.strftime('%H:%M:%S')} {text}", file=self.stream,
                                                       flush=True))
 
+    def note(self, text: str, warning: bool = False) -> None:
+        super().note(f"warning: {text}" if warning else text, warning)
+
+
+class WarningsOnly:
+    """For --json: stdout holds the result alone, and stderr only what the user must act on."""
+
+    def stage(self, name: str, state: str, seconds: float | None, detail: str = "") -> None:
+        pass
+
+    def progress(self, phase: str, done: int, total: int, detail: str = "") -> None:
+        pass
+
+    def note(self, text: str, warning: bool = False) -> None:
+        if warning:
+            print(f"bai: warning: {text}", file=sys.stderr, flush=True)
+
 
 class TerminalBar:
     """One tqdm bar per phase (its detail as the bar's postfix); stage boundaries close it; notes print above it."""

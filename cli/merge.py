@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bai.cli.display import make_display
+from bai.cli.display import WarningsOnly, make_display
 from bai.cli.paths import local_only, path_argument
 
 
@@ -24,7 +24,11 @@ def add_parser(sub) -> None:
     p.add_argument("--alpha", type=float, default=0.5, help="the pretrained model's weight in stage 2 (default 0.5)")
     p.add_argument("--stage1-output", type=path_argument, help="also write M_sft to this folder")
     p.add_argument("--dtype", default="auto", help="auto|float32|bfloat16|float16 (default auto: keep the inputs')")
-    p.add_argument("--tokenizer-from", default="reasoning", help="reasoning|instruct|pretrained (default reasoning)")
+    p.add_argument("--tokenizer-from", default="reasoning",
+                   help="reasoning|instruct|pretrained (default reasoning): whose config, tokenizer and chat template "
+                   "M_bai keeps; M_sft keeps the reasoning or instruct model's (the reasoning model's for pretrained)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse inputs whose tokenizers give a token id different texts (default: one warning)")
     p.add_argument("--max-shard-size", default="5GB", help="largest weight file to write (default 5GB)")
     p.add_argument("--workers", type=int, help="threads (default: number of cores)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output folders")
@@ -33,6 +37,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from bai_core import progress
     from bai_core.merge import merge_two_stages
     from bai_core.merge.config import MergeJob
     from bai_core.settings import validated
@@ -51,11 +56,15 @@ def run(args) -> int:
         max_shard_size=args.max_shard_size,
         workers=args.workers,
         overwrite=args.overwrite,
+        tokenizers="strict" if args.strict else "warn",
     )
     display = make_display(quiet=args.json)
+    notes = display or WarningsOnly()  # the tokenizer check's warning, above the bar
+    progress.add_sink(notes)
     try:
         result = merge_two_stages(config, progress=display.progress if display else None)
     finally:
+        progress.remove_sink(notes)
         if display:
             display.close()
     summary = {
@@ -71,6 +80,9 @@ def run(args) -> int:
     else:
         print(f"wrote {result.output}" + (f" and {result.stage1_output}" if result.stage1_output else ""))
         print(f"  {result.manifest['formula']}  ({result.manifest['dtype']}, {result.manifest['tensors']} tensors)")
+        tokenizers = result.manifest["tokenizers"]
+        print(f"  config, tokenizer and chat template from {tokenizers['donor']}; stops on "
+              + ", ".join(f"{s['id']} {s['text']!r}" for s in tokenizers["stop_ids"]))
         print(f"  {_size(result.bytes_read)} read, {_size(result.bytes_written)} written in {result.seconds:.2f} s")
     return 0
 

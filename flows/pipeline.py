@@ -31,7 +31,7 @@ from bai_core.evaluation.stage import EvaluateStage, ScoredModel
 from bai_core.merge.stage import merge_folder
 from bai_core.rl.launch import this_machine
 from bai_core.rl.stage import ActorInit, TrainInputs, TrainStage, train_folder
-from bai_core.sources import parse_demo
+from bai_core.sources import CheckpointRef, parse_demo
 from bai_core.storage import open_store
 
 STAGES = ["fetch-pretrained", "fetch-instruct", "fetch-reasoning", "prepare-train", "prepare-evaluate", "merge-stage1",
@@ -241,7 +241,8 @@ def _evaluate(table: _StageTable, config: PipelineConfig, refs: dict, merges: di
 def _scored_model(name: str, refs: dict, merges: dict, actor: dict | None) -> dict:
     """What the evaluate stage scores under `name`: a fetched member, a merge of this run, or its RL actor."""
     if name in refs:
-        return ScoredModel(name=name, source=refs[name]["source"], fingerprint=refs[name]["fingerprint"]).model_dump()
+        ref = CheckpointRef.model_validate(refs[name])  # recorded by its resolvable URI (a hub id at its commit)
+        return ScoredModel(name=name, source=ref.uri, fingerprint=ref.fingerprint).model_dump()
     if name in merges:
         merged = merges[name]
         return ScoredModel(name=name, source=merged["uri"], fingerprint=merged["fingerprint"],

@@ -1,8 +1,9 @@
 """The one place bai calls lm-evaluation-harness: `lm_eval.simple_evaluate` on an HFLM over a local checkpoint.
 
 lm-eval does all the scoring. bai adds two measurements the paper's collapse is about and lm-eval does not keep: how
-long each answer is in tokens (think block included) and whether it ended by itself before the token limit
-(`MeasuredHFLM`, which changes nothing lm-eval computes). `lm_eval_command` is the `lm-eval run` line that gives the
+long each answer is in tokens (think block included) and whether it finished: ended by itself before the token
+limit, with its think block closed, read as the rewards read completions (`bai_core.completion`; `MeasuredHFLM`,
+which changes nothing lm-eval computes). `lm_eval_command` is the `lm-eval run` line that gives the
 same scores with lm-eval's own CLI.
 """
 
@@ -200,6 +201,10 @@ def measured_hflm(path: Path, settings: EvaluateSettings, device: str, report=No
     the answers generated so far as `report("evaluate", done, total)` (bai's bar, the Prefect progress artifact)."""
     from lm_eval.models.huggingface import HFLM
 
+    from bai_core.completion import CompletionReader
+
+    reader = CompletionReader.of_checkpoint(path)
+
     class MeasuredHFLM(HFLM):
         # lm-eval batches prompts by their generation settings, not by task, and reorders them; a prompt's text is
         # what ties a generated row back to its request (and so to its task).
@@ -209,6 +214,8 @@ def measured_hflm(path: Path, settings: EvaluateSettings, device: str, report=No
             self._batch: list[str] = []
             self._rows: dict[str, tuple[int, bool]] = {}
             self._done = self._total = 0
+            # what generate stops on (generation_config.json's eos ids, lm-eval's end-of-text and pad)
+            self.stop_ids = reader.stop_ids | {self.eot_token_id, self.tokenizer.pad_token_id}
 
         def tok_batch_encode(self, strings, *args, **kwargs):
             self._batch = list(strings)
@@ -218,23 +225,25 @@ def measured_hflm(path: Path, settings: EvaluateSettings, device: str, report=No
             output = super()._model_generate(context, max_length, stop, **kwargs)
             budget = max_length - context.shape[1]
             for prompt, row in zip(self._batch, output[:, context.shape[1]:].tolist()):
-                self._rows[prompt] = self._measure(row, stop, budget)
+                self._rows[prompt] = self._measure(prompt, row, stop, budget)
             self._done += context.shape[0]
             if report is not None:
                 report("evaluate", self._done, self._total)
             return output
 
-        def _measure(self, row: list[int], stop: list[str], budget: int) -> tuple[int, bool]:
-            """Tokens up to the end of sequence or the first stop string; finished when one came within budget.
-            (A batch runs until every row stops, so a row can go on past its own stop string.)"""
-            ends = [i for i, token in enumerate(row) if token in (self.eot_token_id, self.tokenizer.pad_token_id)]
+        def _measure(self, prompt: str, row: list[int], stop: list[str], budget: int) -> tuple[int, bool]:
+            """Tokens up to the model's first stop id or the first stop string; finished when it stopped within the
+            budget with any think block (its prompt's or its own) closed: the rule the rewards use
+            (`bai_core.completion`). (A batch runs until every row stops, so a row can go on past its own end.)"""
+            ends = [i for i, token in enumerate(row) if token in self.stop_ids]
             n = ends[0] if ends else len(row)
             text = self.tokenizer.decode(row[:n], skip_special_tokens=False)
             cuts = [text.index(s) for s in stop if s and s in text]
             if cuts:
-                n = len(self.tokenizer(text[:min(cuts)], add_special_tokens=False)["input_ids"])
-                return n, True
-            return n, bool(ends) and n < budget
+                text = text[:min(cuts)]
+                n = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            stopped = bool(cuts) or (bool(ends) and n < budget)
+            return n, stopped and reader.answer(prompt, text) is not None
 
         def generate_until(self, requests, disable_tqdm: bool = False):
             self._done, self._total = 0, len(requests)

@@ -77,6 +77,7 @@ class Checkpoint:
             raise BaiError(f"{config_path}: not valid JSON ({e})") from None
         if not isinstance(config, dict):
             raise BaiError(f"{config_path}: not a JSON object")
+        _refuse_quantized(config_path, config)
         weight_files = _weight_files(path)
         tensors: dict[str, TensorInfo] = {}
         for file in weight_files:
@@ -117,6 +118,17 @@ class Checkpoint:
                 self.aliases[name] = source
                 return True
         return False
+
+
+def _refuse_quantized(config_path: Path, config: dict) -> None:
+    """Quantized weights (FP8 with weight_scale_inv, GPTQ, AWQ, bitsandbytes, compressed-tensors) are integers or
+    low-precision floats beside their scales: averaging them as weights gives garbage, so they are refused."""
+    quantization = config.get("quantization_config")
+    if quantization is None:
+        return
+    method = quantization.get("quant_method", "unknown method") if isinstance(quantization, dict) else "unknown method"
+    raise BaiError(f"{config_path}: quantized checkpoint ({method}); bai merges only unquantized weights (bf16, fp16, "
+                   "fp32): give the model's unquantized release, or dequantize it first")
 
 
 def _weight_files(path: Path) -> list[Path]:
@@ -200,6 +212,16 @@ def check_compatible(checkpoints: dict[str, Checkpoint]) -> list[str]:
 def _first(names: list[str], n: int = 3) -> str:
     more = f" and {len(names) - n} more" if len(names) > n else ""
     return ", ".join(map(repr, names[:n])) + more
+
+
+def copy_tokenizer_files(source: Path, folder: Path) -> list[str]:
+    """Copy the tokenizer, chat template and generation config files of `source` into `folder`, byte for byte."""
+    import shutil
+
+    copied = [name for name in TOKENIZER_FILES if (source / name).is_file()]
+    for name in copied:
+        shutil.copyfile(source / name, folder / name)
+    return copied
 
 
 def has_chat_template(folder: Path) -> bool:

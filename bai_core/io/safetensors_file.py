@@ -197,3 +197,16 @@ class SafetensorsWriter:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def dominant_float_dtype(files: list[Path]) -> str:
+    """The float dtype holding most bytes in these weight files, as torch names it (what config.json announces)."""
+    from collections import Counter
+
+    weight = Counter()
+    for file in files:
+        for info in read_header(file)[0].values():
+            if info.is_float:
+                weight[info.dtype] += info.nbytes
+    code = weight.most_common(1)[0][0] if weight else "F32"
+    return TORCH_NAMES[code]

@@ -11,6 +11,20 @@ from pydantic import ByteSize, Field, model_validator
 from bai_core.settings import Strict
 
 OutputDtype = Literal["auto", "float32", "bfloat16", "float16"]
+TokenizerFrom = Literal["reasoning", "instruct", "pretrained"]
+TokenizerPolicy = Literal["warn", "strict"]
+TOKENIZERS_HELP = ("What to do when the inputs' tokenizers give an id different texts: warn (one line naming each "
+                   "id and its texts) or strict (refuse).")
+
+
+def tokenizer_donors(tokenizer_from: TokenizerFrom) -> dict[str, str]:
+    """Which input gives each merge its config.json, tokenizer, chat template and generation config, by the one rule
+    the CLI and the pipeline share: M_sft takes the reasoning or instruct model's files (never the pretrained
+    model's: M_sft holds none of its weights); M_bai takes M_sft's (so the same donor's), or the pretrained
+    model's when `tokenizer_from` is pretrained."""
+    if tokenizer_from == "pretrained":
+        return {"sft": "reasoning", "bai": "pretrained"}
+    return {"sft": tokenizer_from, "bai": "sft"}
 
 
 class MergeSettings(Strict):
@@ -21,12 +35,15 @@ class MergeSettings(Strict):
     instruct_weight: float = Field(0.5, ge=0, le=1, description="w: M_sft = w*instruct + (1-w)*reasoning.")
     alpha: float = Field(0.5, ge=0, le=1, description="alpha: M_bai = alpha*pretrained + (1-alpha)*M_sft.")
     dtype: OutputDtype = "auto"
-    tokenizer_from: Literal["reasoning", "instruct", "pretrained"] = "reasoning"
+    tokenizer_from: TokenizerFrom = Field("reasoning", description="Donor of config.json, tokenizer, chat template and "
+                                          "generation config (M_sft: reasoning or instruct; M_bai: M_sft's, or the "
+                                          "pretrained model's when this is pretrained).")
+    tokenizers: TokenizerPolicy = Field("warn", description=TOKENIZERS_HELP)
     max_shard_size: ByteSize = ByteSize(5 * 10**9)
 
 
 class WriteOptions(Strict):
-    """How merged checkpoints are written."""
+    """How merged checkpoints are checked, written and described."""
 
     dtype: OutputDtype = Field(
         "auto", description="Output dtype of floating-point tensors; auto keeps the inputs' (which must agree)."
@@ -36,6 +53,10 @@ class WriteOptions(Strict):
     )
     overwrite: bool = Field(False, description="Replace an existing output folder.")
     workers: int | None = Field(None, ge=1, description="Threads for reading, arithmetic and writing (default: cores).")
+    tokenizers: TokenizerPolicy = Field("warn", description=TOKENIZERS_HELP)
+    input_uris: dict[str, str] = Field({}, description="Where each input came from, as the manifest records it (a "
+                                                       "hub id@commit, s3://, file://); default: its folder's file:// "
+                                                       "URI.")
 
 
 class SftMergeJob(WriteOptions):
@@ -79,8 +100,10 @@ class MergeJob(WriteOptions):
     instruct_weight: float = Field(0.5, ge=0, le=1, description="w, the instruct model's weight in stage 1.")
     alpha: float = Field(0.5, ge=0, le=1, description="alpha, the pretrained model's weight in stage 2.")
     stage1_output: Path | None = Field(None, description="Also write M_sft here.")
-    tokenizer_from: Literal["reasoning", "instruct", "pretrained"] = Field(
-        "reasoning", description="Donor of config.json, tokenizer, chat template and generation config."
+    tokenizer_from: TokenizerFrom = Field(
+        "reasoning", description="Donor of config.json, tokenizer, chat template and generation config: M_sft takes "
+        "the reasoning or instruct model's (the reasoning model's when this is pretrained); M_bai takes M_sft's, or "
+        "the pretrained model's when this is pretrained."
     )
 
     @model_validator(mode="after")

@@ -18,7 +18,7 @@ from bai_core import progress
 from bai_core.artifact_stage import ArtifactStage
 from bai_core.errors import BaiError
 from bai_core.fingerprint import fingerprint_folder
-from bai_core.merge.config import BaiMergeJob, MergeSettings, SftMergeJob
+from bai_core.merge.config import BaiMergeJob, MergeSettings, SftMergeJob, tokenizer_donors
 from bai_core.merge.two_stage import ENGINE_VERSION, Progress, merge_bai, merge_sft
 from bai_core.sources import CheckpointRef, local_model
 from bai_core.storage import StorageConfig, open_store
@@ -37,13 +37,6 @@ class ArtifactRef(BaseModel):
 def merge_folder(stage: str, key: str) -> str:
     """Where a merge is published in the store."""
     return f"merges/{stage}-{key[:24]}"
-
-
-def _donors(merge: MergeSettings) -> tuple[str, str]:
-    """Tokenizer donors of (stage 1, stage 2). M_sft carries the instruct or reasoning tokenizer into stage 2."""
-    if merge.tokenizer_from == "pretrained":
-        return "reasoning", "pretrained"
-    return merge.tokenizer_from, "sft"
 
 
 class _MergeStage(ArtifactStage[ArtifactRef]):
@@ -76,7 +69,7 @@ class _MergeStage(ArtifactStage[ArtifactRef]):
         self.write(output)
         marker = {"cache_key": self.key, "stage": self.stage, "fingerprint": fingerprint_folder(output),
                   "parameters": self.parameters(),
-                  "inputs": {role: {"source": getattr(ref, "source", None) or ref.uri, "fingerprint": ref.fingerprint}
+                  "inputs": {role: {"source": ref.uri, "fingerprint": ref.fingerprint}
                              for role, ref in self.inputs.items()}}
         return self.recorded(self.store.publish(self.folder(), marker))
 
@@ -87,6 +80,11 @@ class _MergeStage(ArtifactStage[ArtifactRef]):
     def local(self, role: str) -> Path:
         ref = self.inputs[role]
         return local_model(ref.source, ref.fingerprint, self.storage)
+
+    def job_options(self) -> dict:
+        """What the merge job needs besides its folders: the parameters, the tokenizer policy, the inputs' URIs."""
+        return {**self.parameters(), "tokenizers": self.merge.tokenizers, "overwrite": True,
+                "input_uris": {role: ref.uri for role, ref in self.inputs.items()}}
 
 
 class SftMerge(_MergeStage):
@@ -104,11 +102,11 @@ class SftMerge(_MergeStage):
 
     def parameters(self) -> dict:
         return {"instruct_weight": self.merge.instruct_weight, "dtype": self.merge.dtype,
-                "tokenizer_from": _donors(self.merge)[0], "max_shard_size": int(self.merge.max_shard_size)}
+                "tokenizer_from": tokenizer_donors(self.merge.tokenizer_from)["sft"], "max_shard_size": int(self.merge.max_shard_size)}
 
     def write(self, output: Path) -> None:
         merge_sft(SftMergeJob(instruct=self.local("instruct"), reasoning=self.local("reasoning"), output=output,
-                              overwrite=True, **self.parameters()), self.progress)
+                              **self.job_options()), self.progress)
 
 
 class BaiMerge(_MergeStage):
@@ -125,7 +123,7 @@ class BaiMerge(_MergeStage):
         return f"M_bai = {alpha:g} * pretrained + {1 - alpha:g} * M_sft"
 
     def parameters(self) -> dict:
-        return {"alpha": self.merge.alpha, "dtype": self.merge.dtype, "tokenizer_from": _donors(self.merge)[1],
+        return {"alpha": self.merge.alpha, "dtype": self.merge.dtype, "tokenizer_from": tokenizer_donors(self.merge.tokenizer_from)["bai"],
                 "max_shard_size": int(self.merge.max_shard_size)}
 
     def write(self, output: Path) -> None:
@@ -135,7 +133,7 @@ class BaiMerge(_MergeStage):
             raise BaiError(f"{sft.uri}: the stage-1 artifact is missing or altered; run the pipeline again")
         merge_bai(BaiMergeJob(pretrained=self.local("pretrained"),
                               sft=self.store.materialize(merge_folder("sft", sft.key), sft_marker),
-                              output=output, overwrite=True, **self.parameters()), self.progress)
+                              output=output, **self.job_options()), self.progress)
 
 
 def tell(stage: _MergeStage, ref: ArtifactRef, how: str) -> None:

@@ -5,16 +5,15 @@
 
 `merge_two_stages` runs both stages in one streaming pass (optionally also keeping M_sft); `merge_sft` and
 `merge_bai` run them one at a time, bit-identical to the fused pass. Each output is a complete Hugging Face
-checkpoint -- weights, config.json from the tokenizer donor, tokenizer and chat template, and `bai_merge.json`, a
-manifest of inputs (with content fingerprints), weights, dtype and versions -- that appears only once complete.
+checkpoint -- weights, config.json from the tokenizer donor, its tokenizer and chat template, a generation config
+that stops where any input would (merge/tokenizers.py), and `bai_merge.json`, a manifest of inputs (URIs and content
+fingerprints), weights, dtype, the tokenizer comparison and versions -- that appears only once complete.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +23,23 @@ import numpy as np
 import bai_core
 from bai_core.fingerprint import fingerprint_folders
 from bai_core.io.atomic import atomic_folders
-from bai_core.io.checkpoint import CONFIG_FILE, TOKENIZER_FILES, Checkpoint, check_compatible
-from bai_core.io.safetensors_file import TORCH_NAMES, read_header
-from bai_core.merge.config import BaiMergeJob, MergeJob, SftMergeJob, WriteOptions
+from bai_core.io.checkpoint import (
+    CONFIG_FILE,
+    TIED_OUTPUT_EMBEDDINGS,
+    Checkpoint,
+    check_compatible,
+    copy_tokenizer_files,
+)
+from bai_core.io.safetensors_file import dominant_float_dtype
+from bai_core.merge.config import BaiMergeJob, MergeJob, SftMergeJob, WriteOptions, tokenizer_donors
 from bai_core.merge.engine import Stage, Term, dtype_code, merge_weights
+from bai_core.merge.tokenizers import TokenizerReport, compare_tokenizers, write_generation_config
+from bai_core.progress import note
 
 MANIFEST_FILE = "bai_merge.json"
-# Bump when the arithmetic or file layout changes, so caches keyed on manifests stop matching.
-ENGINE_VERSION = 1
+# Bump when the arithmetic or the files written change, so caches keyed on manifests stop matching.
+# 2: generation_config.json states the chosen stop ids; tie_word_embeddings by content; manifests hold URIs.
+ENGINE_VERSION = 2
 
 # (phase, done, total): phases are "fingerprint" and "merge", counted in bytes.
 Progress = Callable[[str, int, int], None]
@@ -53,32 +61,44 @@ def merge_two_stages(config: MergeJob, progress: Progress | None = None) -> Merg
     sft = Stage("sft", (Term("instruct", w), Term("reasoning", 1 - w)), output=config.stage1_output)
     bai = Stage("bai", (Term("pretrained", alpha), Term("sft", 1 - alpha)), output=config.output)
     paths = {"pretrained": config.pretrained, "instruct": config.instruct, "reasoning": config.reasoning}
-    return _run(paths, [sft, bai], config.tokenizer_from, config, progress)
+    donors = tokenizer_donors(config.tokenizer_from)
+    if donors["bai"] == "sft":  # in one pass M_sft is no folder: its files are its donor's
+        donors["bai"] = donors["sft"]
+    return _run(paths, [sft, bai], donors, config, progress)
 
 
 def merge_sft(config: SftMergeJob, progress: Progress | None = None) -> MergeResult:
     w = config.instruct_weight
     sft = Stage("sft", (Term("instruct", w), Term("reasoning", 1 - w)), output=config.output)
     paths = {"instruct": config.instruct, "reasoning": config.reasoning}
-    return _run(paths, [sft], config.tokenizer_from, config, progress)
+    return _run(paths, [sft], {"sft": config.tokenizer_from}, config, progress)
 
 
 def merge_bai(config: BaiMergeJob, progress: Progress | None = None) -> MergeResult:
     alpha = config.alpha
     bai = Stage("bai", (Term("pretrained", alpha), Term("sft", 1 - alpha)), output=config.output)
     paths = {"pretrained": config.pretrained, "sft": config.sft}
-    return _run(paths, [bai], config.tokenizer_from, config, progress)
+    return _run(paths, [bai], {"bai": config.tokenizer_from}, config, progress)
 
 
 def _run(
-    paths: dict[str, Path], stages: list[Stage], donor: str, options: WriteOptions, progress: Progress | None
+    paths: dict[str, Path], stages: list[Stage], donors: dict[str, str], options: WriteOptions,
+    progress: Progress | None
 ) -> MergeResult:
+    """Merge `stages`; `donors` names, per stage, the input whose config and tokenizer files its output keeps."""
     started = time.perf_counter()
     inputs = {role: Checkpoint.open(path) for role, path in paths.items()}
     names = check_compatible(inputs)
+    outputs = [stage for stage in stages if stage.output is not None]
+    # Checked before anything is read or written: `strict` refuses here, and the final output's report (it depends on
+    # every input) is the one warning a run prints.
+    reports = {stage.name: compare_tokenizers({role: paths[role] for role in _input_roles(paths, stages, stage)},
+                                              donors[stage.name], options.tokenizers) for stage in outputs}
+    if (warning := reports[stages[-1].name].warning()) is not None:
+        note(warning, warning=True)
     fingerprints = dict(zip(inputs, _fingerprint([c.path for c in inputs.values()], progress)))
     dtype = None if options.dtype == "auto" else dtype_code(options.dtype)
-    outputs = [stage for stage in stages if stage.output is not None]
+    stores_output_embedding = any(name in TIED_OUTPUT_EMBEDDINGS for name in names)
 
     with atomic_folders([stage.output for stage in outputs], options.overwrite) as temporaries:
         staged = {stage.name: Stage(stage.name, stage.terms, temp) for stage, temp in zip(outputs, temporaries)}
@@ -93,11 +113,13 @@ def _run(
         )
         manifests = {}
         for stage in outputs:
-            folder = staged[stage.name].output
-            out_dtype = _dominant_float_dtype(written[stage.name])
-            _write_config(inputs[donor].path, folder, out_dtype, untied=_untied(inputs))
-            _copy_tokenizer(inputs[donor].path, folder)
-            manifests[stage.name] = _manifest(stages, stage, inputs, fingerprints, donor, out_dtype, written)
+            folder, donor = staged[stage.name].output, inputs[donors[stage.name]].path
+            out_dtype = dominant_float_dtype(written[stage.name])
+            _write_config(donor, folder, out_dtype, untied=stores_output_embedding)
+            copy_tokenizer_files(donor, folder)
+            write_generation_config(reports[stage.name], donor, folder)
+            manifests[stage.name] = _manifest(stages, stage, inputs, fingerprints, options, out_dtype, written,
+                                              reports[stage.name])
             (folder / MANIFEST_FILE).write_text(json.dumps(manifests[stage.name], indent=2) + "\n")
 
     final = stages[-1]
@@ -109,6 +131,22 @@ def _run(
         bytes_read=sum(ckpt.info(name).nbytes for ckpt in inputs.values() for name in names),
         bytes_written=sum(p.stat().st_size for stage in outputs for p in stage.output.glob("*.safetensors")),
     )
+
+
+def _needed(stages: list[Stage], stage: Stage) -> list[Stage]:
+    """The stages a stage's result is made of (itself and those it reads), in order."""
+    needed, wanted = [], {stage.name}
+    for earlier in reversed(stages[: stages.index(stage) + 1]):
+        if earlier.name in wanted:
+            needed.insert(0, earlier)
+            wanted |= {t.source for t in earlier.terms}
+    return needed
+
+
+def _input_roles(inputs, stages: list[Stage], stage: Stage) -> list[str]:
+    """The inputs a stage's result is made of, in input order."""
+    read = {t.source for s in _needed(stages, stage) for t in s.terms}
+    return [role for role in inputs if role in read]
 
 
 def _fingerprint(folders: list[Path], progress: Progress | None) -> list[str]:
@@ -124,41 +162,24 @@ def _untied(inputs: dict[str, Checkpoint]) -> bool:
     return any(ckpt.aliases for ckpt in inputs.values())
 
 
-def _dominant_float_dtype(files: list[Path]) -> str:
-    """The float dtype holding most bytes in the written files (what config.json should announce)."""
-    weight = Counter()
-    for file in files:
-        for info in read_header(file)[0].values():
-            if info.is_float:
-                weight[info.dtype] += info.nbytes
-    code = weight.most_common(1)[0][0] if weight else "F32"
-    return TORCH_NAMES[code]
-
-
 def _write_config(donor: Path, folder: Path, dtype: str, untied: bool) -> None:
     config = json.loads((donor / CONFIG_FILE).read_text())
     # transformers 5 reads `dtype`; earlier releases read `torch_dtype`. Announce the truth under both names.
     config["torch_dtype"] = dtype
     config["dtype"] = dtype
-    if untied:  # some inputs stored lm_head separately, so the merge has its own lm_head
+    # Tied by content, not by the donor's flag: an output that stores lm_head has its own (a merge of the inputs'
+    # output embeddings, which differs from the merged input embedding), and a loader that trusts a `true` flag
+    # would drop it.
+    if untied:
         config["tie_word_embeddings"] = False
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def _copy_tokenizer(donor: Path, folder: Path) -> None:
-    for name in TOKENIZER_FILES:
-        if (donor / name).is_file():
-            shutil.copyfile(donor / name, folder / name)
-
-
-def _manifest(stages, stage, inputs, fingerprints, donor, dtype, written) -> dict:
-    """What produced this output: only the stages it depends on, and only their inputs."""
-    needed, wanted = [], {stage.name}
-    for s in reversed(stages[: stages.index(stage) + 1]):
-        if s.name in wanted:
-            needed.insert(0, s)
-            wanted |= {t.source for t in s.terms}
-    roles = [role for role in inputs if role in wanted]
+def _manifest(stages, stage, inputs, fingerprints, options: WriteOptions, dtype, written,
+              tokenizers: TokenizerReport) -> dict:
+    """What produced this output: only the stages it depends on, and only their inputs, each by a URI that
+    resolves wherever the manifest is read (never a path relative to where the command ran)."""
+    needed, roles = _needed(stages, stage), _input_roles(inputs, stages, stage)
     return {
         "kind": "bai-merge",
         "bai_version": bai_core.__version__,
@@ -170,9 +191,11 @@ def _manifest(stages, stage, inputs, fingerprints, donor, dtype, written) -> dic
         "formula": "; ".join(
             f"{s.name} = " + " + ".join(f"{t.weight:g}*{t.source}" for t in s.terms) for s in needed
         ),
-        "inputs": {role: {"path": str(inputs[role].path), "fingerprint": fingerprints[role]} for role in roles},
+        "inputs": {role: {"uri": options.input_uris.get(role) or inputs[role].path.resolve().as_uri(),
+                          "fingerprint": fingerprints[role]} for role in roles},
         "dtype": dtype,
-        "tokenizer_from": donor,
+        "tokenizer_from": tokenizers.donor,
+        "tokenizers": tokenizers.manifest(),
         "tensors": len(inputs[roles[0]].tensor_names()),
         "weight_files": [p.name for p in written[stage.name]],
     }

@@ -28,11 +28,17 @@ class RewardComponent(Strict):
         None, description="arithmetic: 1 for the demo task's right final number; math: 1 when math-verify finds the "
                           "completion's answer (\\boxed{} first) equal to the prompt's `answer` (GSM8K, MATH, LaTeX).")
     weight: float = 1.0
+    score_truncated: bool = Field(
+        False, description="verifiable: also score a completion that ran into max_completion_length before its stop "
+                           "token (default: it earns 0, so RL is never paid for an answer it did not finish). A think "
+                           "block that never closed earns 0 either way.")
 
     @model_validator(mode="after")
     def _one_kind(self):
         if (self.model is None) == (self.verifiable is None):
             raise ValueError("give exactly one of `model` (a reward model) or `verifiable` (e.g. arithmetic)")
+        if self.score_truncated and self.model is not None:
+            raise ValueError("score_truncated applies to verifiable rewards; a reward model scores every completion")
         return self
 
     @property
@@ -83,6 +89,8 @@ class TrainSettings(Strict):
     detect_every: int = Field(5, gt=0, description="Run the detectors on the curves so far every N steps.")
     detectors: DetectorThresholds = DetectorThresholds()
     abort_on: list[Detector] = Field([], description="Stop the run (Failed) when one of these fires.")
+    save_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="The published actor's dtype; auto: the start's (M_bai's), whatever training ran in.")
     trl: dict = Field({}, description="Any other GRPOConfig / RLOOConfig argument, passed through to TRL.")
     deployment: str | None = Field(None, description="Run the stage as this deployment (e.g. bai-train/gpu) on "
                                                      "its work pool; unset: train in this process.")

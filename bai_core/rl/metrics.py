@@ -1,9 +1,12 @@
 """The per-step metrics of an RL run (metrics.jsonl) and where the monitor reports. No TRL import: the stage and the
 Prefect tasks use these without loading torch; `monitor.py` holds the TRL callback that fills them.
 
-A record: TRL's own metrics renamed (length/mean, length/min, length/max, length/truncated_share, reward/mean,
-reward/std, reward/<component>/mean, kl, entropy, clip_ratio, learning_rate, loss) plus what TRL does not log:
-length/p90, reward_by_length/<lo>-<hi> and count_by_length/<lo>-<hi>, seconds_per_step.
+A record: TRL's own metrics renamed (length/mean, length/min, length/max, reward/mean, reward/std,
+reward/<component>/mean, kl, entropy, clip_ratio, learning_rate, loss) plus what TRL does not log: length/p90,
+how the completions ended, read as the rewards read them (`bai_core.completion`): length/finished_share,
+length/open_think_share (stopped inside a think block) and length/truncated_share (cut by max_completion_length;
+TRL's completions/clipped_ratio when bai recorded none), reward_by_length/<lo>-<hi> and count_by_length/<lo>-<hi>,
+seconds_per_step.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bai_core.completion import FINISHED, OPEN_THINK, TRUNCATED
 from bai_core.io.atomic import write_atomic
 from bai_core.rl.rewards import RewardRecorder
 
@@ -95,6 +99,9 @@ def step_record(step: int, logs: dict, recorder: RewardRecorder, weights: dict[s
         totals = [sum(weights[name] * recorder.components[name][i] for name in recorder.components)
                   for i in range(len(recorder.lengths))]
         record["length/p90"] = _p90(recorder.lengths)
+        if recorder.statuses:
+            for status in (FINISHED, OPEN_THINK, TRUNCATED):
+                record[f"length/{status}_share"] = recorder.statuses.count(status) / len(recorder.statuses)
         buckets: dict[int, list[float]] = {}
         for length, total in zip(recorder.lengths, totals):
             buckets.setdefault(length // bucket, []).append(total)

@@ -92,10 +92,11 @@ def _all_ranks(recorder: RewardRecorder) -> RewardRecorder:
     import torch.distributed as dist
 
     shares: list = [None] * dist.get_world_size()
-    dist.all_gather_object(shares, (recorder.lengths, recorder.components))
+    dist.all_gather_object(shares, (recorder.lengths, recorder.components, recorder.statuses))
     merged = RewardRecorder()
-    for lengths, components in shares:
+    for lengths, components, statuses in shares:
         merged.lengths += lengths
+        merged.statuses += statuses
         for name, values in components.items():
             merged.components.setdefault(name, []).extend(values)
     return merged

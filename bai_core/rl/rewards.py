@@ -12,21 +12,24 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bai_core.completion import OPEN_THINK, TRUNCATED, CompletionReader, answer_part
 from bai_core.errors import BaiError
 
 
 @dataclass
 class RewardRecorder:
-    """Per-completion values of the latest generation batch: lengths and each reward component's scores. (With
-    TRL's default one generation per optimizer step, that is the step's batch.)"""
+    """Per-completion values of the latest generation batch: lengths, how each ended (finished, open_think or
+    truncated: `bai_core.completion`) and each reward component's scores. (With TRL's default one generation per
+    optimizer step, that is the step's batch.)"""
 
     lengths: list[int] = field(default_factory=list)
     components: dict[str, list[float]] = field(default_factory=dict)
+    statuses: list[str] = field(default_factory=list)
 
-    def record(self, name: str, completion_ids: list, values: list[float]) -> None:
+    def record(self, name: str, completion_ids: list, values: list[float], statuses: list[str]) -> None:
         lengths = [len(ids) for ids in completion_ids]
         if lengths != self.lengths or name in self.components:  # a new batch (the first component to score it)
-            self.lengths, self.components = lengths, {}
+            self.lengths, self.components, self.statuses = lengths, {}, list(statuses)
         self.components[name] = list(values)
 
 
@@ -48,11 +51,12 @@ def check_reward_model(path: Path, source: str) -> None:
 class ModelReward:
     """A sequence-classification reward model as a TRL reward function."""
 
-    def __init__(self, name: str, path: Path, recorder: RewardRecorder, device: str = "cpu"):
+    def __init__(self, name: str, path: Path, recorder: RewardRecorder, reader: CompletionReader,
+                 device: str = "cpu"):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         self.__name__ = name  # TRL names the metric rewards/<__name__>/mean
-        self.recorder = recorder
+        self.recorder, self.reader = recorder, reader
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -74,23 +78,17 @@ class ModelReward:
                                padding_side="right", add_special_tokens=False).to(self.device)
         with torch.inference_mode():
             scores = self.model(**batch).logits[:, 0].float().tolist()
-        self.recorder.record(self.__name__, completion_ids, scores)
+        statuses = [self.reader.status(p, t, ids) for p, t, ids in zip(prompts, _texts(completions), completion_ids)]
+        self.recorder.record(self.__name__, completion_ids, scores, statuses)
         return scores
 
 
-def final_text(completion: str) -> str:
-    """The part of a completion that holds its answer: what follows the think block. A think block that never
-    closed holds no answer."""
-    if "</think>" in completion:
-        return completion.rsplit("</think>", 1)[1]
-    return "" if "<think>" in completion else completion
-
-
-def arithmetic_correct(completion: str, answer) -> bool:
-    """The demo task's rule (the bai_demo task's filter too): the number after </think>, else the last number."""
+def arithmetic_correct(completion: str, answer, prompt_opened_think: bool = False) -> bool:
+    """The demo task's rule (the bai_demo task's filter too): the number after </think> in a reasoning answer (one
+    whose think block the completion or its prompt opened), else the last number."""
     from bai_core.demo.arithmetic import extract_answer
 
-    style = "reasoning" if "<think>" in completion else "instruct"  # as the family's evaluator reads answers
+    style = "reasoning" if prompt_opened_think or "<think>" in completion else "instruct"
     return extract_answer(completion, style) == int(answer)
 
 
@@ -118,14 +116,14 @@ def _parse_reference(text: str) -> list:
     return parse(text, parsing_timeout=_math_timeout()) if text.strip("$") else []
 
 
-def math_correct(completion: str, answer) -> bool:
+def math_correct(completion: str, answer, prompt_opened_think: bool = False) -> bool:
     """Hugging Face's math-verify (the verifier of TRL's accuracy_reward and lm-eval's MATH-500): the completion's
-    answer (a \\boxed{} first, else the last LaTeX or plain expression after the think block) against the reference,
-    equal as numbers, fractions or symbolic expressions."""
+    answer (a \\boxed{} first, else the last LaTeX or plain expression after the think block; none in a think block
+    that never closed) against the reference, equal as numbers, fractions or symbolic expressions."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
     gold = parse_math_answer(answer)
-    text = final_text(completion)
+    text = answer_part(completion, prompt_opened_think) or ""
     if not gold or not text.strip():
         return False
     timeout = _math_timeout()
@@ -152,20 +150,32 @@ def check_answers(kind: str, rows: list[dict], source: str) -> None:
                            "GSM8K's `#### N`)")
 
 
+def _texts(completions: list) -> list[str]:
+    return [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+
+
 class VerifiableReward:
     """A checkable reward: 1.0 when the completion's final answer equals the row's `answer` by the verifier of its
-    kind (arithmetic: the demo task's final number; math: math-verify), else 0.0."""
+    kind (arithmetic: the demo task's final number; math: math-verify), else 0.0. Read as the chat template wrote
+    it (`CompletionReader`): a think block that never closed holds no answer, and a completion the token limit cut
+    before its stop id earns 0 unless `score_truncated`."""
 
-    def __init__(self, name: str, kind: str, recorder: RewardRecorder):
+    def __init__(self, name: str, kind: str, recorder: RewardRecorder, reader: CompletionReader,
+                 score_truncated: bool = False):
         self.__name__ = name
         self.correct = VERIFIERS[kind]
-        self.recorder = recorder
+        self.recorder, self.reader, self.score_truncated = recorder, reader, score_truncated
 
     def __call__(self, prompts: list, completions: list, completion_ids: list, answer: list | None = None,
                  **_) -> list[float]:
         if answer is None:
             raise BaiError(f"the {self.__name__} reward needs an `answer` column in the prompts")
-        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        scores = [float(self.correct(t, a)) for t, a in zip(texts, answer)]
-        self.recorder.record(self.__name__, completion_ids, scores)
+        texts, scores = _texts(completions), []
+        statuses = [self.reader.status(p, t, ids) for p, t, ids in zip(prompts, texts, completion_ids)]
+        for prompt, text, status, reference in zip(prompts, texts, statuses, answer):
+            if status == OPEN_THINK or (status == TRUNCATED and not self.score_truncated):
+                scores.append(0.0)
+            else:
+                scores.append(float(self.correct(text, reference, self.reader.prompt_opens_think(prompt))))
+        self.recorder.record(self.__name__, completion_ids, scores, statuses)
         return scores

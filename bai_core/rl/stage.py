@@ -24,22 +24,24 @@ from bai_core.errors import BaiError
 from bai_core.fingerprint import cache_dir, code_version, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder, copy_folder
 from bai_core.io.checkpoint import has_chat_template
-from bai_core.merge.config import MergeSettings
+from bai_core.merge.config import MergeSettings, tokenizer_donors
 from bai_core.merge.stage import merge_folder
+from bai_core.rl.actor import publish_as_sibling
 from bai_core.rl.config import INIT_ROLES, TrainSettings
 from bai_core.rl.generation import check_generation
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
 from bai_core.rl.plots import write_plots
 from bai_core.rl.prompts import load_prompts
 from bai_core.rl.rewards import check_answers, check_reward_model
-from bai_core.sources import CheckpointRef, fetch, local_model
+from bai_core.sources import CheckpointRef, fetch, local_model, resolvable_uri
 from bai_core.storage import ArtifactStore, StorageConfig, open_store
 
 MANIFEST_FILE = "bai_train.json"
 TRL_SETTINGS_FILE = "trl_settings.json"  # TRL's arguments as they were in effect (trainer.IN_EFFECT)
 CHECKPOINT = "checkpoint"  # train/<key>/checkpoint: the last one saved, where a rerun of the key resumes
 # Source files whose code decides what training produces: editing them makes cached results stale.
-TRAINING_CODE = ("trainer.py", "rewards.py", "monitor.py", "detectors.py", "prompts.py", "worker.py")
+TRAINING_CODE = ("trainer.py", "rewards.py", "monitor.py", "detectors.py", "prompts.py", "worker.py", "actor.py",
+                 "../completion.py")
 
 
 class ActorInit(BaseModel):
@@ -79,12 +81,13 @@ def training_code_version() -> str:
 
 
 def tokenizer_donor(init: str, merge: MergeSettings) -> str:
-    """Which fetched role gives M_bai / M_sft its tokenizer (and so its chat template)."""
-    if init in ("bai", "sft"):
-        if init == "bai" and merge.tokenizer_from == "pretrained":
-            return "pretrained"
-        return merge.tokenizer_from if merge.tokenizer_from != "pretrained" else "reasoning"
-    return init
+    """Which fetched role gives the actor's start its tokenizer (and so its chat template): the merges' donor rule
+    (`tokenizer_donors`), followed through M_sft to the role it took its files from."""
+    if init not in ("bai", "sft"):
+        return init
+    donors = tokenizer_donors(merge.tokenizer_from)
+    donor = donors[init]
+    return donors["sft"] if donor == "sft" else donor
 
 
 def prepare_train(settings: TrainSettings, refs: dict[str, CheckpointRef], merge: MergeSettings,
@@ -111,23 +114,24 @@ def prepare_train(settings: TrainSettings, refs: dict[str, CheckpointRef], merge
             continue
         fetched = fetch(component.model, storage.endpoint_url, store)
         check_reward_model(fetched.path, component.model)
-        rewards.append({"name": name, "weight": component.weight, "source": component.model,
-                        "fingerprint": fetched.fingerprint})
+        rewards.append({"name": name, "weight": component.weight,
+                        "source": resolvable_uri(component.model, fetched.revision), "fingerprint": fetched.fingerprint})
     init = None
     if settings.init in INIT_ROLES:
         donor = refs[tokenizer_donor(settings.init, merge)]
         template_folder = fetch(donor.source, storage.endpoint_url, store).path
         if settings.init not in ("bai", "sft"):
-            init = ActorInit(name=settings.init, source=donor.source, fingerprint=donor.fingerprint)
+            init = ActorInit(name=settings.init, source=donor.uri, fingerprint=donor.fingerprint)
     else:
         fetched = fetch(settings.init, storage.endpoint_url, store)
         template_folder = fetched.path
-        init = ActorInit(name=settings.init, source=settings.init, fingerprint=fetched.fingerprint)
+        init = ActorInit(name=settings.init, source=resolvable_uri(settings.init, fetched.revision),
+                         fingerprint=fetched.fingerprint)
     if prompts.conversational and not has_chat_template(template_folder):
         raise BaiError(f"prompts {settings.prompts.source}: chat prompts, but the actor's tokenizer (from "
                        f"{template_folder}) has no chat template; give text prompts or a model with one")
     return {"init": init.model_dump() if init else None, "rewards": rewards,
-            "prompts": {"source": prompts.source, "fingerprint": prompts.fingerprint, "rows": len(prompts.rows),
+            "prompts": {"source": resolvable_uri(prompts.source), "fingerprint": prompts.fingerprint, "rows": len(prompts.rows),
                         "conversational": prompts.conversational}}
 
 
@@ -232,6 +236,7 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
         else:
             outcome = run_training(init_path, reward_paths, prompts, settings, workdir / "trl", actor.path, metrics,
                                    hooks, checkpoint_saved, resume_from)
+        differs = publish_as_sibling(init_path, actor.path, settings.save_dtype) if outcome.aborted is None else None
         verdicts = {**outcome.diagnosis.to_json(), "fired": outcome.diagnosis.fired, "steps": outcome.steps,
                     "aborted": None if outcome.aborted is None else
                     {"detector": outcome.aborted[0], "step": outcome.aborted[1], "reason": outcome.aborted[2]}}
@@ -246,7 +251,8 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
                        fingerprint=fingerprint_folder(actor.path), metrics=store.uri(f"{folder}/metrics.jsonl"),
                        verdicts=verdicts_uri, plots=plots, steps=outcome.steps, fired=outcome.diagnosis.fired,
                        device=outcome.device, seconds=outcome.seconds)
-        manifest = {**_manifest(inputs, settings, ref), "trl_in_effect": outcome.trl_settings}
+        manifest = {**_manifest(inputs, settings, ref), "trl_in_effect": outcome.trl_settings,
+                    "differs_from_start": differs}
         (actor.path / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     except BaseException:
         actor.discard()

@@ -15,6 +15,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from bai_core.completion import CompletionReader
 from bai_core.errors import BaiError
 from bai_core.rl.config import TrainSettings
 from bai_core.rl.detectors import Diagnosis
@@ -133,8 +134,11 @@ def run_training(init: Path, reward_models: dict[str, Path], prompts: PromptSet,
     model = AutoModelForCausalLM.from_pretrained(init, local_files_only=True, use_safetensors=True,
                                                  dtype=torch.bfloat16 if on_gpu else torch.float32)
     recorder = RewardRecorder()
-    reward_funcs = [ModelReward(name, reward_models[name], recorder, device()) if c.model
-                    else VerifiableReward(name, c.verifiable, recorder) for name, c in zip(settings.reward_names, settings.reward)]
+    # How the actor's completions read: what its chat template's generation prompt opens, which ids stop it.
+    reader = CompletionReader.of_checkpoint(init, [tokenizer.pad_token_id])
+    reward_funcs = [ModelReward(name, reward_models[name], recorder, reader, device()) if c.model
+                    else VerifiableReward(name, c.verifiable, recorder, reader, c.score_truncated)
+                    for name, c in zip(settings.reward_names, settings.reward)]
     monitor = StabilityMonitor(settings, recorder, metrics, hooks)
     if settings.algorithm == "grpo":
         from trl import GRPOTrainer as Trainer
@@ -153,9 +157,10 @@ def run_training(init: Path, reward_models: dict[str, Path], prompts: PromptSet,
     if monitor.diagnosis is None or monitor.aborted is None:
         monitor.diagnosis = monitor.diagnose(settings.steps)
     if monitor.aborted is None:
-        trainer.save_model(str(actor_output))  # rank 0's, when there are several
+        # The weights (rank 0's, when there are several); the stage makes the folder a sibling of the start
+        # (rl/actor.py: its dtype, config and tokenizer files).
+        trainer.save_model(str(actor_output))
         if trainer.accelerator.is_main_process:
-            tokenizer.save_pretrained(str(actor_output))
             (actor_output / "training_args.bin").unlink(missing_ok=True)  # a pickle; the manifest has the settings
     return TrainOutcome(steps=steps, seconds=round(time.perf_counter() - started, 2), diagnosis=monitor.diagnosis,
                         aborted=monitor.aborted, device="cuda" if on_gpu else "cpu", trl_settings=in_effect(config))
