@@ -122,7 +122,12 @@ def test_output_is_a_loadable_generating_checkpoint_with_the_donor_tokenizer(fam
     ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
     generated = model.generate(**ids, max_new_tokens=8, do_sample=False, min_new_tokens=8)
     assert generated.shape[1] == ids["input_ids"].shape[1] + 8
-    assert (out / "generation_config.json").read_text() == (family["instruct"] / "generation_config.json").read_text()
+    # the donor's generation config, stopping on the ids the merge chose (all three share one eos here)
+    written = json.loads((out / "generation_config.json").read_text())
+    donors = json.loads((family["instruct"] / "generation_config.json").read_text())
+    stops = [s["id"] for s in json.loads((out / MANIFEST_FILE).read_text())["tokenizers"]["stop_ids"]]
+    assert written == {**donors, "eos_token_id": stops[0] if len(stops) == 1 else stops}
+    assert stops == [tokenizer.eos_token_id]
 
 
 def test_tied_embeddings_stay_tied(family, tmp_path):
@@ -191,7 +196,7 @@ def test_manifest_records_inputs_weights_and_versions(family, tmp_path):
     ]
     assert manifest["dtype"] == "bfloat16" and manifest["tokenizer_from"] == "reasoning"
     for role, folder in family.items():
-        assert manifest["inputs"][role] == {"path": str(folder), "fingerprint": fingerprint_folder(folder)}
+        assert manifest["inputs"][role] == {"uri": folder.resolve().as_uri(), "fingerprint": fingerprint_folder(folder)}
 
 
 def test_checkpoints_saved_by_transformers_merge_and_load(tmp_path):

@@ -100,6 +100,10 @@ def test_merge_and_diagnose_run_on_the_base_install_and_other_verbs_name_their_e
                                 "--output", str(tmp_path / "bai"), "--json")
     assert merged.returncode == 0, merged.stderr[-2000:]
     assert (tmp_path / "bai" / "model.safetensors").is_file()
+    # the tokenizer check rendered the chat templates there too (jinja2 is a base dependency)
+    tokenizers = json.loads(merged.stdout)["manifest"]["tokenizers"]
+    assert tokenizers["inputs"]["reasoning"]["chat_template_turn_end"] == "</s>"
+    assert tokenizers["inputs"]["reasoning"]["generation_prompt_opens_think"] is True
 
     log = tmp_path / "metrics.jsonl"
     log.write_text("".join(json.dumps({"step": s, "length/mean": 30.0, "reward/mean": 0.5}) + "\n"

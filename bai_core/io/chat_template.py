@@ -10,6 +10,7 @@ can read two facts off it without loading a tokenizer:
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from functools import cached_property
@@ -51,6 +52,7 @@ class ChatTemplate:
     def generation_tail(self) -> str | None:
         """What the generation prompt adds after the conversation (None where the template cannot be rendered)."""
         conversation = [{"role": "user", "content": _USER}]
+        _environment()  # a missing jinja2 is an error, not a template that says nothing
         try:
             with_prompt = self.render(conversation, add_generation_prompt=True)
             without = self.render(conversation, add_generation_prompt=False)
@@ -66,6 +68,7 @@ class ChatTemplate:
     def turn_end(self) -> str | None:
         """The text the template writes right after an assistant message's content, up to the line's end (e.g.
         `<|im_end|>`), or None where it writes nothing there or cannot be rendered."""
+        _environment()  # as above
         try:
             text = self.render([{"role": "user", "content": _USER}, {"role": "assistant", "content": _ANSWER}],
                                add_generation_prompt=False)
@@ -77,6 +80,7 @@ class ChatTemplate:
         return after or None
 
 
+@functools.lru_cache(maxsize=1)
 def _environment():
     import jinja2
     from jinja2.ext import Extension, loopcontrols
