@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from bai_core.errors import BaiError
 from bai_core.evaluation.config import EvaluateSettings
-from bai_core.merge.config import MergeSettings
+from bai_core.merge.config import MergeSettings, carried_role
 from bai_core.rl.config import TrainSettings
 from bai_core.settings import Strict, validated
 from bai_core.storage import StorageConfig
@@ -47,6 +47,14 @@ class PipelineConfig(Strict):
         if self.evaluate is None:
             return []
         return self.evaluate.models or ["actor" if self.train is not None else "bai"]
+
+    def carried_source(self, model: str) -> str:
+        """The source whose config.json and tokenizer `model` of this run carries (so its context length): a
+        member its own; M_sft and M_bai their donor's (merge.tokenizer_from); the RL actor its start's."""
+        if model == "actor":
+            model = self.train.init
+        role = carried_role(model, self.merge.tokenizer_from)
+        return getattr(self.models, role) if role in ROLES else role
 
 
 def load_pipeline_config(path: Path, overrides: list[str] = ()) -> PipelineConfig:

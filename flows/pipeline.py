@@ -139,7 +139,9 @@ def _run_pipeline(config: PipelineConfig) -> dict:
             table.skip("prepare-train", "not configured (config.train)")
         metadata = None
         if config.evaluate is not None:  # an unknown lm-eval task name fails here, before anything is merged
-            metadata = table.run("prepare-evaluate", prepare_evaluate, config.evaluate, _sources(config),
+            carried = {name: config.carried_source(name) for name in config.scored_models}
+            metadata = table.run("prepare-evaluate", prepare_evaluate, config.evaluate, _sources(config), carried,
+                                 config.storage,
                                  output=lambda r: "suite " + ", ".join(config.evaluate.task_names)
                                  + (f" (demo family {r['size']}@{r['seed']})" if r else ""))
         else:

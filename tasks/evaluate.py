@@ -17,9 +17,12 @@ from bai_core.storage import StorageConfig
 
 
 @task(name="prepare-evaluate", retries=1, retry_condition_fn=not_a_user_error)
-def prepare_evaluate(settings: EvaluateSettings, sources: list[str]) -> dict:
-    """Task names checked against lm-eval's registry and the demo split resolved, before anything is merged."""
-    return stage.prepare_evaluate(settings, sources)
+def prepare_evaluate(settings: EvaluateSettings, sources: list[str], carried: dict[str, str],
+                     storage: StorageConfig) -> dict:
+    """Task names checked against lm-eval's registry, the demo split resolved and each scored model's context
+    checked against max_gen_toks (`carried`: model name -> the source whose config it carries), before anything is
+    merged."""
+    return stage.prepare_evaluate(settings, sources, carried, storage)
 
 
 @task(name="evaluate", **STAGE_TASK)

@@ -81,10 +81,11 @@ def added_tokens(member: Member) -> list[tuple[int, str, bool]]:
     return sorted((int(i), e["content"], e.get("special", True)) for i, e in decoder.items())
 
 
-def write_tokenizer_json(member: Member, path: Path) -> None:
-    """A byte-level BPE whose added tokens sit at their real ids: the base vocabulary is the 256 byte symbols, then
-    fillers, up to the first added id above them, or the config's vocabulary size where every added token is in the
-    base vocabulary (Mixtral's <unk>, <s>, </s> at 0-2, which keep their place)."""
+def write_tokenizer_json(member: Member, path: Path, corpus: str = "") -> None:
+    """A byte-level BPE whose added tokens sit at their real ids: the base vocabulary is the 256 byte symbols, the
+    words of `corpus` (with the merges that build them, so a prompt is a few dozen tokens, not one per character),
+    then fillers, up to the first added id above them, or the config's vocabulary size where every added token is in
+    the base vocabulary (Mixtral's <unk>, <s>, </s> at 0-2, which keep their place)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
     from tokenizers.pre_tokenizers import ByteLevel
 
@@ -92,13 +93,20 @@ def write_tokenizer_json(member: Member, path: Path) -> None:
     inside = {token_id: text for token_id, text, _ in tokens}
     above = [token_id for token_id in inside if token_id >= 256 + len([i for i in inside if i < 256])]
     first_added = min(above) if above else shrunk_config(member)["vocab_size"]
-    symbols = iter(sorted(ByteLevel.alphabet()))
+    pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    merges, pieces = [], list(sorted(ByteLevel.alphabet()))
+    for word in dict.fromkeys(piece for piece, _ in pre_tokenizer.pre_tokenize_str(corpus)):
+        for end in range(2, len(word) + 1):  # "Ġsold": Ġs, Ġso, Ġsol, Ġsold, each from the one before
+            if word[:end] not in pieces:
+                merges.append((word[:end - 1], word[end - 1]))
+                pieces.append(word[:end])
+    symbols = iter(pieces)
     vocab: dict[str, int] = {}
     for token_id in range(first_added):
         text = inside.get(token_id) or next(symbols, None) or f"<filler_{token_id}>"
         vocab[text] = token_id
-    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tokenizer.pre_tokenizer = pre_tokenizer
     tokenizer.decoder = decoders.ByteLevel()
     for token_id, text, special in tokens:
         token = AddedToken(text, special=special, normalized=False)
@@ -107,7 +115,7 @@ def write_tokenizer_json(member: Member, path: Path) -> None:
     tokenizer.save(str(path))
 
 
-def write_stand_in(member: Member, folder: Path, seed: int) -> Path:
+def write_stand_in(member: Member, folder: Path, seed: int, corpus: str = "") -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -117,7 +125,7 @@ def write_stand_in(member: Member, folder: Path, seed: int) -> Path:
     model.save_pretrained(folder, max_shard_size="2MB" if member.shard else "5GB")
     (folder / "generation_config.json").unlink(missing_ok=True)  # transformers' own; the real one, if found, below
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    write_tokenizer_json(member, folder / "tokenizer.json")
+    write_tokenizer_json(member, folder / "tokenizer.json", corpus)
     shutil.copyfile(REAL / member.tokenizer / member.tokenizer_config, folder / "tokenizer_config.json")
     if (REAL / member.tokenizer / "special_tokens_map.json").is_file():
         shutil.copyfile(REAL / member.tokenizer / "special_tokens_map.json", folder / "special_tokens_map.json")
@@ -126,7 +134,8 @@ def write_stand_in(member: Member, folder: Path, seed: int) -> Path:
     return folder
 
 
-def write_family(name: str, root: Path) -> dict[str, Path]:
-    """{role: folder} of the family's three stand-ins (different random weights each)."""
-    return {role: write_stand_in(member, root / role, seed) for seed, (role, member) in
+def write_family(name: str, root: Path, corpus: str = "") -> dict[str, Path]:
+    """{role: folder} of the family's three stand-ins (different random weights each); `corpus`: text whose words
+    their tokenizers hold as single tokens (the same for all three)."""
+    return {role: write_stand_in(member, root / role, seed, corpus) for seed, (role, member) in
             enumerate(FAMILIES[name].items())}

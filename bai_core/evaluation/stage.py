@@ -16,16 +16,17 @@ from pydantic import BaseModel
 
 from bai_core import progress
 from bai_core.artifact_stage import ArtifactStage
+from bai_core.context import context_warning
 from bai_core.errors import BaiError
 from bai_core.evaluation import SUITES_DIR, harness, parallel, scores
 from bai_core.evaluation.config import EvaluateSettings
 from bai_core.fingerprint import cache_dir, code_version, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder
 from bai_core.report import csv_text
-from bai_core.sources import local_model
+from bai_core.sources import fetch, local_model
 from bai_core.storage import ArtifactStore, StorageConfig, open_store
 
-SCORING_CODE = ("harness.py", "scores.py")  # editing these makes cached scores stale
+SCORING_CODE = ("harness.py", "scores.py", "../completion.py")  # editing these makes cached scores stale
 TABLE_COLUMNS = ("task", "stands_for", "category", "metric", "score", "stderr", "examples", "finished_share",
                  "mean_answer_tokens")
 
@@ -93,14 +94,21 @@ def _known_size(metadata: dict) -> dict:
     return metadata
 
 
-def prepare_evaluate(settings: EvaluateSettings, sources: list[str]) -> dict:
-    """Check the suite and resolve the demo split before anything is merged or loaded; the lm-eval metadata."""
+def prepare_evaluate(settings: EvaluateSettings, sources: list[str], carried: dict[str, str] | None = None,
+                     storage: StorageConfig | None = None) -> dict:
+    """Check the suite and resolve the demo split before anything is merged or loaded; the lm-eval metadata.
+    `carried`: each scored model's name and the source whose config.json it will carry (fetched from `storage`'s
+    endpoint), to warn where max_gen_toks exceeds its context."""
     tasks = harness.suite_tasks(settings)
     harness.check_task_names(tasks)
     harness.check_unsafe_code(tasks, settings)
     harness.check_datasets_offline(tasks)
     if not settings.deployment:  # scored here: say now when this machine cannot
         parallel.check_processes(settings, settings.device or harness.default_device())
+    for name, source in (carried or {}).items() if settings.max_gen_toks else ():
+        folder = fetch(source, storage.endpoint_url, open_store(storage)).path
+        if warning := context_warning(folder, f"evaluate {name}", settings.max_gen_toks):
+            progress.note(warning, warning=True)
     return demo_split(settings, sources)
 
 

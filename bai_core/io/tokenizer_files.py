@@ -98,13 +98,19 @@ class TokenizerFacts:
         return self.config.get("vocab_size")
 
     @property
-    def context_length(self) -> int | None:
-        """Tokens the model attends over: max_position_embeddings, or a sliding window where one is in use."""
-        limits = [self.config.get("max_position_embeddings")]
-        if self.config.get("use_sliding_window", True) and self.config.get("sliding_window"):
-            limits.append(self.config["sliding_window"])
-        limits = [int(limit) for limit in limits if isinstance(limit, int) and limit > 0]
+    def context_limit(self) -> tuple[int, str] | None:
+        """(tokens, the config key saying so) the model attends over: max_position_embeddings, or a sliding window
+        where one is in use (Qwen2 configs name one but switch it off with use_sliding_window: false)."""
+        limits = [(self.config.get("max_position_embeddings"), "max_position_embeddings")]
+        if self.config.get("use_sliding_window", True):
+            limits.append((self.config.get("sliding_window"), "sliding_window"))
+        limits = [(limit, key) for limit, key in limits
+                  if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0]
         return min(limits) if limits else None
+
+    @property
+    def context_length(self) -> int | None:
+        return None if (limit := self.context_limit) is None else limit[0]
 
 
 def _ids_of(value) -> tuple[int, ...]:

@@ -27,6 +27,15 @@ def tokenizer_donors(tokenizer_from: TokenizerFrom) -> dict[str, str]:
     return {"sft": tokenizer_from, "bai": "sft"}
 
 
+def carried_role(model: str, tokenizer_from: TokenizerFrom) -> str:
+    """The fetched role whose config.json and tokenizer files `model` of a run carries: a fetched role its own; M_sft
+    and M_bai their donor's (`tokenizer_donors`, followed through M_sft)."""
+    if model not in ("sft", "bai"):
+        return model
+    donors = tokenizer_donors(tokenizer_from)
+    return donors["sft"] if donors[model] == "sft" else donors[model]
+
+
 class MergeSettings(Strict):
     """The pipeline's `merge:` section: both stages' weights and output format, no paths (the pipeline fetches the
     inputs and publishes the outputs; stage 1 and stage 2 run as separate cached stages). A `MergeJob` is the

@@ -20,11 +20,12 @@ from pydantic import BaseModel
 import bai_core
 from bai_core import progress
 from bai_core.artifact_stage import ArtifactStage, How, run_stage
+from bai_core.context import context_warning
 from bai_core.errors import BaiError
 from bai_core.fingerprint import cache_dir, code_version, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder, copy_folder
 from bai_core.io.checkpoint import has_chat_template
-from bai_core.merge.config import MergeSettings, tokenizer_donors
+from bai_core.merge.config import MergeSettings, carried_role
 from bai_core.merge.stage import merge_folder
 from bai_core.rl.actor import publish_as_sibling
 from bai_core.rl.config import INIT_ROLES, TrainSettings
@@ -80,16 +81,6 @@ def training_code_version() -> str:
     return code_version(Path(__file__).parent, TRAINING_CODE)
 
 
-def tokenizer_donor(init: str, merge: MergeSettings) -> str:
-    """Which fetched role gives the actor's start its tokenizer (and so its chat template): the merges' donor rule
-    (`tokenizer_donors`), followed through M_sft to the role it took its files from."""
-    if init not in ("bai", "sft"):
-        return init
-    donors = tokenizer_donors(merge.tokenizer_from)
-    donor = donors[init]
-    return donors["sft"] if donor == "sft" else donor
-
-
 def prepare_train(settings: TrainSettings, refs: dict[str, CheckpointRef], merge: MergeSettings,
                   storage: StorageConfig) -> dict:
     """Check and fingerprint the train stage's inputs; the actor's init stays open when it is a merge of this run.
@@ -118,7 +109,7 @@ def prepare_train(settings: TrainSettings, refs: dict[str, CheckpointRef], merge
                         "source": resolvable_uri(component.model, fetched.revision), "fingerprint": fetched.fingerprint})
     init = None
     if settings.init in INIT_ROLES:
-        donor = refs[tokenizer_donor(settings.init, merge)]
+        donor = refs[carried_role(settings.init, merge.tokenizer_from)]
         template_folder = fetch(donor.source, storage.endpoint_url, store).path
         if settings.init not in ("bai", "sft"):
             init = ActorInit(name=settings.init, source=donor.uri, fingerprint=donor.fingerprint)
@@ -130,6 +121,9 @@ def prepare_train(settings: TrainSettings, refs: dict[str, CheckpointRef], merge
     if prompts.conversational and not has_chat_template(template_folder):
         raise BaiError(f"prompts {settings.prompts.source}: chat prompts, but the actor's tokenizer (from "
                        f"{template_folder}) has no chat template; give text prompts or a model with one")
+    if warning := context_warning(template_folder, f"train (the actor's config, from {settings.init})",
+                                  settings.max_completion_length, [row["prompt"] for row in prompts.rows]):
+        progress.note(warning, warning=True)
     return {"init": init.model_dump() if init else None, "rewards": rewards,
             "prompts": {"source": resolvable_uri(prompts.source), "fingerprint": prompts.fingerprint, "rows": len(prompts.rows),
                         "conversational": prompts.conversational}}
