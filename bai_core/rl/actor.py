@@ -45,7 +45,7 @@ def publish_as_sibling(start: Path, actor: Path, save_dtype: str = "auto") -> di
     copied = copy_tokenizer_files(start, actor)
     return {"weights": "trained", "dtype": {"start": start_dtype, "actor": dtype, "trained_in": saved_dtype},
             "config": "the start's" + (f", dtype {dtype}" if dtype != start_dtype else ""),
-            "config_as_trl_saved_it": dropped, "tokenizer_files": {"copied_from_start": copied}}
+            "trl_saved_config_not_kept": dropped, "tokenizer_files": {"copied_from_start": copied}}
 
 
 def _cast_weights(folder: Path, dtype: str) -> str:
