@@ -30,7 +30,7 @@ class PlainLines(Lines):
 
 
 class WarningsOnly:
-    """For --json: stdout holds the result alone, and stderr only what the user must act on."""
+    """Only what the user must act on, on stderr (a verb's own output, or --json's result, stays as it was)."""
 
     def stage(self, name: str, state: str, seconds: float | None, detail: str = "") -> None:
         pass

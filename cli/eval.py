@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from bai.cli.display import make_display
+from bai.cli.display import WarningsOnly, make_display
 
 
 def add_parser(sub) -> None:
@@ -48,6 +48,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from bai_core import progress
     from bai_core.artifact_stage import run_stage
     from bai_core.evaluation.config import EvaluateSettings
     from bai_core.evaluation.stage import EvaluateStage, ScoredModel, prepare_evaluate
@@ -64,14 +65,18 @@ def run(args) -> int:
         confirm_run_unsafe_code=args.confirm_run_unsafe_code, processes=args.processes,
         tensor_parallel_size=args.tensor_parallel_size, data_parallel_size=args.data_parallel_size)
     storage = validated(StorageConfig, uri=args.store)
-    metadata = prepare_evaluate(settings, [args.source])  # bad task names and splits fail before any download
     display = make_display(quiet=args.json)
+    notes = WarningsOnly()  # e.g. max_gen_toks past the model's context, before any model loads
+    progress.add_sink(notes)
     try:
+        # bad task names and splits fail before any download
+        metadata = prepare_evaluate(settings, [args.source], {args.source: args.source}, storage)
         fetched = fetch(args.source, storage.endpoint_url, open_store(storage))
         model = ScoredModel(name=args.source, source=args.source, fingerprint=fetched.fingerprint)
         ref, how = run_stage(EvaluateStage(model, settings, storage, metadata,
                                            report=display.progress if display else lambda *_: None))
     finally:
+        progress.remove_sink(notes)
         if display:
             display.close()
     if args.json:

@@ -69,7 +69,7 @@ FAMILIES: dict[str, dict[str, Member]] = {
 
 def shrunk_config(member: Member) -> dict:
     config = json.loads((REAL / member.config / "config.json").read_text())
-    return {key: (SHRUNK[key] if key in SHRUNK else value) for key, value in config.items()}
+    return {key: SHRUNK.get(key, value) for key, value in config.items()}
 
 
 def added_tokens(member: Member) -> list[tuple[int, str, bool]]:
@@ -94,7 +94,7 @@ def write_tokenizer_json(member: Member, path: Path, corpus: str = "") -> None:
     above = [token_id for token_id in inside if token_id >= 256 + len([i for i in inside if i < 256])]
     first_added = min(above) if above else shrunk_config(member)["vocab_size"]
     pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    merges, pieces = [], list(sorted(ByteLevel.alphabet()))
+    merges, pieces = [], sorted(ByteLevel.alphabet())
     for word in dict.fromkeys(piece for piece, _ in pre_tokenizer.pre_tokenize_str(corpus)):
         for end in range(2, len(word) + 1):  # "Ġsold": Ġs, Ġso, Ġsol, Ġsold, each from the one before
             if word[:end] not in pieces:

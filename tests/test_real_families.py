@@ -156,6 +156,31 @@ def test_quantized_inputs_are_refused_in_one_line(editable_family, tmp_path, cap
     assert f"{path}: quantized checkpoint ({method})" in err and not (tmp_path / "out").exists()
 
 
+def test_scoring_counts_an_answer_finished_the_way_the_rewards_read_it(families, tmp_path):
+    """lm-eval's HF model as bai measures it, on M_bai of the paper's trio: R1's template opens the think block, so
+    an answer that stops inside it did not finish; one that closes it and stops did; one the token limit cut did
+    not; and the instruct half's turn end is a stop."""
+    from bai_core.evaluation.config import EvaluateSettings
+    from bai_core.evaluation.harness import measured_hflm
+    from bai_core.merge import merge_two_stages
+    from bai_core.merge.config import MergeJob
+
+    merge_two_stages(MergeJob(**families["qwen-math-r1"], output=tmp_path / "bai"))
+    model = measured_hflm(tmp_path / "bai", EvaluateSettings(batch_size=1), "cpu")
+    tokenizer = model.tokenizer
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "How many clips?"}], tokenize=False,
+                                           add_generation_prompt=True)
+    assert prompt.endswith("<think>\n")
+    ids = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    eos = tokenizer.eos_token_id
+    answer = ids("48 + 24 = 72</think> 72")
+    assert model._measure(prompt, answer + [eos], [], 64) == (len(answer), True)
+    assert model._measure(prompt, ids("48 + 24 = 72, so 72") + [eos], [], 64)[1] is False  # stopped mid-thought
+    cut = ids("48 + 24 = 72</think> 72 clips and")
+    assert model._measure(prompt, cut, [], len(cut)) == (len(cut), False)  # the limit, no stop id
+    assert model._measure(prompt, answer + [151645], [], 64) == (len(answer), True)  # <|im_end|>'s id
+
+
 def local_store(tmp_path: Path):
     from bai_core.storage import StorageConfig
 

@@ -3,10 +3,10 @@ fractions, LaTeX, think blocks), the demo task's arithmetic, and the answers pre
 
 from __future__ import annotations
 
-import pytest
-
 import shutil
 from pathlib import Path
+
+import pytest
 
 from bai_core.completion import CompletionReader
 from bai_core.errors import BaiError

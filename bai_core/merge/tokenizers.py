@@ -102,7 +102,7 @@ def compare_tokenizers(folders: dict[str, Path], donor: str, policy: TokenizerPo
 def _choose_stop_ids(report: TokenizerReport) -> None:
     donor = report.facts[report.donor]
     candidates = []
-    for role, f in report.facts.items():
+    for f in report.facts.values():
         candidates += list(f.eos_ids)
         if f.chat_template and (turn_end := f.token_id(f.chat_template.turn_end)) is not None:
             candidates.append(turn_end)

@@ -158,10 +158,6 @@ def _fingerprint(folders: list[Path], progress: Progress | None) -> list[str]:
     return prints
 
 
-def _untied(inputs: dict[str, Checkpoint]) -> bool:
-    return any(ckpt.aliases for ckpt in inputs.values())
-
-
 def _write_config(donor: Path, folder: Path, dtype: str, untied: bool) -> None:
     config = json.loads((donor / CONFIG_FILE).read_text())
     # transformers 5 reads `dtype`; earlier releases read `torch_dtype`. Announce the truth under both names.
