@@ -73,7 +73,8 @@ class TokenizerFacts:
             value = tokenizer_config.get(role, special_map.get(role))
             special[role] = value.get("content") if isinstance(value, dict) else value
         return cls(folder=folder, added=added, base_vocab_size=base_size, base_vocab_digest=digest, special=special,
-                   config_eos=_ids_of(config.get("eos_token_id")), generation_eos=_ids_of(generation.get("eos_token_id")),
+                   config_eos=_ids_of(config.get("eos_token_id")),
+                   generation_eos=_ids_of(generation.get("eos_token_id")),
                    chat_template=ChatTemplate.read(folder, tokenizer_config, special), config=config, _ids=ids,
                    _texts={token_id: text for text, token_id in ids.items()})
 

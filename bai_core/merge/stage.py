@@ -102,7 +102,8 @@ class SftMerge(_MergeStage):
 
     def parameters(self) -> dict:
         return {"instruct_weight": self.merge.instruct_weight, "dtype": self.merge.dtype,
-                "tokenizer_from": tokenizer_donors(self.merge.tokenizer_from)["sft"], "max_shard_size": int(self.merge.max_shard_size)}
+                "tokenizer_from": tokenizer_donors(self.merge.tokenizer_from)["sft"],
+                "max_shard_size": int(self.merge.max_shard_size)}
 
     def write(self, output: Path) -> None:
         merge_sft(SftMergeJob(instruct=self.local("instruct"), reasoning=self.local("reasoning"), output=output,
@@ -123,7 +124,8 @@ class BaiMerge(_MergeStage):
         return f"M_bai = {alpha:g} * pretrained + {1 - alpha:g} * M_sft"
 
     def parameters(self) -> dict:
-        return {"alpha": self.merge.alpha, "dtype": self.merge.dtype, "tokenizer_from": tokenizer_donors(self.merge.tokenizer_from)["bai"],
+        return {"alpha": self.merge.alpha, "dtype": self.merge.dtype,
+                "tokenizer_from": tokenizer_donors(self.merge.tokenizer_from)["bai"],
                 "max_shard_size": int(self.merge.max_shard_size)}
 
     def write(self, output: Path) -> None:

@@ -106,7 +106,8 @@ def prepare_train(settings: TrainSettings, refs: dict[str, CheckpointRef], merge
         fetched = fetch(component.model, storage.endpoint_url, store)
         check_reward_model(fetched.path, component.model)
         rewards.append({"name": name, "weight": component.weight,
-                        "source": resolvable_uri(component.model, fetched.revision), "fingerprint": fetched.fingerprint})
+                        "source": resolvable_uri(component.model, fetched.revision),
+                        "fingerprint": fetched.fingerprint})
     init = None
     if settings.init in INIT_ROLES:
         donor = refs[carried_role(settings.init, merge.tokenizer_from)]
@@ -125,7 +126,8 @@ def prepare_train(settings: TrainSettings, refs: dict[str, CheckpointRef], merge
                                   settings.max_completion_length, [row["prompt"] for row in prompts.rows]):
         progress.note(warning, warning=True)
     return {"init": init.model_dump() if init else None, "rewards": rewards,
-            "prompts": {"source": resolvable_uri(prompts.source), "fingerprint": prompts.fingerprint, "rows": len(prompts.rows),
+            "prompts": {"source": resolvable_uri(prompts.source), "fingerprint": prompts.fingerprint,
+                        "rows": len(prompts.rows),
                         "conversational": prompts.conversational}}
 
 
