@@ -181,6 +181,38 @@ def test_scoring_counts_an_answer_finished_the_way_the_rewards_read_it(families,
     assert model._measure(prompt, answer + [151645], [], 64) == (len(answer), True)  # <|im_end|>'s id
 
 
+@pytest.mark.parametrize("save_dtype", ["auto", "float32"])
+def test_the_actor_is_published_as_a_sibling_of_its_start(families, tmp_path, save_dtype):
+    """What TRL's save writes (float32 weights, `use_cache: false`, a re-saved tokenizer) made M_bai's kind of
+    checkpoint again: its dtype (unless save_dtype says otherwise), its config and tokenizer files."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from bai_core.io.safetensors_file import dominant_float_dtype
+    from bai_core.rl.actor import publish_as_sibling
+
+    start = families["qwen-math-r1"]["reasoning"]  # bf16, sharded, R1's real side files
+    model = AutoModelForCausalLM.from_pretrained(start, dtype=torch.float32)
+    model.config.use_cache = False  # as gradient checkpointing leaves it
+    model.save_pretrained(tmp_path / "actor")
+    AutoTokenizer.from_pretrained(start).save_pretrained(tmp_path / "actor")
+    differs = publish_as_sibling(start, tmp_path / "actor", save_dtype)
+    actor = tmp_path / "actor"
+    wanted = "bfloat16" if save_dtype == "auto" else "float32"
+    assert dominant_float_dtype(sorted(actor.glob("*.safetensors"))) == wanted
+    reloaded = AutoModelForCausalLM.from_pretrained(actor)
+    assert reloaded.dtype == getattr(torch, wanted) and reloaded.config.use_cache is True
+    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
+        assert (actor / name).read_bytes() == (start / name).read_bytes(), name
+    if save_dtype == "auto":
+        assert (actor / "config.json").read_bytes() == (start / "config.json").read_bytes()
+    else:
+        assert json.loads((actor / "config.json").read_text()) == {
+            **json.loads((start / "config.json").read_text()), "torch_dtype": "float32", "dtype": "float32"}
+    assert differs["dtype"] == {"start": "bfloat16", "actor": wanted, "trained_in": "float32"}
+    assert differs["trl_saved_config_not_kept"]["use_cache"] == {"start": True, "trl_saved": False}
+
+
 def local_store(tmp_path: Path):
     from bai_core.storage import StorageConfig
 

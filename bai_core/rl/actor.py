@@ -16,6 +16,7 @@ What differs from the start is written into the actor's `bai_train.json` (`diffe
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from bai_core.io.checkpoint import CONFIG_FILE, TOKENIZER_FILES, copy_tokenizer_files
@@ -31,14 +32,14 @@ def publish_as_sibling(start: Path, actor: Path, save_dtype: str = "auto") -> di
 
     saved_config = json.loads((actor / CONFIG_FILE).read_text())
     config = json.loads((start / CONFIG_FILE).read_text())
-    for key in ("torch_dtype", "dtype"):
-        if key in config or key == "dtype":
-            config[key] = dtype
     ignored = {"torch_dtype", "dtype", "transformers_version", "_name_or_path"}
     dropped = {key: {"start": config.get(key), "trl_saved": saved_config.get(key)}
                for key in sorted((set(config) | set(saved_config)) - ignored)
                if config.get(key) != saved_config.get(key)}
-    (actor / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    if dtype == start_dtype:  # the start's file as it is
+        shutil.copyfile(start / CONFIG_FILE, actor / CONFIG_FILE)
+    else:  # announced under both names, as the merge does (transformers 5 reads `dtype`, earlier `torch_dtype`)
+        (actor / CONFIG_FILE).write_text(json.dumps({**config, "torch_dtype": dtype, "dtype": dtype}, indent=2) + "\n")
 
     for name in TOKENIZER_FILES:  # what transformers re-saved goes; the start's files come back as they were
         (actor / name).unlink(missing_ok=True)
