@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bai_core.io.chat_template import THINK_CLOSE, opens_think
+from bai_core.io.tokenizer_files import TokenizerFacts
 
 FINISHED, OPEN_THINK, TRUNCATED = "finished", "open_think", "truncated"
 
@@ -34,8 +35,6 @@ class CompletionReader:
     def of_checkpoint(cls, folder: Path, extra_stop_ids: Sequence[int | None] = ()) -> CompletionReader:
         """The reader for a checkpoint's completions: its chat template and stop ids (`extra_stop_ids`: e.g. a pad
         token set at run time)."""
-        from bai_core.io.tokenizer_files import TokenizerFacts
-
         facts = TokenizerFacts.read(Path(folder))
         stops = [*facts.eos_ids, facts.token_id(facts.special["pad_token"]), *extra_stop_ids]
         return cls(template_opens_think=bool(facts.chat_template and facts.chat_template.opens_think),

@@ -55,10 +55,6 @@ class TokenizerReport:
         return (f"{differences}. The merge averages those embedding rows; the output keeps {self.donor}'s "
                 "tokenizer (merge.tokenizers: strict, or --strict, refuses instead)")
 
-    def stop_texts(self) -> list[str]:
-        donor = self.facts[self.donor]
-        return [f"{token_id} {donor.text(token_id)!r}" for token_id in self.stop_ids]
-
     def manifest(self) -> dict:
         return {
             "donor": self.donor,
@@ -89,7 +85,7 @@ def compare_tokenizers(folders: dict[str, Path], donor: str, policy: TokenizerPo
 
     ids = sorted(set().union(*(f.added for f in with_tokenizer.values()))) if with_tokenizer else []
     for token_id in ids:
-        texts = {role: f.added.get(token_id, f.text(token_id)) for role, f in with_tokenizer.items()}
+        texts = {role: f.text(token_id) for role, f in with_tokenizer.items()}
         if len(set(texts.values())) > 1:
             report.differing[token_id] = texts
 
