@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 
 from bai_core.errors import BaiError
+from bai_core.io.chat_template import ChatTemplate
 from bai_core.io.safetensors_file import TensorInfo, read_header
 
 CONFIG_FILE = "config.json"
@@ -225,10 +226,10 @@ def copy_tokenizer_files(source: Path, folder: Path) -> list[str]:
 
 
 def has_chat_template(folder: Path) -> bool:
-    """Does the checkpoint's tokenizer carry a chat template (its own file, or inside tokenizer_config.json)?"""
-    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
-        return True
+    """Does the checkpoint's tokenizer carry a chat template (its own file, or inside tokenizer_config.json)? Where
+    transformers looks, in its order: `ChatTemplate.read`."""
     try:
-        return bool(json.loads((folder / "tokenizer_config.json").read_text()).get("chat_template"))
+        tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
-        return False
+        tokenizer_config = {}
+    return ChatTemplate.read(folder, tokenizer_config, {}) is not None

@@ -69,10 +69,11 @@ class TokenizerReport:
         }
 
 
-def compare_tokenizers(folders: dict[str, Path], donor: str, policy: TokenizerPolicy = "warn") -> TokenizerReport:
-    """Compare the inputs' tokenizers (`donor` is the role whose files the output keeps). Raises BaiError for base
-    vocabularies of different sizes, and, under `strict`, for any id whose texts differ."""
-    facts = {role: TokenizerFacts.read(folder) for role, folder in folders.items()}
+def compare_tokenizers(facts: dict[str, TokenizerFacts], donor: str,
+                       policy: TokenizerPolicy = "warn") -> TokenizerReport:
+    """Compare the inputs' tokenizers, read once each (`TokenizerFacts.read`; `donor` is the role whose files the
+    output keeps). Raises BaiError for base vocabularies of different sizes, and, under `strict`, for any id whose
+    texts differ."""
     report = TokenizerReport(donor=donor, facts=facts)
     with_tokenizer = {role: f for role, f in facts.items() if f.added or f.base_vocab_size is not None}
 

@@ -31,6 +31,7 @@ from bai_core.io.checkpoint import (
     copy_tokenizer_files,
 )
 from bai_core.io.safetensors_file import dominant_float_dtype
+from bai_core.io.tokenizer_files import TokenizerFacts
 from bai_core.merge.config import BaiMergeJob, MergeJob, SftMergeJob, WriteOptions, tokenizer_donors
 from bai_core.merge.engine import Stage, Term, dtype_code, merge_weights
 from bai_core.merge.tokenizers import TokenizerReport, compare_tokenizers, write_generation_config
@@ -92,7 +93,8 @@ def _run(
     outputs = [stage for stage in stages if stage.output is not None]
     # Checked before anything is read or written: `strict` refuses here, and the final output's report (it depends on
     # every input) is the one warning a run prints.
-    reports = {stage.name: compare_tokenizers({role: paths[role] for role in _input_roles(paths, stages, stage)},
+    facts = {role: TokenizerFacts.read(path) for role, path in paths.items()}  # a tokenizer.json is MBs: once
+    reports = {stage.name: compare_tokenizers({role: facts[role] for role in _input_roles(paths, stages, stage)},
                                               donors[stage.name], options.tokenizers) for stage in outputs}
     if (warning := reports[stages[-1].name].warning()) is not None:
         note(warning, warning=True)
