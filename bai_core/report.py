@@ -9,7 +9,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from bai_core.rl.curves import Curves, read_curves
+from bai_core.stability.curves import Curves, read_curves
 from bai_core.storage import ArtifactStore
 
 
@@ -114,7 +114,7 @@ def comparison_plot(curves: dict[str, Curves], title: str) -> bytes:
     a 10-step moving average over the faint per-step values."""
     import numpy as np
 
-    from bai_core.rl.statistics import smooth
+    from bai_core.stability.statistics import smooth
 
     figure, (length_axes, reward_axes) = _figure(2)
     for axes, label in ((length_axes, "mean response length (tokens)"), (reward_axes, "mean reward")):

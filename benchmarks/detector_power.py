@@ -1,7 +1,7 @@
 """What the detectors can see on noisy runs: false alarms on healthy runs and detection of the paper's two
 instabilities, at 16, 64, 256 and 1024 completions a step, on simulated runs with real sampling noise.
 
-The noise model (bai_core/rl/simulation.py): each completion falls into a 16-token length bucket by the demo's
+The noise model (bai_core/stability/simulation.py): each completion falls into a 16-token length bucket by the demo's
 shares, gets a length drawn evenly within it and a reward of its bucket's level plus Gaussian noise (spread 1.2,
 the demo judge's). A step's record holds the mean length, the mean reward, and each bucket's mean reward and count.
 - healthy: levels flat or rising slowly (up to +0.3 over the run), shares fixed;
@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-from bai_core.rl.curves import Curves
-from bai_core.rl.simulation import Shape, simulate_run
+from bai_core.stability.curves import Curves
+from bai_core.stability.simulation import Shape, simulate_run
 
 
 def verdicts(shape: Shape, completions: int, seed: int):

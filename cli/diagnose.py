@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
 
 
 def diagnose_command(args) -> int:
-    from bai_core.rl.curves import read_curves
+    from bai_core.stability.curves import read_curves
 
     fail_on = set()
     for name in filter(None, (part.strip() for part in args.fail_on.split(","))):
@@ -43,7 +43,7 @@ def diagnose_command(args) -> int:
     result = curves.diagnose(run_steps=args.steps)
     plots = []
     if args.plot:
-        from bai_core.rl.plots import write_plots
+        from bai_core.stability.plots import write_plots
 
         plots = write_plots(curves, result, local_only(args.plot, "--plot"), title=log.name)
     if args.json:

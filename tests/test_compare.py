@@ -31,7 +31,7 @@ def verdicts_of_its_own_run(point: PipelineConfig) -> tuple[str, str]:
     """The row's run again (all cached), its published per-step metrics diagnosed afresh: (collapse, hockey stick)
     as the table should show them. Either verdict can be right; the row must carry its own run's."""
     from bai.flows.pipeline import bai_pipeline
-    from bai_core.rl.curves import read_curves
+    from bai_core.stability.curves import read_curves
 
     summary = bai_pipeline(point)
     curves = read_curves(local(summary["outputs"]["metrics"]))

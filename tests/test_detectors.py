@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bai_core.rl.detectors import DetectorThresholds, detect_collapse, detect_hockey_stick, diagnose
+from bai_core.stability.detectors import DetectorThresholds, detect_collapse, detect_hockey_stick, diagnose
 
 STEPS = np.arange(3000)
 
@@ -108,11 +108,11 @@ def test_a_short_noisy_run_is_not_a_hockey_stick_or_a_collapse():
     assert fired == [[]] * 30
 
 
-# --- simulated runs with sampling noise (bai_core/rl/simulation.py; benchmarks/detector_power.py sweeps them) ---
+# --- simulated runs with sampling noise (bai_core/stability/simulation.py; benchmarks/detector_power.py sweeps them) ---
 
 def simulated(kind: str, completions: int, seed: int, **shape):
-    from bai_core.rl.curves import Curves
-    from bai_core.rl.simulation import Shape, simulate_run
+    from bai_core.stability.curves import Curves
+    from bai_core.stability.simulation import Shape, simulate_run
 
     curves = Curves("bai")
     for record in simulate_run(Shape(kind, **shape), completions, seed):
@@ -170,7 +170,7 @@ def test_a_real_demo_run_is_judged_stable_with_its_sparse_buckets_named():
     completions) is judged."""
     from pathlib import Path
 
-    from bai_core.rl.curves import read_curves
+    from bai_core.stability.curves import read_curves
 
     run = read_curves(Path(__file__).parent / "data" / "p3-demo-judge-600.metrics.jsonl").diagnose(run_steps=600)
     assert run.fired == []

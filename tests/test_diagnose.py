@@ -74,8 +74,8 @@ def test_the_bucket_plot_marks_every_point_and_never_bridges_a_gap(tmp_path, mon
     markers (a step alone between gaps is a marker, no line)."""
     import matplotlib.pyplot as plt
 
-    from bai_core.rl.curves import Curves
-    from bai_core.rl.plots import write_plots
+    from bai_core.stability.curves import Curves
+    from bai_core.stability.plots import write_plots
 
     curves = Curves("bai-metrics")
     for step in range(1, 121):

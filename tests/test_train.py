@@ -121,7 +121,7 @@ def test_grpo_from_m_bai_publishes_actor_metrics_verdicts_and_plots(trained):
 
     # The published verdicts are the detectors' reading of the published curve, diagnosed here afresh (default
     # thresholds, as the run had); which way they go is the run's business.
-    from bai_core.rl.curves import read_curves
+    from bai_core.stability.curves import read_curves
 
     verdicts = json.loads(local(outputs["verdicts"]).read_text())
     curves = read_curves(local(outputs["metrics"]))

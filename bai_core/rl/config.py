@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from bai_core.rl.detectors import DetectorThresholds
+from bai_core.stability.detectors import DetectorThresholds
 from bai_core.rl.generation import TRL_NAMES as VLLM_TRL_NAMES
 from bai_core.rl.generation import GenerationSettings
 from bai_core.rl.launch import LaunchSettings

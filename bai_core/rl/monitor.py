@@ -14,8 +14,8 @@ import time
 from transformers import TrainerCallback
 
 from bai_core.rl.config import TrainSettings
-from bai_core.rl.curves import Curves
-from bai_core.rl.detectors import Diagnosis
+from bai_core.stability.curves import Curves
+from bai_core.stability.detectors import Diagnosis
 from bai_core.rl.metrics import MetricsLog, MonitorHooks, step_record
 from bai_core.rl.rewards import RewardRecorder
 

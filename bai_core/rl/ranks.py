@@ -34,7 +34,7 @@ def train_on_ranks(init: Path, reward_paths: dict[str, Path], prompts: PromptSet
                    workdir: Path, actor_output: Path, metrics: MetricsLog, hooks: MonitorHooks,
                    resume_from: Path | None, storage: StorageConfig, folder: str, key: str):
     """Train on the ranks `settings.launch` asks for; returns the single-process stage's TrainOutcome."""
-    from bai_core.rl.curves import read_curves
+    from bai_core.stability.curves import read_curves
     from bai_core.rl.trainer import TrainOutcome, device
 
     launch = settings.launch

@@ -31,7 +31,7 @@ from bai_core.rl.actor import publish_as_sibling
 from bai_core.rl.config import INIT_ROLES, TrainSettings
 from bai_core.rl.generation import check_generation
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
-from bai_core.rl.plots import write_plots
+from bai_core.stability.plots import write_plots
 from bai_core.rl.prompts import load_prompts
 from bai_core.rl.rewards import check_answers, check_reward_model
 from bai_core.sources import CheckpointRef, fetch, local_model, resolvable_uri
@@ -299,7 +299,7 @@ def refuse_if_aborted(store: ArtifactStore, folder: str) -> None:
 
 
 def _publish_plots(store: ArtifactStore, folder: str, workdir: Path, diagnosis) -> list[str]:
-    from bai_core.rl.curves import read_curves
+    from bai_core.stability.curves import read_curves
 
     paths = write_plots(read_curves(workdir / "metrics.jsonl"), diagnosis, workdir / "plots")
     return [store.put_bytes(f"{folder}/plots/{path.name}", path.read_bytes()) for path in paths]

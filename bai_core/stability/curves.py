@@ -40,7 +40,7 @@ class Curves:
 
     def diagnose(self, thresholds=None, run_steps: int | None = None):
         """Both detectors on these curves (with the counts, where the log has them)."""
-        from bai_core.rl.detectors import DetectorThresholds, diagnose
+        from bai_core.stability.detectors import DetectorThresholds, diagnose
 
         return diagnose(self.steps, self.length, self.reward, self.reward_by_length,
                         thresholds or DetectorThresholds(), run_steps, self.count_by_length or None)

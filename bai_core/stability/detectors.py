@@ -10,7 +10,7 @@ Windows follow the run's length, so a 100-step run is judged like a 3000-step on
 smoothing min(20, n/40) points; early window min(300 steps, 15% of the run); recovery window min(500 steps, 25%);
 L0 and r0 averaged over max(3 steps, the smoothing width, 20% of the early window).
 
-Noise (rl/statistics.py). A reward point is the mean of the step's completions (of one bucket); with the counts
+Noise (stability/statistics.py). A reward point is the mean of the step's completions (of one bucket); with the counts
 logged (bai's metrics.jsonl), points are weighed by them, sparse steps pooled with their neighbours, and the
 per-completion spread measured. The smoothing widens until a window's mean resolves the fall (its standard error
 at most 1/`resolve_multiple` of the drop), up to half the early window. A fall fires only when its `confidence`
@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from bai_core.rl import statistics
+from bai_core.stability import statistics
 
 
 class DetectorThresholds(BaseModel):

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from bai_core.io.atomic import write_atomic
-from bai_core.rl.curves import Curves
-from bai_core.rl.detectors import Diagnosis
-from bai_core.rl.statistics import smooth
+from bai_core.stability.curves import Curves
+from bai_core.stability.detectors import Diagnosis
+from bai_core.stability.statistics import smooth
 
 PLOTS = ("length.png", "reward.png", "reward_by_length.png")
 
