@@ -41,7 +41,7 @@ MANIFEST_FILE = "bai_train.json"
 TRL_SETTINGS_FILE = "trl_settings.json"  # TRL's arguments as they were in effect (trainer.IN_EFFECT)
 CHECKPOINT = "checkpoint"  # train/<key>/checkpoint: the last one saved, where a rerun of the key resumes
 # Source files whose code decides what training produces: editing them makes cached results stale.
-TRAINING_CODE = ("trainer.py", "rewards.py", "monitor.py", "detectors.py", "prompts.py", "worker.py", "actor.py",
+TRAINING_CODE = ("trainer.py", "rewards.py", "monitor.py", "../stability/detectors.py", "prompts.py", "worker.py", "actor.py",
                  "../completion.py")
 
 
