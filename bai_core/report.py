@@ -9,7 +9,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from bai_core.stability.curves import Curves, read_curves
+from bai_core.stability.curves import Curves
+from bai_core.stability.logs import read_log
 from bai_core.storage import ArtifactStore
 
 
@@ -49,7 +50,7 @@ def curves_of(summary: dict, store: ArtifactStore) -> Curves | None:
     with tempfile.TemporaryDirectory(prefix="bai-curves-") as scratch:
         path = Path(scratch) / "metrics.jsonl"
         path.write_text(text)
-        return read_curves(path)
+        return read_log(path)
 
 
 def columns(rows: list[dict], first: tuple[str, ...]) -> list[str]:

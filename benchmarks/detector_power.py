@@ -28,7 +28,7 @@ def verdicts(shape: Shape, completions: int, seed: int):
     curves = Curves("bai")
     for record in simulate_run(shape, completions, seed):
         curves.add(record)
-    return curves.diagnose(run_steps=shape.steps)
+    return curves.diagnose(planned_steps=shape.steps)
 
 
 def rates(completions: int, runs: int, seed: int) -> dict[str, float]:

@@ -1,5 +1,5 @@
-"""The `bai` command: one small module per verb (merge, run, eval, compare, sweep, diagnose, demo, server); heavy
-imports happen per verb.
+"""The `bai` command: one small module per verb (merge, run, eval, compare, sweep, diagnose, watch, demo,
+server); heavy imports happen per verb.
 
 Exits: 0 done; 1 a user error (BaiError), printed as one line on stderr; 2 a usage error; 130 / 143 stopped by
 Ctrl-C / SIGTERM, with one line saying where; anything else is a bug and keeps its traceback.
@@ -43,11 +43,11 @@ def _on_stop_signal(signum, frame):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bai.cli import compare, demo, diagnose, eval, merge, run, server, sweep
+    from bai.cli import compare, demo, diagnose, eval, merge, run, server, sweep, watch
 
     parser = argparse.ArgumentParser(prog="bai", description="Balanced Actor Initialization for stable RLHF.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for verb in (merge, run, eval, compare, sweep, diagnose, demo, server):
+    for verb in (merge, run, eval, compare, sweep, diagnose, watch, demo, server):
         verb.add_parser(sub)
     return parser
 

@@ -31,11 +31,11 @@ def verdicts_of_its_own_run(point: PipelineConfig) -> tuple[str, str]:
     """The row's run again (all cached), its published per-step metrics diagnosed afresh: (collapse, hockey stick)
     as the table should show them. Either verdict can be right; the row must carry its own run's."""
     from bai.flows.pipeline import bai_pipeline
-    from bai_core.stability.curves import read_curves
+    from bai_core.stability.logs import read_log
 
     summary = bai_pipeline(point)
-    curves = read_curves(local(summary["outputs"]["metrics"]))
-    found = curves.diagnose(point.train.detectors, run_steps=point.train.steps)
+    curves = read_log(local(summary["outputs"]["metrics"]))
+    found = curves.diagnose(point.train.detectors, planned_steps=point.train.steps)
     return ("detected" if found.sequence_length_collapse.detected else "no",
             "detected" if found.reward_hockey_stick.detected else "no")
 

@@ -68,14 +68,17 @@ def test_collapse_that_recovers_is_not_flagged():
     assert not verdict.detected and verdict.recovered and verdict.recovered_at < 400
 
 
-def test_windows_scale_to_a_short_run():
-    """The same shape compressed into 100 steps is judged the same way."""
+def test_windows_scale_to_a_short_planned_run():
+    """The same shape compressed into a run planned for 100 steps is judged the same way; without the plan the
+    windows are the absolute ones (a log that stopped early is no short run)."""
     short = np.arange(100)
     length = np.interp(short, [0, 3, 8, 100], [930, 930, 260, 280])
     reward = np.interp(short, [0, 2, 8, 55, 100], [0.64, 0.64, 0.35, 0.75, 0.76])
-    result = diagnose(short, noisy(length, 20), reward)
-    assert result.windows.early == 15 and result.windows.smoothing == 2
+    result = diagnose(short, noisy(length, 20), reward, planned_steps=100)
+    assert result.windows.early == 15 and result.windows.smoothing == 2 and result.windows.planned
     assert result.fired == ["collapse", "hockey_stick"]
+    unplanned = diagnose(short, noisy(length, 20), reward).windows
+    assert (unplanned.early, unplanned.recovery, unplanned.planned) == (300, 500, False)
 
 
 def test_reward_buckets_are_judged_separately():
@@ -117,7 +120,7 @@ def simulated(kind: str, completions: int, seed: int, **shape):
     curves = Curves("bai")
     for record in simulate_run(Shape(kind, **shape), completions, seed):
         curves.add(record)
-    return curves.diagnose(run_steps=600)
+    return curves.diagnose(planned_steps=600)
 
 
 @pytest.mark.parametrize("completions", [16, 64])
@@ -170,9 +173,9 @@ def test_a_real_demo_run_is_judged_stable_with_its_sparse_buckets_named():
     completions) is judged."""
     from pathlib import Path
 
-    from bai_core.stability.curves import read_curves
+    from bai_core.stability.logs import read_log
 
-    run = read_curves(Path(__file__).parent / "data" / "p3-demo-judge-600.metrics.jsonl").diagnose(run_steps=600)
+    run = read_log(Path(__file__).parent / "data" / "p3-demo-judge-600.metrics.jsonl").diagnose(planned_steps=600)
     assert run.fired == []
     assert not run.sequence_length_collapse.detected and run.sequence_length_collapse.drop < 0.1
     assert list(run.reward_hockey_stick_by_length) == ["16-32"]

@@ -87,7 +87,7 @@ def test_the_bucket_plot_marks_every_point_and_never_bridges_a_gap(tmp_path, mon
         curves.add(record)
     drawn = []
     monkeypatch.setattr(plt, "close", lambda figure: drawn.append(figure))  # keep the figures to inspect them
-    write_plots(curves, curves.diagnose(run_steps=120), tmp_path)
+    write_plots(curves, curves.diagnose(planned_steps=120), tmp_path)
     axes = drawn[-1].axes[0]  # reward per length bucket
     lines = [(list(line.get_xdata()), line.get_linestyle()) for line in axes.get_lines()]
     runs = [x for x, style in lines if style != "None"]

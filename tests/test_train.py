@@ -121,11 +121,11 @@ def test_grpo_from_m_bai_publishes_actor_metrics_verdicts_and_plots(trained):
 
     # The published verdicts are the detectors' reading of the published curve, diagnosed here afresh (default
     # thresholds, as the run had); which way they go is the run's business.
-    from bai_core.stability.curves import read_curves
+    from bai_core.stability.logs import read_log
 
     verdicts = json.loads(local(outputs["verdicts"]).read_text())
-    curves = read_curves(local(outputs["metrics"]))
-    fresh = curves.diagnose(run_steps=6)
+    curves = read_log(local(outputs["metrics"]))
+    fresh = curves.diagnose(planned_steps=6)
     for name in ("sequence_length_collapse", "reward_hockey_stick"):
         assert verdicts[name] == fresh.to_json()[name], name
     assert verdicts["fired"] == fresh.fired

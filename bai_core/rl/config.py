@@ -16,7 +16,7 @@ from bai_core.rl.launch import LaunchSettings
 from bai_core.settings import Strict
 
 INIT_ROLES = ("bai", "sft", "pretrained", "instruct", "reasoning")  # train.init names besides any source
-Detector = Literal["collapse", "hockey_stick"]
+Detector = Literal["collapse", "hockey_stick", "entropy"]
 
 
 class RewardComponent(Strict):

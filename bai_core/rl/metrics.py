@@ -35,7 +35,6 @@ TRL_METRICS = {
     "learning_rate": "learning_rate",
     "loss": "loss",
 }
-DETECTOR_EVENTS = {"collapse": "bai.stability.collapse", "hockey_stick": "bai.stability.hockey-stick"}
 
 
 @dataclass

@@ -16,6 +16,7 @@ from transformers import TrainerCallback
 from bai_core.rl.config import TrainSettings
 from bai_core.stability.curves import Curves
 from bai_core.stability.detectors import Diagnosis
+from bai_core.stability.live import LiveDetectors
 from bai_core.rl.metrics import MetricsLog, MonitorHooks, step_record
 from bai_core.rl.rewards import RewardRecorder
 
@@ -28,7 +29,7 @@ class StabilityMonitor(TrainerCallback):
         self.metrics = metrics
         self.hooks = hooks or MonitorHooks()
         self.weights = {name: c.weight for name, c in zip(settings.reward_names, settings.reward)}
-        self.alarmed: set[str] = set()
+        self.live = LiveDetectors(settings.detectors, settings.detect_every)
         self.aborted: tuple[str, int, str] | None = None  # detector, step, reason
         self.diagnosis: Diagnosis | None = None
         self._step_started: float | None = None
@@ -50,20 +51,19 @@ class StabilityMonitor(TrainerCallback):
             return
         recorder = _all_ranks(self.recorder)  # every rank's completions, not just this one's share
         record = step_record(step, logs, recorder, self.weights, self.settings.length_bucket, self._last_seconds)
+        record["max_steps"] = state.max_steps  # the plan: `bai diagnose` on this log judges with the run's windows
         self.metrics.append(record)
         self.hooks.on_step(step, state.max_steps, record)
         if step % self.settings.detect_every == 0 or step >= state.max_steps:
             self._check(step, state.max_steps, control)
 
     def _check(self, step: int, total: int, control) -> None:
-        self.diagnosis = self.diagnose(total)
-        evidence = self.diagnosis.to_json()
+        self.live.planned_steps = total
+        for alarm in self.live.check(self.curves(), final=True):
+            self.hooks.on_alarm(alarm.detector, step, alarm.evidence)
+        self.diagnosis = self.live.diagnosis
         aborted = self.aborted
         for detector in self.diagnosis.fired:
-            if detector not in self.alarmed:
-                self.alarmed.add(detector)
-                key = "sequence_length_collapse" if detector == "collapse" else "reward_hockey_stick"
-                self.hooks.on_alarm(detector, step, evidence[key])
             if detector in self.settings.abort_on and aborted is None:
                 aborted = (detector, step, self.diagnosis.reason_fired(detector))
         aborted = _rank_zeros(aborted)  # every rank stops at the same step, or one would wait in a collective
@@ -72,11 +72,15 @@ class StabilityMonitor(TrainerCallback):
             control.should_training_stop = True
             control.should_save = True  # keep the weights, optimizer and metrics of the step it stopped at
 
-    def diagnose(self, total: int) -> Diagnosis:
-        curves = Curves("bai-metrics")  # from the records in memory: no need to read back what was just written
+    def curves(self) -> Curves:
+        """The curves so far, from the records in memory: no need to read back what was just written."""
+        curves = Curves("bai-metrics")
         for record in self.metrics.records:
             curves.add(record)
-        return curves.diagnose(self.settings.detectors, run_steps=total)
+        return curves
+
+    def diagnose(self, total: int) -> Diagnosis:
+        return self.curves().diagnose(self.settings.detectors, planned_steps=total)
 
 
 def _distributed() -> bool:

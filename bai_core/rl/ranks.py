@@ -34,7 +34,7 @@ def train_on_ranks(init: Path, reward_paths: dict[str, Path], prompts: PromptSet
                    workdir: Path, actor_output: Path, metrics: MetricsLog, hooks: MonitorHooks,
                    resume_from: Path | None, storage: StorageConfig, folder: str, key: str):
     """Train on the ranks `settings.launch` asks for; returns the single-process stage's TrainOutcome."""
-    from bai_core.stability.curves import read_curves
+    from bai_core.stability.logs import read_log
     from bai_core.rl.trainer import TrainOutcome, device
 
     launch = settings.launch
@@ -63,8 +63,8 @@ def train_on_ranks(init: Path, reward_paths: dict[str, Path], prompts: PromptSet
     if meeting:
         meeting.ended(None)
     outcome = json.loads((workdir / OUTCOME).read_text())
-    curves = read_curves(workdir / "metrics.jsonl")
-    diagnosis = curves.diagnose(settings.detectors, run_steps=settings.steps)
+    curves = read_log(workdir / "metrics.jsonl")
+    diagnosis = curves.diagnose(settings.detectors, planned_steps=settings.steps)
     aborted = tuple(outcome["aborted"]) if outcome["aborted"] else None
     return TrainOutcome(steps=outcome["steps"], seconds=round(time.perf_counter() - started, 2),
                         diagnosis=diagnosis, aborted=aborted, device=outcome["device"],

@@ -299,9 +299,9 @@ def refuse_if_aborted(store: ArtifactStore, folder: str) -> None:
 
 
 def _publish_plots(store: ArtifactStore, folder: str, workdir: Path, diagnosis) -> list[str]:
-    from bai_core.stability.curves import read_curves
+    from bai_core.stability.logs import read_log
 
-    paths = write_plots(read_curves(workdir / "metrics.jsonl"), diagnosis, workdir / "plots")
+    paths = write_plots(read_log(workdir / "metrics.jsonl"), diagnosis, workdir / "plots")
     return [store.put_bytes(f"{folder}/plots/{path.name}", path.read_bytes()) for path in paths]
 
 

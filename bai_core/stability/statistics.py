@@ -30,14 +30,27 @@ def smooth(values: np.ndarray, width: int) -> np.ndarray:
     return (cumulative[hi] - cumulative[lo]) / (hi - lo)
 
 
+JUMP = 6.0  # robust standard deviations: a difference beyond it that the curve keeps is a shift, not noise
+
+
 def noise_per_sample(values: np.ndarray, counts: np.ndarray) -> float:
     """The per-completion standard deviation: successive points differ by noise of variance s^2 (1/n_i + 1/n_j)
     (a trend between neighbours is small beside it). A mean, not a median: rewards have heavy tails (a rare
-    very short answer scored far below the rest), and a window's mean feels them. 0 with fewer than three points."""
+    very short answer scored far below the rest), and a window's mean feels them. But a difference more than
+    `JUMP` robust standard deviations out after which the curve stays where it jumped to (the medians of the
+    three points either side differ by half the jump or more) is the curve shifting, a collapse inside a few logged
+    points, and is left out: kept in, one fall would make itself look like noise. A lone outlier that the next
+    point leaves again is noise, and stays. 0 with fewer than three points."""
     if len(values) < 3:
         return 0.0
-    differences = np.diff(values) ** 2 / (1 / counts[:-1] + 1 / counts[1:])
-    return float(math.sqrt(np.mean(differences)))
+    scaled = np.diff(values) / np.sqrt(1 / counts[:-1] + 1 / counts[1:])
+    robust = 1.4826 * float(np.median(np.abs(scaled)))
+    keep = np.ones(len(scaled), dtype=bool)
+    if robust > 0:
+        for i in np.flatnonzero(np.abs(scaled) > JUMP * robust):
+            before, after = np.median(values[max(0, i - 2):i + 1]), np.median(values[i + 1:i + 4])
+            keep[i] = abs(after - before) < abs(values[i + 1] - values[i]) / 2
+    return float(math.sqrt(np.mean(scaled[keep] ** 2)))
 
 
 def weighted_smooth(steps: np.ndarray, values: np.ndarray, counts: np.ndarray,

@@ -1,0 +1,68 @@
+"""A CSV with a step column: a wandb export (a chart's CSV names its columns `<run> - <metric>`, with
+`<metric>__MIN` / `__MAX` beside them; a history export names them plainly), or any table of per-step metrics.
+A file with several runs' columns is read for the first run, and the format says so."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from bai_core.errors import BaiError
+from bai_core.stability.curves import STEP_KEYS, Curves
+
+
+def _header(text: str) -> list[str]:
+    first = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    return [name.strip().strip('"') for name in next(csv.reader([first]))] if first else []
+
+
+def recognises(text: str) -> bool:
+    header = _header(text)
+    return len(header) >= 2 and any(name in STEP_KEYS or name.endswith("global_step") for name in header)
+
+
+def read(path: Path, text: str) -> Curves:
+    try:
+        rows = list(csv.DictReader(text.lstrip("\ufeff").splitlines()))
+    except csv.Error as e:
+        raise BaiError(f"{path}: not a CSV file ({e})") from None
+    if rows and {"metric", "value"} <= set(rows[0]) and any(key in rows[0] for key in STEP_KEYS):
+        return _long(rows)
+    runs = list(dict.fromkeys(key.rsplit(" - ", 1)[0].strip() for key in (rows[0] if rows else {})
+                              if key and " - " in key))
+    curves = Curves("csv" if len(runs) <= 1 else f"csv, run {runs[0]!r} of {len(runs)} in the file")
+    for row in rows:
+        record = {}
+        for key, value in row.items():
+            if not key or value in (None, ""):
+                continue
+            run, _, metric = key.rpartition(" - ")
+            if run and run.strip() != runs[0]:
+                continue
+            metric = metric.strip()
+            if not metric.endswith(("__MIN", "__MAX")):
+                record[metric] = value
+        curves.add(record)
+    return curves
+
+
+def _long(rows: list[dict]) -> Curves:
+    """A long table (a row per step and metric: `step,metric,value`, maybe with a run column), as a pull of wandb's
+    history with pandas' melt leaves it: pivoted to a record per step, for the first run in it."""
+    step_key = next(key for key in STEP_KEYS if key in rows[0])
+    run_key = next((key for key in ("run_name", "run", "name", "run_id") if key in rows[0]), None)
+    runs = list(dict.fromkeys(row[run_key] for row in rows)) if run_key else []
+    by_step: dict[float, dict] = {}
+    for row in rows:
+        if run_key and row[run_key] != runs[0]:
+            continue
+        try:
+            step = float(row[step_key])
+        except (TypeError, ValueError):
+            continue
+        by_step.setdefault(step, {"step": step})[row["metric"]] = row["value"]
+    curves = Curves("csv (long: step, metric, value)" if len(runs) <= 1
+                    else f"csv (long), run {runs[0]!r} of {len(runs)} in the file")
+    for step in sorted(by_step):
+        curves.add(by_step[step])
+    return curves
