@@ -6,7 +6,10 @@ shares, gets a length drawn evenly within it and a reward of its bucket's level 
 the demo judge's). A step's record holds the mean length, the mean reward, and each bucket's mean reward and count.
 - healthy: levels flat or rising slowly (up to +0.3 over the run), shares fixed;
 - hockey stick: the 32-48 bucket falls 45% of its level from step 20 to 60, then climbs back over 400 steps;
-- collapse: from step 20 to 80 the 0-16 bucket takes 80% of the completions (the mean length falls below half).
+- collapse: from step 20 to 80 the 0-16 bucket takes 80% of the completions (the mean length falls below half);
+- entropy collapse: entropy (0.6 at the start, per-completion spread 0.15, declining by up to 40% over the run in
+  every shape) falls to 5% of its start from step 20 to 80;
+- entropy spike: the entropy is 2.5x its level for 3 steps, at a step drawn between 100 and 500.
 Runs are 600 steps. Targets (issue 22): false alarms <= 2% at every batch size; each instability caught in >= 90%
 of runs at 64 completions a step and above.
 
@@ -35,12 +38,19 @@ def rates(completions: int, runs: int, seed: int) -> dict[str, float]:
     healthy = [verdicts(Shape("healthy"), completions, seed + i) for i in range(runs)]
     hockey = [verdicts(Shape("hockey_stick"), completions, seed + runs + i) for i in range(runs)]
     collapse = [verdicts(Shape("collapse"), completions, seed + 2 * runs + i) for i in range(runs)]
+    entropy_collapse = [verdicts(Shape("entropy_collapse"), completions, seed + 3 * runs + i) for i in range(runs)]
+    spike = [verdicts(Shape("entropy_spike"), completions, seed + 4 * runs + i) for i in range(runs)]
     planted = [d.reward_hockey_stick_by_length[Shape().long_bucket] for d in hockey]
     timed = [(v.descent_steps, v.recovery_steps) for v in planted if v.detected]
     return {"false alarm: collapse": sum(d.sequence_length_collapse.detected for d in healthy) / runs,
             "false alarm: hockey stick": sum(d.hockey_stick_detected for d in healthy) / runs,
             "caught: hockey stick": sum(d.hockey_stick_detected for d in hockey) / runs,
             "caught: collapse": sum(d.sequence_length_collapse.detected for d in collapse) / runs,
+            "false alarm: entropy": sum(d.entropy.detected for d in healthy) / runs,
+            "caught: entropy collapse": sum("collapse" in d.entropy.kinds for d in entropy_collapse) / runs,
+            "caught: entropy spike": sum("spike" in d.entropy.kinds for d in spike) / runs,
+            "false alarm: entropy, on the length / reward shapes": sum(
+                d.entropy.detected for d in hockey + collapse) / (2 * runs),
             "descent steps": _spread([t[0] for t in timed]), "recovery steps": _spread([t[1] for t in timed])}
 
 

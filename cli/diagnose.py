@@ -75,7 +75,8 @@ def diagnose_command(args) -> int:
     fail_on = detector_options(args)
     log = local_file(args.log)
     curves = read_log(log, args.completions_per_step)
-    result = curves.diagnose(planned_steps=args.steps)
+    curves.planned_steps = args.steps or curves.planned_steps
+    result = curves.diagnose()
     plots = []
     if args.plot:
         from bai_core.stability.plots import write_plots
@@ -85,7 +86,7 @@ def diagnose_command(args) -> int:
     if args.json:
         print(json.dumps({**result.to_json(), "log": str(args.log), "format": curves.format,
                           "points": len(curves.steps), "first_step": curves.steps[0], "last_step": curves.steps[-1],
-                          "planned_steps": args.steps or curves.planned_steps,
+                          "planned_steps": curves.planned_steps,
                           "completions_per_step": curves.completions_per_step,
                           "plots": [str(p) for p in plots], "exit": code}))
     else:

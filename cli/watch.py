@@ -52,7 +52,7 @@ def watch_command(args) -> int:
     if args.every <= 0 or args.poll <= 0:
         raise BaiError("--every and --poll must be > 0")
     log = local_only(args.log, "bai watch")
-    live = LiveDetectors(every=args.every, planned_steps=args.steps)
+    live = LiveDetectors(every=args.every)
     seen, grew_at, curves, announced = None, time.monotonic(), None, False
     try:
         while True:
@@ -61,6 +61,7 @@ def watch_command(args) -> int:
                 seen, grew_at = stamp, time.monotonic()
                 try:
                     curves = read_log(log, args.completions_per_step)
+                    curves.planned_steps = args.steps or curves.planned_steps
                 except BaiError:
                     curves = curves  # half-written (a JSON file being rewritten): the next read will do
                 if curves is not None and curves.steps:

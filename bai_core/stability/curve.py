@@ -47,7 +47,7 @@ def baseline_mask(steps: np.ndarray, values: np.ndarray, counts: np.ndarray, wid
     mask[:min(3, len(mask))] = True
     while True:  # again on what is left: a curve falling from its first point is cut until its start is flat
         inside = np.flatnonzero(mask)
-        if len(inside) < 4:
+        if len(inside) < 2:
             return mask
         v, n = values[inside], counts[inside]
         best, cut = math.inf, None

@@ -69,7 +69,7 @@ class Curves:
         record = {_metric_name(key): value for key, value in record.items()}
         self.keys_seen.update(record)
         for key in PLANNED_KEYS:
-            if (planned := _number(record.get(key))) and planned > 0:
+            if (planned := number(record.get(key))) and planned > 0:
                 self.planned_steps = int(planned)
         step = _first(record, STEP_KEYS)
         values = {name: _first(record, keys) for name, keys in METRICS.items()}
@@ -90,7 +90,7 @@ class Curves:
         for key, value in record.items():
             for prefix, table in ((BUCKET_PREFIX, self.reward_by_length), (COUNT_PREFIX, self.count_by_length)):
                 if key.startswith(prefix):
-                    table.setdefault(key.removeprefix(prefix), [None] * index).append(_number(value))
+                    table.setdefault(key.removeprefix(prefix), [None] * index).append(number(value))
         self._pad()
 
     def _pad(self) -> None:
@@ -149,7 +149,7 @@ def _metric_name(key: str) -> str:
     return key.removeprefix("train/") if key.startswith("train/") and key != "train/" else key
 
 
-def _number(value) -> float | None:
+def number(value) -> float | None:
     if isinstance(value, bool):
         return None
     try:
@@ -161,6 +161,6 @@ def _number(value) -> float | None:
 
 def _first(record: dict, keys: tuple[str, ...]) -> float | None:
     for key in keys:
-        if key in record and (value := _number(record[key])) is not None:
+        if key in record and (value := number(record[key])) is not None:
             return value
     return None

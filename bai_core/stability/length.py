@@ -125,7 +125,7 @@ def detect_collapse(steps, lengths, t: DetectorThresholds = DetectorThresholds()
                       + f"{t.collapse_recovered_ratio:g} x L0 "
                       + (f"by the end of the log (step {int(steps[-1])})" if ended else f"within {w.recovery} steps")
                       + f" (confidence {verdict.confidence:.3f})"
-                      + ("" if verdict.clipped_start is None else
+                      + ("" if not max(verdict.clipped_start or 0, verdict.clipped_end or 0) >= 0.05 else
                          f"; the share cut at the cap went {verdict.clipped_start:.0%} -> {verdict.clipped_end:.0%}"))
     return verdict
 

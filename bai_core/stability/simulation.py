@@ -5,12 +5,20 @@ length bucket the mean reward and the count. Each completion falls into a length
 a length drawn evenly within it, and a reward of its bucket's level at that step plus Gaussian noise of `spread`
 (the per-completion spread of rewards within a step, ~1.2 for the demo's learned judge).
 
-Three shapes:
+Each step also has the policy's entropy: the mean over its completions of a per-completion entropy, the step's
+level plus Gaussian noise of `entropy_spread`. The level starts at `entropy_start` and, in every shape, declines
+slowly by up to `entropy_decline` of itself over the run (drawn per run), as healthy GRPO runs' entropy does.
+
+Five shapes:
 - `healthy`: the shares stay; every bucket's level is flat or rises slowly (by up to `rise` over the run).
 - `hockey_stick`: healthy, but the long bucket's level falls by `dip` of itself from `dip_from` to `dip_at` (the
   paper's Figure 2), then climbs back linearly over `recovery` steps.
 - `collapse`: healthy rewards, but from `collapse_from` to `collapse_at` the short bucket takes `collapse_share` of
   the completions, so the mean length falls below half of its start and stays there.
+- `entropy_collapse`: healthy, but from `entropy_from` to `entropy_at` the entropy falls to `entropy_floor` of
+  its start and stays there.
+- `entropy_spike`: healthy, but at a step drawn between `spike_earliest` and `spike_latest` the entropy jumps to
+  `spike_height` x its level for `spike_steps` steps.
 
 Used by benchmarks/detector_power.py (the full sweep) and the detector tests (two batch sizes, seeded).
 """
@@ -29,7 +37,7 @@ DEMO_LEVELS = {"0-16": 1.0, "16-32": 2.6, "32-48": 2.7, "48-64": 2.4, "64-80": 2
 
 @dataclass(frozen=True)
 class Shape:
-    kind: str = "healthy"  # healthy, hockey_stick, collapse
+    kind: str = "healthy"  # healthy, hockey_stick, collapse, entropy_collapse, entropy_spike
     steps: int = 600
     spread: float = 1.2
     shares: dict = field(default_factory=lambda: dict(DEMO_SHARES))
@@ -44,6 +52,16 @@ class Shape:
     collapse_share: float = 0.8
     collapse_from: int = 20
     collapse_at: int = 80
+    entropy_start: float = 0.6
+    entropy_decline: float = 0.4
+    entropy_spread: float = 0.15
+    entropy_floor: float = 0.05
+    entropy_from: int = 20
+    entropy_at: int = 80
+    spike_height: float = 2.5
+    spike_steps: int = 3
+    spike_earliest: int = 100
+    spike_latest: int = 500
 
 
 def _ramp(t: np.ndarray, start: float, end: float) -> np.ndarray:
@@ -79,6 +97,17 @@ def bucket_shares(shape: Shape) -> np.ndarray:
     return shares
 
 
+def entropy_level(shape: Shape, decline: float, spike_at: int) -> np.ndarray:
+    """The entropy's level at each step (1-based steps)."""
+    t = np.arange(1, shape.steps + 1, dtype=float)
+    level = shape.entropy_start * (1 - decline * t / shape.steps)
+    if shape.kind == "entropy_collapse":
+        level = level * (1 - (1 - shape.entropy_floor) * _ramp(t, shape.entropy_from, shape.entropy_at))
+    if shape.kind == "entropy_spike":
+        level = np.where((t >= spike_at) & (t < spike_at + shape.spike_steps), shape.spike_height * level, level)
+    return level
+
+
 def simulate_run(shape: Shape, completions: int, seed: int) -> list[dict]:
     """One run's metrics.jsonl records."""
     rng = np.random.default_rng(seed)
@@ -86,6 +115,10 @@ def simulate_run(shape: Shape, completions: int, seed: int) -> list[dict]:
     bounds = {name: tuple(int(x) for x in name.split("-")) for name in names}
     rises = {name: float(rng.uniform(0, shape.rise)) for name in names}
     levels, shares = bucket_levels(shape, rises), bucket_shares(shape)
+    # the entropy draws its own numbers, so the length and reward of a seed are those they were before it existed
+    entropy_rng = np.random.default_rng([seed, 1])
+    entropy = entropy_level(shape, float(entropy_rng.uniform(0, shape.entropy_decline)),
+                            int(entropy_rng.integers(shape.spike_earliest, shape.spike_latest + 1)))
     records = []
     for i in range(shape.steps):
         counts = rng.multinomial(completions, shares[i])
@@ -102,5 +135,6 @@ def simulate_run(shape: Shape, completions: int, seed: int) -> list[dict]:
             record[f"count_by_length/{name}"] = int(n)
         record["reward/mean"] = total_reward / completions
         record["length/mean"] = total_length / completions
+        record["entropy"] = float(entropy[i] + entropy_rng.normal(0.0, shape.entropy_spread / np.sqrt(completions)))
         records.append(record)
     return records

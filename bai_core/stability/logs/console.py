@@ -16,7 +16,7 @@ import ast
 import re
 from pathlib import Path
 
-from bai_core.stability.curves import Curves, has_curve_metric
+from bai_core.stability.curves import Curves, has_curve_metric, number
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 RAY_PREFIX = re.compile(r"^\s*\((?:[\w.]+ )?pid=\d+(?:, ip=[\d.]+)?\)\s?", re.MULTILINE)
@@ -102,9 +102,9 @@ def _parse_dict(text: str) -> dict | None:
         value = ast.literal_eval(source)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return None
-    if not isinstance(value, dict) or not any(isinstance(v, (int, float)) for v in value.values()):
+    if not isinstance(value, dict) or not any(number(v) is not None for v in value.values()):
         return None
-    return value
+    return value  # TRL 1.x prints values as strings of 4 significant digits ('9.75e-05'): Curves reads both
 
 
 def _verl_config(text: str, curves: Curves) -> None:
