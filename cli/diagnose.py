@@ -31,6 +31,8 @@ def add_detector_options(p) -> None:
                    "else absolute windows)")
     p.add_argument("--completions-per-step", type=float, metavar="N",
                    help="completions behind each step's point (prompts x generations), where the log does not say")
+    p.add_argument("--run", metavar="NAME", help="the run to read from a table holding several (a sweep's wandb "
+                   "export); default the first")
 
 
 def add_parser(sub) -> None:
@@ -74,7 +76,7 @@ def diagnose_command(args) -> int:
 
     fail_on = detector_options(args)
     log = local_file(args.log)
-    curves = read_log(log, args.completions_per_step)
+    curves = read_log(log, args.completions_per_step, args.run)
     curves.planned_steps = args.steps or curves.planned_steps
     result = curves.diagnose()
     plots = []

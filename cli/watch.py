@@ -60,7 +60,7 @@ def watch_command(args) -> int:
             if stamp != seen and stamp is not None:
                 seen, grew_at = stamp, time.monotonic()
                 try:
-                    curves = read_log(log, args.completions_per_step)
+                    curves = read_log(log, args.completions_per_step, args.run)
                     curves.planned_steps = args.steps or curves.planned_steps
                 except BaiError:
                     curves = curves  # half-written (a JSON file being rewritten): the next read will do

@@ -88,7 +88,7 @@ def publish_verdicts(key: str, storage: StorageConfig, settings: TrainSettings) 
     lines += [f"  - length bucket {name}: too sparse to judge ({why})"
               for name, why in h.get("sparse_buckets", {}).items()]
     lines.append("")
-    for name in ("length.png", "reward.png", "reward_by_length.png"):
+    for name in ("length.png", "reward.png", "reward_by_length.png", "entropy.png"):
         try:
             png = store.get_bytes(f"{folder}/plots/{name}")
         except BaiError:

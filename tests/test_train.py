@@ -129,7 +129,7 @@ def test_grpo_from_m_bai_publishes_actor_metrics_verdicts_and_plots(trained):
     for name in ("sequence_length_collapse", "reward_hockey_stick"):
         assert verdicts[name] == fresh.to_json()[name], name
     assert verdicts["fired"] == fresh.fired
-    for name in ("length.png", "reward.png", "reward_by_length.png"):
+    for name in ("length.png", "reward.png", "reward_by_length.png", "entropy.png"):  # TRL logs the entropy
         assert (local(outputs["actor"]).parent / "plots" / name).read_bytes()[:4] == b"\x89PNG"
 
 
@@ -340,12 +340,12 @@ def test_trainer_state_json_of_a_real_trl_run_is_diagnosed(trained, tmp_path):
     proc = bai("diagnose", str(state), "--json", "--plot", str(tmp_path / "plots"))
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert result["format"] == "trl-trainer-state" and result["steps"] == 6
+    assert result["format"] == "trl-trainer-state" and result["points"] == 6 and result["planned_steps"] == 6
     assert set(result) >= {"sequence_length_collapse", "reward_hockey_stick"}
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["length.png", "reward.png",
-                                                                       "reward_by_length.png"]
+    # TRL's own log has no per-bucket rewards: no empty bucket plot
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["entropy.png", "length.png", "reward.png"]
     ours = bai("diagnose", summary["outputs"]["metrics"].removeprefix("file://"))
-    assert ours.returncode == 0 and "(bai-metrics, 6 steps)" in ours.stdout
+    assert ours.returncode == 0 and "(bai-metrics, 6 points over steps 1-6 of a planned 6)" in ours.stdout
 
 
 @pytest.mark.parametrize("change,error", [

@@ -41,8 +41,10 @@ MANIFEST_FILE = "bai_train.json"
 TRL_SETTINGS_FILE = "trl_settings.json"  # TRL's arguments as they were in effect (trainer.IN_EFFECT)
 CHECKPOINT = "checkpoint"  # train/<key>/checkpoint: the last one saved, where a rerun of the key resumes
 # Source files whose code decides what training produces: editing them makes cached results stale.
-TRAINING_CODE = ("trainer.py", "rewards.py", "monitor.py", "../stability/detectors.py", "prompts.py", "worker.py", "actor.py",
-                 "../completion.py")
+TRAINING_CODE = ("trainer.py", "rewards.py", "monitor.py", "prompts.py", "worker.py", "actor.py", "../completion.py",
+                 # the live detectors decide where `abort_on` stops a run
+                 *(f"../stability/{name}.py" for name in ("detectors", "length", "reward", "entropy", "curve",
+                                                         "statistics", "thresholds", "curves", "live")))
 
 
 class ActorInit(BaseModel):

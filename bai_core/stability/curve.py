@@ -1,10 +1,11 @@
 """One curve as the detectors read it: its points ordered by step, the completions behind each point (when known),
 the noise per sample, the run's windows, and the starting level, smoothed at a width that can widen.
 
-The starting level (L0, r0, E0) is the count-weighted mean of the baseline window, but never of a fall: when the
-curve already falls inside the baseline window (a collapse in the first logged points), the baseline is cut at the
-best two-segment split of that window and only the points before the fall are kept. Only a fall that counts
-(`falls(before, after)`, given by the detector) cuts it, so a healthy curve's noise does not pick a high start.
+The starting level (L0, r0, E0) is the count-weighted mean of the baseline window, but never of a change: when the
+curve already falls (or climbs) inside the baseline window (a collapse in the first logged points, an entropy
+blow-up), the baseline is cut at the best two-segment split of that window and only the points before the change
+are kept. Only a change that counts (`shifts(before, after)`, given by the detector) and is clear of the noise
+cuts it, so a healthy curve's noise does not pick a high or low start.
 """
 
 from __future__ import annotations
@@ -38,11 +39,11 @@ SPLIT_Z = 4.0  # a fall inside the baseline window cuts it only when this many s
 
 
 def baseline_mask(steps: np.ndarray, values: np.ndarray, counts: np.ndarray, width: int,
-                  falls: Callable[[float, float], bool], noise: float) -> np.ndarray:
+                  shifts: Callable[[float, float], bool], noise: float) -> np.ndarray:
     """The points the starting level averages: those in the first `width` steps (at least three points), cut before
-    a fall inside them: the best split into two flat segments, if the later one `falls` from the earlier and the
-    two differ by at least `SPLIT_Z` standard errors (`noise` per sample), so noise does not pick a high start.
-    The part before the cut is split again while it still falls clearly (a curve falling from its first point)."""
+    a change inside them: the best split into two flat segments, if the later one `shifts` from the earlier and the
+    two differ by at least `SPLIT_Z` standard errors (`noise` per sample), so noise does not pick the start. The
+    part before the cut is split again while it still changes clearly (a curve moving from its first point)."""
     mask = steps <= steps[0] + width - 1
     mask[:min(3, len(mask))] = True
     while True:  # again on what is left: a curve falling from its first point is cut until its start is flat
@@ -58,20 +59,20 @@ def baseline_mask(steps: np.ndarray, values: np.ndarray, counts: np.ndarray, wid
                 best, cut = cost, (k, a, b)
         k, before, after = cut
         error = noise * math.sqrt(1 / n[:k].sum() + 1 / n[k:].sum())
-        if not (falls(float(before), float(after)) and before - after >= SPLIT_Z * error):
+        if not (shifts(float(before), float(after)) and abs(before - after) >= SPLIT_Z * error):
             return mask
         mask = np.zeros_like(mask)
         mask[inside[:k]] = True
-        falls = lambda start, later: later < start  # noqa: E731 - once falling, any clear fall before it counts
+        shifts = lambda start, later: True  # noqa: E731 - once moving, any clear change before it counts
 
 
 class Curve:
     """`counts`: completions behind each point (None: unknown, each point counts as one sample of the spread
-    measured between points). `falls(start, later)`: whether a change from `start` to `later` is a fall this
+    measured between points). `shifts(start, later)`: whether a change from `start` to `later` is one this
     detector counts (it decides where the baseline is cut)."""
 
     def __init__(self, steps, values, counts, t: DetectorThresholds, planned_steps: int | None,
-                 falls: Callable[[float, float], bool] = lambda start, later: False):
+                 shifts: Callable[[float, float], bool] = lambda start, later: False):
         self.counts_known = counts is not None
         self.steps, self.values, self.counts = clean(steps, values, counts)
         self.t = t
@@ -81,7 +82,7 @@ class Curve:
         span = int(self.steps[-1] - self.steps[0] + 1)
         self.windows = Windows.for_log(span, logging_interval(self.steps), t, planned_steps)
         self.noise = statistics.noise_per_sample(self.values, self.counts)
-        self.first = baseline_mask(self.steps, self.values, self.counts, self.windows.baseline, falls,
+        self.first = baseline_mask(self.steps, self.values, self.counts, self.windows.baseline, shifts,
                                    self.noise)
         self.start_samples = float(self.counts[self.first].sum())
         self.start = float((self.values[self.first] * self.counts[self.first]).sum() / self.start_samples)

@@ -19,6 +19,7 @@ from statistics import NormalDist
 import numpy as np
 
 from bai_core.stability.curve import Curve, below
+from bai_core.stability.length import ratio_shift
 from bai_core.stability.thresholds import DetectorThresholds
 
 
@@ -49,7 +50,7 @@ def detect_entropy(steps, entropy, t: DetectorThresholds = DetectorThresholds(),
     if entropy is None or not np.isfinite(np.asarray(entropy, dtype=float)).any():
         return EntropyVerdict(False, judged=False, reason="no entropy in this log")
     midway = 1 - (1 - t.entropy_collapse_ratio) / 2
-    curve = Curve(steps, entropy, counts, t, planned_steps, falls=lambda start, later: later <= midway * start)
+    curve = Curve(steps, entropy, counts, t, planned_steps, shifts=ratio_shift(midway))
     if not curve.judgeable:
         return EntropyVerdict(False, judged=False, reason=f"too few points ({len(curve.steps)} < {t.min_points})")
     steps, E0 = curve.steps, curve.start
@@ -114,5 +115,5 @@ def _spike(curve: Curve, t: DetectorThresholds, verdict: EntropyVerdict) -> str:
             if verdict.confidence is None:
                 verdict.confidence = round(max(0.0, 1 - n * (1 - NormalDist().cdf(z))), 6)
             return (f"entropy spiked to {values[i]:.3g} at step {verdict.spike_step}, {values[i] / reference:.1f} x the "
-                    f"median of the {k} points before it ({reference:.3g})")
+                    f"median of the {min(i, k)} points before it ({reference:.3g})")
     return ""

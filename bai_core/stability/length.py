@@ -60,6 +60,11 @@ def _level(steps, values, at: np.ndarray) -> float | None:
     return round(float(values[keep].mean()), 4) if keep.any() else None
 
 
+def ratio_shift(ratio: float):
+    """A change counts when the later level is <= `ratio` x the start, or >= the start / `ratio`."""
+    return lambda start, later: later <= ratio * start or later * ratio >= start
+
+
 def _cannot(reason: str) -> CollapseVerdict:
     return CollapseVerdict(False, judged=False, reason=reason)
 
@@ -72,8 +77,7 @@ def detect_collapse(steps, lengths, t: DetectorThresholds = DetectorThresholds()
     raw_steps = steps
     if lengths is None or not np.isfinite(np.asarray(lengths, dtype=float)).any():
         return _cannot("no response length in this log")
-    curve = Curve(steps, lengths, counts, t, planned_steps, falls=lambda start, later: later <= (
-        1 - (1 - t.collapse_ratio) / 2) * start)
+    curve = Curve(steps, lengths, counts, t, planned_steps, shifts=ratio_shift(1 - (1 - t.collapse_ratio) / 2))
     if not curve.judgeable:
         return _cannot(f"too few points ({len(curve.steps)} < {t.min_points})")
     steps, L0, w, early = curve.steps, curve.start, curve.windows, curve.early

@@ -74,7 +74,7 @@ def detect_hockey_stick(steps, rewards, t: DetectorThresholds = DetectorThreshol
     if rewards is None or not np.isfinite(np.asarray(rewards, dtype=float)).any():
         return HockeyStickVerdict(False, judged=False, reason="no reward in this log")
     curve = Curve(steps, rewards, counts, t, planned_steps,
-                  falls=lambda start, later: start - later >= counting_drop(t, start))
+                  shifts=lambda start, later: abs(start - later) >= counting_drop(t, start))
     steps = curve.steps
     if not curve.judgeable:
         return HockeyStickVerdict(False, judged=False, reason=f"too few points ({len(steps)} < {t.min_points})")

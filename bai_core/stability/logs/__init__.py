@@ -22,9 +22,10 @@ from bai_core.stability.curves import METRICS, Curves
 from bai_core.stability.logs import console, jsonl, table, tensorboard, trainer_state
 
 
-def read_log(path: Path, completions_per_step: float | None = None) -> Curves:
+def read_log(path: Path, completions_per_step: float | None = None, run: str | None = None) -> Curves:
     """The curves in the log at `path` (a file, or a TensorBoard log folder). `completions_per_step`: what a
-    step's points average over, where the log does not say (it overrides what the log says)."""
+    step's points average over, where the log does not say (it overrides what the log says). `run`: which run of
+    a table that holds several (a sweep's export); default the first."""
     path = Path(path)
     if not path.exists():
         raise BaiError(f"{path}: no such file")
@@ -35,7 +36,9 @@ def read_log(path: Path, completions_per_step: float | None = None) -> Curves:
         reader = next((r for r in (trainer_state, jsonl, table, console) if r.recognises(text)), None)
         if reader is None:
             raise BaiError(f"{path}: not a log this reads: {console.what_is_in(text)}")
-        curves = reader.read(path, text)
+        if run is not None and reader is not table:
+            raise BaiError(f"{path}: --run picks a run of a table that holds several; this is one run's log")
+        curves = table.read(path, text, run) if reader is table else reader.read(path, text)
     if completions_per_step:
         curves.completions_per_step, curves.completions_source = completions_per_step, "--completions-per-step"
     if not curves.steps:

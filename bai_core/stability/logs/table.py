@@ -1,6 +1,6 @@
 """A CSV with a step column: a wandb export (a chart's CSV names its columns `<run> - <metric>`, with
 `<metric>__MIN` / `__MAX` beside them; a history export names them plainly), or any table of per-step metrics.
-A file with several runs' columns is read for the first run, and the format says so."""
+A file with several runs (a sweep's export) is read for the run asked for, by default the first; the format names it."""
 
 from __future__ import annotations
 
@@ -21,23 +21,43 @@ def recognises(text: str) -> bool:
     return len(header) >= 2 and any(name in STEP_KEYS or name.endswith("global_step") for name in header)
 
 
-def read(path: Path, text: str) -> Curves:
+def runs(text: str) -> list[str]:
+    """The runs a table holds (empty for one unnamed run)."""
+    rows = list(csv.DictReader(text.lstrip("\ufeff").splitlines()))
+    if not rows:
+        return []
+    run_key = next((key for key in ("run_name", "run", "name", "run_id") if key in rows[0]), None)
+    if {"metric", "value"} <= set(rows[0]):
+        return list(dict.fromkeys(row[run_key] for row in rows)) if run_key else []
+    return list(dict.fromkeys(key.rsplit(" - ", 1)[0].strip() for key in rows[0] if key and " - " in key))
+
+
+def _pick(path: Path, runs: list[str], run: str | None) -> str | None:
+    if run is None:
+        return runs[0] if runs else None
+    if run not in runs:
+        raise BaiError(f"{path}: no run {run!r} in it (runs: {', '.join(runs) or 'one, unnamed'})")
+    return run
+
+
+def read(path: Path, text: str, run: str | None = None) -> Curves:
     try:
         rows = list(csv.DictReader(text.lstrip("\ufeff").splitlines()))
     except csv.Error as e:
         raise BaiError(f"{path}: not a CSV file ({e})") from None
     if rows and {"metric", "value"} <= set(rows[0]) and any(key in rows[0] for key in STEP_KEYS):
-        return _long(rows)
+        return _long(path, rows, run)
     runs = list(dict.fromkeys(key.rsplit(" - ", 1)[0].strip() for key in (rows[0] if rows else {})
                               if key and " - " in key))
-    curves = Curves("csv" if len(runs) <= 1 else f"csv, run {runs[0]!r} of {len(runs)} in the file")
+    chosen = _pick(path, runs, run)
+    curves = Curves("csv" if len(runs) <= 1 else f"csv, run {chosen!r} of {len(runs)} in the file")
     for row in rows:
         record = {}
         for key, value in row.items():
             if not key or value in (None, ""):
                 continue
-            run, _, metric = key.rpartition(" - ")
-            if run and run.strip() != runs[0]:
+            owner, _, metric = key.rpartition(" - ")
+            if owner and owner.strip() != chosen:
                 continue
             metric = metric.strip()
             if not metric.endswith(("__MIN", "__MAX")):
@@ -46,15 +66,16 @@ def read(path: Path, text: str) -> Curves:
     return curves
 
 
-def _long(rows: list[dict]) -> Curves:
+def _long(path: Path, rows: list[dict], run: str | None) -> Curves:
     """A long table (a row per step and metric: `step,metric,value`, maybe with a run column), as a pull of wandb's
     history with pandas' melt leaves it: pivoted to a record per step, for the first run in it."""
     step_key = next(key for key in STEP_KEYS if key in rows[0])
     run_key = next((key for key in ("run_name", "run", "name", "run_id") if key in rows[0]), None)
     runs = list(dict.fromkeys(row[run_key] for row in rows)) if run_key else []
+    chosen = _pick(path, runs, run)
     by_step: dict[float, dict] = {}
     for row in rows:
-        if run_key and row[run_key] != runs[0]:
+        if run_key and row[run_key] != chosen:
             continue
         try:
             step = float(row[step_key])
@@ -62,7 +83,7 @@ def _long(rows: list[dict]) -> Curves:
             continue
         by_step.setdefault(step, {"step": step})[row["metric"]] = row["value"]
     curves = Curves("csv (long: step, metric, value)" if len(runs) <= 1
-                    else f"csv (long), run {runs[0]!r} of {len(runs)} in the file")
+                    else f"csv (long), run {chosen!r} of {len(runs)} in the file")
     for step in sorted(by_step):
         curves.add(by_step[step])
     return curves
