@@ -10,6 +10,7 @@ from bai_core.io.atomic import write_atomic
 from bai_core.stability.curves import Curves
 from bai_core.stability.detectors import Diagnosis
 from bai_core.stability.statistics import smooth
+from bai_core.stability.thresholds import steps as n_steps
 
 PLOTS = ("length.png", "reward.png", "reward_by_length.png", "entropy.png")
 
@@ -74,7 +75,7 @@ def _plot_curve(axes, steps, values, counts, width: int, color: str) -> None:
               label="as logged")
     if width > 1:
         smoothed, _ = weighted_smooth(x, y, n, width)
-        axes.plot(x, np.asarray(smoothed), color=color, lw=2, label=f"judged: moving average over {width} steps")
+        axes.plot(x, np.asarray(smoothed), color=color, lw=2, label=f"judged: moving average over {n_steps(width)}")
 
 
 def _title(axes, what: str, title: str) -> None:

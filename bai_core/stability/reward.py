@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bai_core.stability.curve import Curve, below
-from bai_core.stability.thresholds import DetectorThresholds
+from bai_core.stability.thresholds import DetectorThresholds, steps as n_steps
 
 BOTTOM_SHARE = 0.1  # the dip's bottom starts where the curve is within this share of the drop of its minimum
 
@@ -100,7 +100,7 @@ def detect_hockey_stick(steps, rewards, t: DetectorThresholds = DetectorThreshol
         if not curve.could_tell(counting):
             verdict.enough_samples = False
             return _with(verdict, f"not enough samples: ~{curve.samples_text(curve.samples_per_step * curve.widest)} "
-                                  f"in the widest window ({curve.widest} steps) cannot tell a drop of {counting:.3g} "
+                                  f"in the widest window ({n_steps(curve.widest)}) cannot tell a drop of {counting:.3g} "
                                   f"from noise of {curve.noise:.3g} each")
         return _with(verdict, f"the early drop ({drop:.3g}) is within the noise (confidence "
                               f"{below(verdict.confidence, t.min_confidence)})")
@@ -120,10 +120,10 @@ def detect_hockey_stick(steps, rewards, t: DetectorThresholds = DetectorThreshol
     # measurable descent, so its "recovery ratio" would be noise.
     if verdict.recovery_steps < t.recovery_descent_ratio * max(verdict.descent_steps, curve.width):
         return _with(verdict, f"reward dipped and recovered about as fast as it fell "
-                              f"({verdict.recovery_steps} vs {verdict.descent_steps} steps)")
+                              f"({verdict.recovery_steps} vs {n_steps(verdict.descent_steps)})")
     verdict.detected = True
-    verdict.reason = (f"reward fell {drop:.3g} from {r0:.3g} in {verdict.descent_steps} steps (minimum at step "
-                      f"{verdict.minimum_step}) and took {verdict.recovery_steps} steps to regain "
+    verdict.reason = (f"reward fell {drop:.3g} from {r0:.3g} in {n_steps(verdict.descent_steps)} (minimum at step "
+                      f"{verdict.minimum_step}) and took {n_steps(verdict.recovery_steps)} to regain "
                       f"{t.reward_regain_share:.0%} of it (confidence {verdict.confidence:.3f}, "
                       f"{curve.samples_text(verdict.samples_at_minimum)} at the minimum)")
     return verdict

@@ -80,7 +80,12 @@ class Windows:
                    recovery=recovery, baseline=max(3 * interval, smoothing, math.ceil(t.baseline_share * early)))
 
     def describe(self) -> str:
-        run = (f"a run planned for {self.run_steps} steps" if self.planned
-               else f"{self.run_steps} steps logged, plan unknown: absolute windows")
-        return (f"smoothing {self.smoothing} steps, baseline {self.baseline} steps, early {self.early} steps, "
-                f"collapse recovery {self.recovery} steps ({run})")
+        run = (f"a run planned for {steps(self.run_steps)}" if self.planned
+               else f"{steps(self.run_steps)} logged, plan unknown: absolute windows")
+        return (f"smoothing {steps(self.smoothing)}, baseline {steps(self.baseline)}, early {steps(self.early)}, "
+                f"collapse recovery {steps(self.recovery)} ({run})")
+
+
+def steps(n: int) -> str:
+    """'1 step', '30 steps'."""
+    return f"{n} step{'' if n == 1 else 's'}"
