@@ -63,7 +63,7 @@ def watch_command(args) -> int:
                     curves = read_log(log, args.completions_per_step, args.run)
                     curves.planned_steps = args.steps or curves.planned_steps
                 except BaiError:
-                    curves = curves  # half-written (a JSON file being rewritten): the next read will do
+                    pass  # half-written (a JSON file being rewritten): the next read will do
                 if curves is not None and curves.steps:
                     if not announced:
                         print(f"watching {log} ({curves.describe()})", flush=True)

@@ -231,3 +231,19 @@ def test_consoles_as_printed_are_read(tmp_path, capsys):
         result = json.loads(capsys.readouterr().out)
         assert (result["format"], result["points"], result["first_step"]) == (fmt, 199, 1), name
         assert result["sequence_length_collapse"]["detected"], name
+
+
+def test_a_wandb_history_dump_is_read_at_the_trainers_steps(tmp_path, capsys):
+    """wandb's history as OpenRLHF logs it (`train/<metric>`, `train/global_step`), where wandb's own `_step` counts
+    log calls (here two a step: a sample table, then the metrics): the trainer's step is the step."""
+    records = []
+    for step in range(1, 121):
+        records.append({"_step": 2 * step - 1, "train/generated_samples": {"_type": "table-file"}})
+        records.append({"_step": 2 * step, "train/global_step": step, "train/reward": float(REWARD[step]),
+                        "train/response_length": float(COLLAPSING[step]), "train/policy_entropy": 0.4})
+    log = write_jsonl(tmp_path / "wandb-history.jsonl", records)
+    assert main(["diagnose", str(log), "--json", "--steps", "600"]) == 0  # 120 steps logged of 600 planned
+    result = json.loads(capsys.readouterr().out)
+    assert (result["format"], result["points"], result["first_step"], result["last_step"]) == (
+        "wandb-history", 120, 1, 120)
+    assert result["sequence_length_collapse"]["detected"] and result["entropy"]["judged"]

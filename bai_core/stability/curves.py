@@ -77,7 +77,7 @@ class Curves:
             return
         if self.steps and step <= self.steps[-1]:
             if step == self.steps[-1]:
-                self._merge_into_last(values, record)  # one step logged in parts (wandb, TensorBoard)
+                self._merge_into_last(values)  # one step logged in parts (wandb, TensorBoard)
                 return
             self._rewind(step)  # a resumed run logs its steps again from its checkpoint: the later log holds
         index = len(self.steps)
@@ -97,7 +97,7 @@ class Curves:
         for series in (*self.series.values(), *self.reward_by_length.values(), *self.count_by_length.values()):
             series.extend([None] * (len(self.steps) - len(series)))
 
-    def _merge_into_last(self, values: dict, record: dict) -> None:
+    def _merge_into_last(self, values: dict) -> None:
         for name, value in values.items():
             if value is not None:
                 self.series.setdefault(name, [None] * len(self.steps))[-1] = value

@@ -7,7 +7,8 @@
   a Ray prefix (`(TaskRunner pid=1234)`), in ANSI colours, with values like `np.float64(0.5)`. The plan is in
   `Total training steps: N` or the printed config's `total_training_steps`; the completions a step in that config
   (`data.train_batch_size` prompts x `actor_rollout_ref.rollout.n` samples each).
-- OpenRLHF and others that print metric dicts: read as TRL's.
+- Other tools that print metric dicts, one per step, with a step in them: read as TRL's.
+OpenRLHF prints only progress-bar abbreviations (rm=, glen=); its logs are its wandb / TensorBoard ones.
 """
 
 from __future__ import annotations

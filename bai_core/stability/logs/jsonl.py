@@ -1,5 +1,5 @@
 """A JSON object per line: bai's metrics.jsonl, verl's file logger (`{"step": N, "data": {...}}`), wandb history
-(`wandb-history.jsonl`, `run.history()` dumps, `_step` beside `train/global_step`), OpenRLHF's JSONL."""
+(`wandb-history.jsonl`, `run.history()` dumps, `_step` beside `train/global_step`: OpenRLHF's and TRL's)."""
 
 from __future__ import annotations
 
