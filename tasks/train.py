@@ -87,6 +87,10 @@ def publish_verdicts(key: str, storage: StorageConfig, settings: TrainSettings) 
     lines += [f"  - length bucket {name}: {_bucket_verdict(v)} ({v['reason']})" for name, v in h["buckets"].items()]
     lines += [f"  - length bucket {name}: too sparse to judge ({why})"
               for name, why in h.get("sparse_buckets", {}).items()]
+    if (e := verdicts.get("entropy")) is not None:
+        said = "**detected**" if e["detected"] else "not detected" if e["judged"] else "cannot judge"
+        lines.append(f"- Entropy: {said}. E0 {e['E0']}, minimum {e['minimum']} at step {e['minimum_step']}, final "
+                     f"{e['final']}: {e['reason']}.")
     lines.append("")
     for name in ("length.png", "reward.png", "reward_by_length.png", "entropy.png"):
         try:
