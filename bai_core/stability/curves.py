@@ -11,7 +11,7 @@ Names (first match wins; a `train/` prefix, as wandb and TRL's integrations add 
     entropy     bai and TRL entropy; verl actor/entropy, actor/entropy_loss (older verl: the mean entropy, named
                 for the loss term it feeds); OpenRLHF policy_entropy
     clipped     bai length/truncated_share; TRL completions/clipped_ratio; verl response_length/clip_ratio;
-                prime-rl is_truncated/mean
+                prime-rl is_truncated/mean; OpenRLHF response_clip_ratio
     terminated  TRL completions/mean_terminated_length: the mean length of completions that finished
     planned     max_steps, total_training_steps: the run's planned length, where a record carries it
 
@@ -32,7 +32,7 @@ METRICS = {
     "reward": ("reward/mean", "reward", "critic/score/mean", "critic/rewards/mean", "reward_mean", "rewards/mean"),
     "entropy": ("entropy", "actor/entropy", "actor/entropy_loss", "policy_entropy", "entropy/mean"),
     "clipped": ("length/truncated_share", "completions/clipped_ratio", "response_length/clip_ratio",
-                "is_truncated/mean"),
+                "is_truncated/mean", "response_clip_ratio"),
     "terminated": ("completions/mean_terminated_length",),
 }
 PLANNED_KEYS = ("max_steps", "total_training_steps")

@@ -3,9 +3,9 @@
     trl-trainer-state   TRL's trainer_state.json (its log_history; max_steps is the plan)
     jsonl               a JSON object per line: bai's metrics.jsonl, verl's file logger ({"step", "data"}), a
                         wandb history export (wandb-history.jsonl, run.history(); OpenRLHF's `train/*` metrics)
-    console             what a run prints: TRL's metric dicts between progress bars, verl's `step:N - key:value`
-                        lines (Ray prefixes, ANSI colours, np.float64(...) values); also wandb's copy of it
-                        (files/output.log)
+    console             what a run prints: TRL's metric dicts between progress bars, OpenRLHF's `Global step N:
+                        {...}` lines, verl's `step:N - key:value` lines (Ray prefixes, ANSI colours, np.float64(...)
+                        values); also wandb's copy of it (files/output.log)
     csv                 a table with a step column: a wandb chart or history export (`<run> - <metric>` headers)
     tensorboard         event files, through the `tensorboard` package's own reader (`pip install 'bai[tensorboard]'`)
 

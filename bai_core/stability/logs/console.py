@@ -7,8 +7,8 @@
   a Ray prefix (`(TaskRunner pid=1234)`), in ANSI colours, with values like `np.float64(0.5)`. The plan is in
   `Total training steps: N` or the printed config's `total_training_steps`; the completions a step in that config
   (`data.train_batch_size` prompts x `actor_rollout_ref.rollout.n` samples each).
-- Other tools that print metric dicts, one per step, with a step in them: read as TRL's.
-OpenRLHF prints only progress-bar abbreviations (rm=, glen=); its logs are its wandb / TensorBoard ones.
+- OpenRLHF (and other tools) printing a metric dict per step on a line that names the step
+  (`(PPOTrainer pid=1) INFO ... ppo_trainer.py:1096] Global step 12: {'reward': 0.5, 'response_length': ...}`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ RAY_PREFIX = re.compile(r"^\s*\((?:[\w.]+ )?pid=\d+(?:, ip=[\d.]+)?\)\s?", re.MU
 VERL_STEP = re.compile(r"(?:^|[\s>])step:(\d+) - (.*)$", re.MULTILINE)
 METRIC_DICT = re.compile(r"\{'[^{}]*\}")
 PROGRESS = re.compile(r"(\d+)/(\d+) \[")  # tqdm: " 12/500 [00:30<...]"
+STEP_LABEL = re.compile(r"\bstep\s*(\d+)\s*:?\s*$", re.IGNORECASE)  # "... Global step 12: {...}" (OpenRLHF)
 NUMPY_SCALAR = re.compile(r"\b(?:np|numpy)\.\w+\(([^()]*)\)")
 TORCH_SCALAR = re.compile(r"\btensor\(([^(),]*)(?:, [^()]*)?\)")
 NON_FINITE = re.compile(r"(?<!['\w])-?(?:nan|inf)\b")
@@ -60,18 +61,26 @@ def read(path: Path, text: str) -> Curves:
 
 
 def _printed_dicts(text: str) -> Curves:
-    """TRL's dicts, each at the step of the progress bar drawn just before it. Python buffers stdout and not
+    """Printed metric dicts. A dict whose line names its step ("Global step 12: {...}", OpenRLHF) is at that step.
+    TRL's are not: each is at the step of the progress bar drawn just before it. Python buffers stdout and not
     stderr, so the dicts can come in bursts after many bar updates: then the bars say nothing of a dict's own step,
     and the dicts are spread evenly over the bar's last count (40 dicts and a bar at 200/200: every 5 steps)."""
     curves = Curves("trl-console")
-    records, last_bar, position = [], None, 0
+    records, position = [], 0
     for match in METRIC_DICT.finditer(text):
         bars = list(PROGRESS.finditer(text, position, match.start()))
         position = match.end()
         record = _parse_dict(match.group(0))
         if record and has_curve_metric(record):
+            line_start = text.rfind("\n", 0, match.start()) + 1
+            if (label := STEP_LABEL.search(text, line_start, match.start())) and "step" not in record:
+                record["step"] = int(label.group(1))
             records.append((record, int(bars[-1].group(1)) if bars else None))
-        last_bar = bars[-1] if bars else last_bar
+    if records and all("step" in record or "global_step" in record for record, _ in records):
+        curves.format = "console"  # the steps are in the log: no progress bar needed
+        for record, _ in records:
+            curves.add(record)
+        return curves
     bars = list(PROGRESS.finditer(text))
     final = (int(bars[-1].group(1)), int(bars[-1].group(2))) if bars else None
     if final:
