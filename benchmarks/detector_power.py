@@ -1,5 +1,6 @@
 """What the detectors can see on noisy runs: false alarms on healthy runs and detection of the paper's two
-instabilities, at 16, 64, 256 and 1024 completions a step, on simulated runs with real sampling noise.
+instabilities and of entropy collapse and spikes, at 16, 64, 256 and 1024 completions a step, on simulated runs
+with real sampling noise; then the entropy detector near its thresholds (floors 0.1-0.3, spikes 1.5-3x).
 
 The noise model (bai_core/stability/simulation.py): each completion falls into a 16-token length bucket by the demo's
 shares, gets a length drawn evenly within it and a reward of its bucket's level plus Gaussian noise (spread 1.2,
@@ -54,6 +55,25 @@ def rates(completions: int, runs: int, seed: int) -> dict[str, float]:
             "descent steps": _spread([t[0] for t in timed]), "recovery steps": _spread([t[1] for t in timed])}
 
 
+FLOORS = (0.1, 0.2, 0.3)  # the entropy falls to this share of its start (the detector's threshold: 0.2)
+HEIGHTS = (1.5, 2.0, 2.5, 3.0)  # the spike's height over the level (the detector's threshold: 2x)
+
+
+def entropy_limits(completions: int, runs: int, seed: int) -> dict[str, float]:
+    """Where the entropy detector's thresholds bite: the share of runs caught as the planted collapse's floor and
+    the planted spike's height move across the thresholds."""
+    row = {}
+    for floor in FLOORS:
+        shape = Shape("entropy_collapse", entropy_floor=floor)
+        row[f"collapse to {floor:g} x E0"] = sum(
+            "collapse" in verdicts(shape, completions, seed + 5 * runs + i).entropy.kinds for i in range(runs)) / runs
+    for height in HEIGHTS:
+        shape = Shape("entropy_spike", spike_height=height)
+        row[f"spike {height:g}x"] = sum(
+            "spike" in verdicts(shape, completions, seed + 6 * runs + i).entropy.kinds for i in range(runs)) / runs
+    return row
+
+
 def _spread(values: list[int]) -> str:
     """Median (10th-90th percentile) of the caught runs' times."""
     if not values:
@@ -82,6 +102,13 @@ def main() -> None:
     print("targets: false alarms <= 2% everywhere; caught >= 90% at 64 and above. Times of the caught dips, median "
           "(10th-90th percentile); planted: the half level crossed at step 40 going down, the bottom from ~56, "
           "the half level again at ~260 (descent ~16, recovery ~204)")
+    limits = {n: entropy_limits(n, args.runs, args.seed) for n in sizes}
+    names = list(next(iter(limits.values())))
+    print("\nThe entropy detector near its thresholds (collapse: <= 0.2 x E0; spike: >= 2x), share of runs caught:")
+    print("| completions a step | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for n, row in limits.items():
+        print(f"| {n} | " + " | ".join(f"{row[name]:.1%}" for name in names) + " |")
 
 
 if __name__ == "__main__":

@@ -198,3 +198,41 @@ def test_a_bucket_too_sparse_to_judge_is_not_also_counted_as_judged():
     story = diagnosis.story()
     assert "Reward Hockey Stick per length bucket: 1 judged (16-32); not detected in any" in story
     assert any(line.startswith("Too sparse to judge: 0-16 (not enough samples") for line in story)
+
+
+# --- entropy (bai_core/stability/entropy.py) ---
+
+def test_entropy_that_collapses_and_stays_low_is_detected_with_its_evidence():
+    from bai_core.stability.detectors import detect_entropy
+
+    entropy = noisy(np.interp(STEPS, [0, 100, 300, 3000], [0.6, 0.6, 0.05, 0.05]), 0.01)
+    verdict = detect_entropy(STEPS, entropy)
+    assert verdict.detected and verdict.kinds == ["collapse"]
+    assert 0.55 < verdict.E0 < 0.65 and 100 < verdict.collapsed_at < 300 and verdict.confidence >= 0.99
+
+
+def test_a_healthy_entropy_decline_and_a_collapse_that_comes_back_are_not_collapses():
+    from bai_core.stability.detectors import detect_entropy
+
+    declining = noisy(np.interp(STEPS, [0, 3000], [0.6, 0.3]), 0.01)  # halves over the run: ordinary
+    assert not detect_entropy(STEPS, declining).detected
+    back = noisy(np.interp(STEPS, [0, 100, 300, 600, 3000], [0.6, 0.6, 0.05, 0.5, 0.5]), 0.01)
+    verdict = detect_entropy(STEPS, back)
+    assert not verdict.detected and "back at 0.5 x E0" in verdict.reason
+
+
+def test_an_entropy_spike_is_detected_at_its_step_and_noise_is_not_a_spike():
+    from bai_core.stability.detectors import detect_entropy
+
+    entropy = noisy(np.full(3000, 0.4), 0.01)
+    assert not detect_entropy(STEPS, entropy).detected
+    entropy[1500:1503] = 1.2
+    verdict = detect_entropy(STEPS, entropy)
+    assert verdict.detected and verdict.kinds == ["spike"] and verdict.spike_step == 1500
+    assert 0.38 < verdict.spike_reference < 0.42 and verdict.spike_value == pytest.approx(1.2, abs=0.05)
+
+
+def test_entropy_not_logged_cannot_be_judged():
+    result = diagnose(STEPS, np.full(3000, 500.0), np.full(3000, 0.5))
+    assert not result.entropy.judged and result.cannot_judge == {"entropy": "no entropy in this log"}
+    assert result.to_json()["entropy"]["judged"] is False and "entropy" not in result.fired

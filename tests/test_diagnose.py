@@ -142,7 +142,7 @@ def write_jsonl(path, records):
 
 
 @pytest.mark.parametrize("records,why", [
-    ([{"step": 1, "completions/mean_length": 300.0, "reward": 0.5}], "too few points (1 < 5)"),
+    ([{"step": 1, "completions/mean_length": 300.0, "reward": 0.5}], "too few points (1 < 3)"),
     ([{"step": s, "reward": 0.5 + s / 100} for s in range(1, 60)], "no response length in this log"),
 ])
 def test_a_log_that_cannot_be_judged_gives_its_own_exit_code(tmp_path, capsys, records, why):

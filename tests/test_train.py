@@ -268,9 +268,12 @@ STRICT = {
                  "min_confidence": 0},
     "hockey_stick": {"reward_drop_absolute": 0, "reward_drop_relative": 0, "reward_regain_share": 0.01,
                      "recovery_descent_ratio": 0.01, "early_window_share": 1.0, "min_confidence": 0},
+    # any dip of the entropy below its start, not back by the end: the plumbing, not a real collapse
+    "entropy": {"entropy_collapse_ratio": 0.999, "entropy_recovered_ratio": 10, "min_confidence": 0},
 }
 NAMES = {"collapse": ("Sequence Length Collapse", "sequence_length_collapse", "bai.stability.collapse"),
-         "hockey_stick": ("Reward Hockey Stick", "reward_hockey_stick", "bai.stability.hockey-stick")}
+         "hockey_stick": ("Reward Hockey Stick", "reward_hockey_stick", "bai.stability.hockey-stick"),
+         "entropy": ("Entropy collapse or spike", "entropy", "bai.stability.entropy")}
 
 
 def carry_first_prompts(path: Path) -> Path:
@@ -290,7 +293,7 @@ def carry_first_prompts(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("detector", ["collapse", "hockey_stick"])
+@pytest.mark.parametrize("detector", ["collapse", "hockey_stick", "entropy"])
 def test_abort_on_stops_cleanly_with_an_event_and_the_evidence(tmp_path, prefect_api, detector):
     from bai.flows.pipeline import PipelineFailed
 
@@ -331,7 +334,8 @@ def test_abort_on_stops_cleanly_with_an_event_and_the_evidence(tmp_path, prefect
     assert event["payload"]["step"] <= step  # raised when it first fired; the abort is at that check
     artifacts = api(prefect_api, "/artifacts/filter", {"artifacts": {"type": {"any_": ["markdown"]}}})
     shown = [a for a in artifacts if a["description"].startswith("RL stability") and folder.name in a["data"]]
-    assert shown and shown[0]["data"].count("data:image/png;base64,") == 3 and "**detected**" in shown[0]["data"]
+    # length, reward, reward per bucket and entropy (TRL logs it)
+    assert shown and shown[0]["data"].count("data:image/png;base64,") == 4 and "**detected**" in shown[0]["data"]
 
 
 def test_trainer_state_json_of_a_real_trl_run_is_diagnosed(trained, tmp_path):

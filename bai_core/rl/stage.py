@@ -31,6 +31,7 @@ from bai_core.rl.actor import publish_as_sibling
 from bai_core.rl.config import INIT_ROLES, TrainSettings
 from bai_core.rl.generation import check_generation
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
+from bai_core.stability.detectors import DETECTOR_TITLES
 from bai_core.stability.plots import write_plots
 from bai_core.rl.prompts import load_prompts
 from bai_core.rl.rewards import check_answers, check_reward_model
@@ -295,7 +296,7 @@ def refuse_if_aborted(store: ArtifactStore, folder: str) -> None:
     except BaiError:
         return
     if aborted:
-        name = "Sequence Length Collapse" if aborted["detector"] == "collapse" else "Reward Hockey Stick"
+        name = DETECTOR_TITLES[aborted["detector"]]
         raise BaiError(f"train stopped at step {aborted['step']}: {name} detected ({aborted['reason']}); its "
                        f"checkpoint, metrics and verdicts are kept in {store.uri(folder)}")
 

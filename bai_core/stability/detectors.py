@@ -24,10 +24,12 @@ from bai_core.stability.reward import HockeyStickVerdict, detect_hockey_stick
 from bai_core.stability.thresholds import DetectorThresholds, Windows
 
 __all__ = ["DetectorThresholds", "Windows", "CollapseVerdict", "HockeyStickVerdict", "EntropyVerdict", "Diagnosis",
-           "DETECTORS", "detect_collapse", "detect_hockey_stick", "detect_entropy", "diagnose"]
+           "DETECTORS", "DETECTOR_TITLES", "detect_collapse", "detect_hockey_stick", "detect_entropy", "diagnose"]
 
 # detector name -> its key in a Diagnosis's JSON (and in the live monitor's events)
 DETECTORS = {"collapse": "sequence_length_collapse", "hockey_stick": "reward_hockey_stick", "entropy": "entropy"}
+DETECTOR_TITLES = {"collapse": "Sequence Length Collapse", "hockey_stick": "Reward Hockey Stick",
+                   "entropy": "Entropy collapse or spike"}
 
 
 @dataclass

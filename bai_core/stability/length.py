@@ -79,7 +79,9 @@ def detect_collapse(steps, lengths, t: DetectorThresholds = DetectorThresholds()
         return _cannot("no response length in this log")
     curve = Curve(steps, lengths, counts, t, planned_steps, shifts=ratio_shift(1 - (1 - t.collapse_ratio) / 2))
     if not curve.judgeable:
-        return _cannot(f"too few points ({len(curve.steps)} < {t.min_points})")
+        verdict = _cannot(f"too few points ({len(curve.steps)} < {t.min_points})")
+        verdict.final = round(float(curve.values[-1]), 3) if len(curve.values) else None
+        return verdict
     steps, L0, w, early = curve.steps, curve.start, curve.windows, curve.early
     curve.resolve(lambda: L0 - float(curve.smoothed[early].min()))
     smoothed = curve.smoothed

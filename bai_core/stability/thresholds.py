@@ -30,7 +30,7 @@ class DetectorThresholds(BaseModel):
     recovery_window_steps: int = Field(500, ge=1, description="Collapse: steps allowed to get back, long run...")
     recovery_window_share: float = Field(0.25, gt=0, le=1, description="...or this share of the run, if smaller.")
     baseline_share: float = Field(0.2, gt=0, le=1, description="L0 / r0: mean over this share of the early window.")
-    min_points: int = Field(5, ge=3, description="A curve with fewer points cannot be judged.")
+    min_points: int = Field(3, ge=3, description="A curve with fewer points cannot be judged (no noise estimate).")
     collapse_ratio: float = Field(0.5, gt=0, lt=1, description="Collapse when length <= this x L0.")
     collapse_recovered_ratio: float = Field(0.8, gt=0, description="Recovered when length >= this x L0 again.")
     truncation_share: float = Field(0.5, gt=0, le=1, description="A length whose start had at least this share of "
