@@ -29,8 +29,9 @@ def add_parser(sub) -> None:
     p.set_defaults(func=watch_command)
 
 
-def _emit(alarm) -> None:
-    """The alarm as a Prefect event, where a server is set (best effort: watching goes on without one)."""
+def _emit(alarm, log) -> None:
+    """The alarm as a Prefect event about the log (resource `bai.watch.<path>`), where a server is set (best
+    effort: watching goes on without one)."""
     if not os.environ.get("PREFECT_API_URL"):
         return
     try:
@@ -38,7 +39,8 @@ def _emit(alarm) -> None:
 
         from bai_core.stability.live import DETECTOR_EVENTS
 
-        emit_event(event=DETECTOR_EVENTS[alarm.detector], resource={"prefect.resource.id": f"bai.watch.{alarm.step}"},
+        emit_event(event=DETECTOR_EVENTS[alarm.detector],
+                   resource={"prefect.resource.id": f"bai.watch.{log.resolve()}", "prefect.resource.name": log.name},
                    payload={"step": alarm.step, "detector": alarm.detector, **alarm.evidence})
     except Exception as e:  # noqa: BLE001 - an unreachable server must not stop the watch
         print(f"(no Prefect event: {type(e).__name__})", file=sys.stderr)
@@ -70,7 +72,7 @@ def watch_command(args) -> int:
                         announced = True
                     for alarm in live.check(curves):
                         print(alarm.line(), flush=True)
-                        _emit(alarm)
+                        _emit(alarm, log)
                         if alarm.detector in fail_on:
                             return FIRED_EXIT
             if args.idle is not None and time.monotonic() - grew_at > args.idle:
@@ -82,6 +84,6 @@ def watch_command(args) -> int:
         raise BaiError(f"{log}: no training steps appeared in it" + (" (no such file)" if not log.exists() else ""))
     for alarm in live.check(curves, final=True):
         print(alarm.line(), flush=True)
-        _emit(alarm)
+        _emit(alarm, log)
     print(format_diagnosis(live.diagnosis, f"{log} ({curves.describe()})"), flush=True)
     return exit_code(live.diagnosis, fail_on)

@@ -93,3 +93,25 @@ def test_the_trl_callback_reports_a_collapse_inside_a_plain_trl_script(tmp_path)
     assert diagnose.returncode == 3, diagnose.stderr
     verdict = json.loads(diagnose.stdout)
     assert verdict["format"] == "trl-console" and verdict["points"] == 30 and verdict["planned_steps"] == 30
+
+
+def test_bai_watch_sends_each_alarm_as_a_prefect_event(tmp_path, prefect_api):
+    """With a Prefect server set, the alarm `bai watch` prints is also an event about the log, its payload the
+    evidence: what an Automation hangs on."""
+    from tests.services import api
+
+    log = tmp_path / "metrics.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in collapsing_records()))
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    watch = subprocess.run([sys.executable, "-m", "bai.cli", "watch", str(log), "--steps", "100", "--poll", "0.1",
+                            "--idle", "0.5"], capture_output=True, text=True, timeout=120, env=env)
+    assert watch.returncode == 0, watch.stderr
+    assert "collapse DETECTED" in watch.stdout and "no Prefect event" not in watch.stderr
+    deadline, events = time.monotonic() + 30, []
+    while time.monotonic() < deadline and not events:
+        events = api(prefect_api, "/events/filter", {"filter": {
+            "event": {"name": ["bai.stability.collapse"]},
+            "any_resource": {"id": [f"bai.watch.{log.resolve()}"]}}})["events"]
+        time.sleep(0.5)
+    [event] = events
+    assert event["payload"]["detector"] == "collapse" and event["payload"]["detected"] is True
