@@ -236,3 +236,18 @@ def test_entropy_not_logged_cannot_be_judged():
     result = diagnose(STEPS, np.full(3000, 500.0), np.full(3000, 0.5))
     assert not result.entropy.judged and result.cannot_judge == {"entropy": "no entropy in this log"}
     assert result.to_json()["entropy"]["judged"] is False and "entropy" not in result.fired
+
+
+def test_bais_own_demo_run_with_its_heavy_tailed_entropy_is_judged_stable():
+    """tests/data/demo-150.metrics.jsonl (`make demo`'s RL run; tests/data/README.md). Decided by eye from its plot:
+    stable. The entropy wanders at 0.02-0.10 with single readings up to 4x its median, each back at once: noise of
+    16 short completions, not a spike. A spike is its level jumping for entropy_spike_length points in a row; counted
+    on one reading, it would fire here."""
+    from pathlib import Path
+
+    from bai_core.stability.logs import read_log
+
+    curves = read_log(Path(__file__).parent / "data" / "demo-150.metrics.jsonl")
+    assert curves.planned_steps == 150 and curves.diagnose().fired == []
+    assert curves.diagnose().entropy.judged
+    assert curves.diagnose(DetectorThresholds(entropy_spike_length=1)).entropy.kinds == ["spike"]

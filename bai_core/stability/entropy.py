@@ -5,10 +5,12 @@
   confidence >= `min_confidence` that noise did not make the fall, and is still below `entropy_recovered_ratio`
   x E0 at the end of the log. The policy has stopped exploring: rewards plateau (Cui et al. 2025, "The Entropy
   Mechanism of Reinforcement Learning for Reasoning Language Models").
-- Spike: a point >= `entropy_spike_ratio` x the median of the `entropy_spike_points` points before it, and far
-  enough above it that noise alone would make such a point anywhere in the log with a chance below
-  1 - `min_confidence` (Gaussian noise of the spread measured between points, Bonferroni over the points). Spikes
-  often come before a run crashes (a trainer / rollout-engine mismatch, a bad batch, numerical trouble).
+- Spike: `entropy_spike_length` points in a row (2) each >= `entropy_spike_ratio` x the median of the
+  `entropy_spike_points` points before them, their mean far enough above it that noise alone would make such a run
+  anywhere in the log with a chance below 1 - `min_confidence` (Gaussian noise of the spread measured between
+  points, Bonferroni over the points). One high reading is not a spike: the entropy of a few completions is
+  heavy-tailed (bai's own demo run logs single readings 4x its median), a level that jumps stays up. Spikes often
+  come before a run crashes (a trainer / rollout-engine mismatch, a bad batch, numerical trouble).
 """
 
 from __future__ import annotations
@@ -98,22 +100,24 @@ def _collapse(curve: Curve, t: DetectorThresholds, everywhere, verdict: EntropyV
 
 def _spike(curve: Curve, t: DetectorThresholds, verdict: EntropyVerdict) -> str:
     values, steps, n = curve.values, curve.steps, len(curve.values)
-    k = t.entropy_spike_points
-    if n <= MIN_REFERENCE or curve.noise <= 0:
+    k, run = t.entropy_spike_points, t.entropy_spike_length
+    if n < MIN_REFERENCE + run or curve.noise <= 0:
         return ""
-    # The z a point needs so that noise alone makes one that high anywhere in the log with a chance < 1 - min.
+    # The z the run's mean needs so that noise alone makes one that high anywhere in the log with a chance < 1 - min.
     chance = max(1e-12, 1 - t.min_confidence)
     needed = NormalDist().inv_cdf(1 - chance / n)
-    for i in range(MIN_REFERENCE, n):
+    for i in range(MIN_REFERENCE, n - run + 1):
         reference = float(np.median(values[max(0, i - k):i]))
-        sd = curve.noise / np.sqrt(curve.counts[i])
-        z = (values[i] - reference) / sd
-        if reference > 0 and values[i] >= t.entropy_spike_ratio * reference and z >= needed:
+        high = values[i:i + run]
+        sd = curve.noise / np.sqrt(curve.counts[i:i + run].sum())  # of the run's mean
+        z = (float(high.mean()) - reference) / sd
+        if reference > 0 and float(high.min()) >= t.entropy_spike_ratio * reference and z >= needed:
             verdict.kinds.append("spike")
-            verdict.spike_step, verdict.spike_value = int(steps[i]), round(float(values[i]), 4)
+            verdict.spike_step, verdict.spike_value = int(steps[i]), round(float(high.max()), 4)
             verdict.spike_reference = round(reference, 4)
             if verdict.confidence is None:
                 verdict.confidence = round(max(0.0, 1 - n * (1 - NormalDist().cdf(z))), 6)
-            return (f"entropy spiked to {values[i]:.3g} at step {verdict.spike_step}, {values[i] / reference:.1f} x the "
-                    f"median of the {min(i, k)} points before it ({reference:.3g})")
+            held = "" if run == 1 else f" for {run} points in a row"
+            return (f"entropy spiked to {high.max():.3g} at step {verdict.spike_step}, {high.min() / reference:.1f} x "
+                    f"or more the median of the {min(i, k)} points before it ({reference:.3g}){held}")
     return ""

@@ -45,7 +45,9 @@ class DetectorThresholds(BaseModel):
     entropy_recovered_ratio: float = Field(0.5, gt=0, description="...and is not back at >= this x E0 by the end.")
     entropy_spike_ratio: float = Field(2.0, gt=1, description="Entropy spike when a point is >= this x the level "
                                        "of the points before it...")
-    entropy_spike_points: int = Field(10, ge=3, description="...taken as the median of this many points before it.")
+    entropy_spike_points: int = Field(10, ge=3, description="...taken as the median of this many points before it,")
+    entropy_spike_length: int = Field(2, ge=1, description="...for this many points in a row (one high reading of "
+                                                           "a heavy-tailed curve is noise).")
     min_bucket_points: int = Field(5, ge=2, description="A length bucket with fewer points is not judged...")
     min_bucket_share: float = Field(0.5, ge=0, le=1, description="...nor one present in fewer than this share of "
                                                                  "the steps (a few stray completions are no curve).")
