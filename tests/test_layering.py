@@ -90,3 +90,15 @@ def test_the_scan_sees_an_import_inside_a_function(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("def later():\n    import prefect\n    from bai.flows.pipeline import bai_pipeline\n")
     assert [module for _, module, _ in imports(probe)] == ["prefect", "bai.flows.pipeline"]
+
+
+STABILITY_FORBIDDEN = ("torch", "transformers", "trl", "prefect", "bai_core.rl", "bai.tasks", "bai.flows", "bai.cli")
+
+
+def test_stability_analysis_is_pure():
+    """bai_core/stability reads curves from any tool's log and judges them: no torch, no TRL, nothing of bai's RL
+    run (the TRL callbacks that use it live in rl/). `bai diagnose` and `bai watch` run on the base install."""
+    found = [f"{path.relative_to(ROOT)}:{line}: imports {module}"
+             for path in (ROOT / "bai_core" / "stability").rglob("*.py") for line, module, _ in imports(path)
+             if any(names_module(module, forbidden) for forbidden in STABILITY_FORBIDDEN)]
+    assert (ROOT / "bai_core" / "stability" / "detectors.py").is_file() and found == []
