@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 from bai.cli.diagnose import FIRED_EXIT, add_detector_options, detector_options, exit_code, format_diagnosis
-from bai.cli.paths import local_only
 from bai_core.errors import BaiError
 
 
@@ -53,7 +53,10 @@ def watch_command(args) -> int:
     fail_on = detector_options(args)
     if args.every <= 0 or args.poll <= 0:
         raise BaiError("--every and --poll must be > 0")
-    log = local_only(args.log, "bai watch")
+    if not isinstance(args.log, Path):
+        raise BaiError(f"bai watch {args.log}: follows a local file as it grows; `bai diagnose {args.log}` reads an "
+                       f"S3 object once")
+    log = args.log
     live = LiveDetectors(every=args.every)
     seen, grew_at, curves, announced = None, time.monotonic(), None, False
     try:

@@ -5,10 +5,10 @@ eye (labels.toml; sources in each folder's SOURCE.md)."""
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from bai.cli import main
 

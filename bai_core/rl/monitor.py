@@ -14,11 +14,11 @@ import time
 from transformers import TrainerCallback
 
 from bai_core.rl.config import TrainSettings
+from bai_core.rl.metrics import MetricsLog, MonitorHooks, step_record
+from bai_core.rl.rewards import RewardRecorder
 from bai_core.stability.curves import Curves
 from bai_core.stability.detectors import Diagnosis
 from bai_core.stability.live import LiveDetectors
-from bai_core.rl.metrics import MetricsLog, MonitorHooks, step_record
-from bai_core.rl.rewards import RewardRecorder
 
 
 class StabilityMonitor(TrainerCallback):

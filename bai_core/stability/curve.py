@@ -63,7 +63,7 @@ def baseline_mask(steps: np.ndarray, values: np.ndarray, counts: np.ndarray, wid
             return mask
         mask = np.zeros_like(mask)
         mask[inside[:k]] = True
-        shifts = lambda start, later: True  # noqa: E731 - once moving, any clear change before it counts
+        shifts = lambda start, later: True  # once moving, any clear change before it counts
 
 
 class Curve:

@@ -23,8 +23,8 @@ from bai_core.stability.length import CollapseVerdict, detect_collapse
 from bai_core.stability.reward import HockeyStickVerdict, detect_hockey_stick
 from bai_core.stability.thresholds import DetectorThresholds, Windows
 
-__all__ = ["DetectorThresholds", "Windows", "CollapseVerdict", "HockeyStickVerdict", "EntropyVerdict", "Diagnosis",
-           "DETECTORS", "DETECTOR_TITLES", "detect_collapse", "detect_hockey_stick", "detect_entropy", "diagnose"]
+__all__ = ["DETECTORS", "DETECTOR_TITLES", "CollapseVerdict", "DetectorThresholds", "Diagnosis", "EntropyVerdict",
+           "HockeyStickVerdict", "Windows", "detect_collapse", "detect_entropy", "detect_hockey_stick", "diagnose"]
 
 # detector name -> its key in a Diagnosis's JSON (and in the live monitor's events)
 DETECTORS = {"collapse": "sequence_length_collapse", "hockey_stick": "reward_hockey_stick", "entropy": "entropy"}

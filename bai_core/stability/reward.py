@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from bai_core.stability.curve import Curve, below
-from bai_core.stability.thresholds import DetectorThresholds, steps as n_steps
+from bai_core.stability.thresholds import DetectorThresholds
+from bai_core.stability.thresholds import steps as n_steps
 
 BOTTOM_SHARE = 0.1  # the dip's bottom starts where the curve is within this share of the drop of its minimum
 

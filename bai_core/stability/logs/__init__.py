@@ -62,4 +62,4 @@ def _text(path: Path) -> str:
         raise BaiError(f"{path}: cannot read it (permission denied)") from None
 
 
-__all__ = ["read_log", "Curves"]
+__all__ = ["Curves", "read_log"]

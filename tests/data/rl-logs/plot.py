@@ -12,9 +12,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from bai_core.stability.logs import read_log, table  # noqa: E402
+from bai_core.stability.logs import read_log, table
 
 HERE = Path(__file__).parent
 
