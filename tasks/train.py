@@ -22,8 +22,8 @@ from bai_core.merge.config import MergeSettings
 from bai_core.rl import stage
 from bai_core.rl.config import TrainSettings
 from bai_core.rl.metrics import MonitorHooks, progress_detail
-from bai_core.stability.live import DETECTOR_EVENTS
 from bai_core.sources import CheckpointRef
+from bai_core.stability.live import DETECTOR_EVENTS
 from bai_core.storage import StorageConfig, open_store
 
 

@@ -9,11 +9,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from bai_core.stability.detectors import DetectorThresholds
 from bai_core.rl.generation import TRL_NAMES as VLLM_TRL_NAMES
 from bai_core.rl.generation import GenerationSettings
 from bai_core.rl.launch import LaunchSettings
 from bai_core.settings import Strict
+from bai_core.stability.detectors import DetectorThresholds
 
 INIT_ROLES = ("bai", "sft", "pretrained", "instruct", "reasoning")  # train.init names besides any source
 Detector = Literal["collapse", "hockey_stick", "entropy"]

@@ -34,8 +34,8 @@ def train_on_ranks(init: Path, reward_paths: dict[str, Path], prompts: PromptSet
                    workdir: Path, actor_output: Path, metrics: MetricsLog, hooks: MonitorHooks,
                    resume_from: Path | None, storage: StorageConfig, folder: str, key: str):
     """Train on the ranks `settings.launch` asks for; returns the single-process stage's TrainOutcome."""
-    from bai_core.stability.logs import read_log
     from bai_core.rl.trainer import TrainOutcome, device
+    from bai_core.stability.logs import read_log
 
     launch = settings.launch
     on_gpu = device() == "cuda"

@@ -31,11 +31,11 @@ from bai_core.rl.actor import publish_as_sibling
 from bai_core.rl.config import INIT_ROLES, TrainSettings
 from bai_core.rl.generation import check_generation
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
-from bai_core.stability.detectors import DETECTOR_TITLES
-from bai_core.stability.plots import write_plots
 from bai_core.rl.prompts import load_prompts
 from bai_core.rl.rewards import check_answers, check_reward_model
 from bai_core.sources import CheckpointRef, fetch, local_model, resolvable_uri
+from bai_core.stability.detectors import DETECTOR_TITLES
+from bai_core.stability.plots import write_plots
 from bai_core.storage import ArtifactStore, StorageConfig, open_store
 
 MANIFEST_FILE = "bai_train.json"

@@ -18,11 +18,11 @@ from pathlib import Path
 from bai_core.completion import CompletionReader
 from bai_core.errors import BaiError
 from bai_core.rl.config import TrainSettings
-from bai_core.stability.detectors import Diagnosis
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
 from bai_core.rl.monitor import StabilityMonitor
 from bai_core.rl.prompts import PromptSet
 from bai_core.rl.rewards import ModelReward, RewardRecorder, VerifiableReward
+from bai_core.stability.detectors import Diagnosis
 
 CheckpointSaved = Callable[[Path, int], None]  # (TRL's checkpoint folder, step): rank 0 publishes it
 
