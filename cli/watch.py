@@ -46,6 +46,15 @@ def _emit(alarm, log) -> None:
         print(f"(no Prefect event: {type(e).__name__})", file=sys.stderr)
 
 
+def _stamp(log: Path) -> tuple | None:
+    """What changes when the log grows: its size and time, or for a TensorBoard folder its files' (an event file
+    grows without touching the folder)."""
+    if not log.exists():
+        return None
+    files = sorted(p for p in log.rglob("*") if p.is_file()) if log.is_dir() else [log]
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+
+
 def watch_command(args) -> int:
     from bai_core.stability.live import LiveDetectors
     from bai_core.stability.logs import read_log
@@ -61,7 +70,7 @@ def watch_command(args) -> int:
     seen, grew_at, curves, announced = None, time.monotonic(), None, False
     try:
         while True:
-            stamp = (log.stat().st_size, log.stat().st_mtime_ns) if log.exists() else None
+            stamp = _stamp(log)
             if stamp != seen and stamp is not None:
                 seen, grew_at = stamp, time.monotonic()
                 try:
