@@ -30,7 +30,8 @@ from bai_core.errors import BaiError
 from bai_core.evaluation.stage import EvaluateStage, ScoredModel
 from bai_core.merge.stage import merge_folder
 from bai_core.rl.launch import this_machine
-from bai_core.rl.stage import ActorInit, TrainInputs, TrainStage, train_folder
+from bai_core.rl.run_store import train_folder
+from bai_core.rl.stage import ActorInit, TrainInputs, TrainStage
 from bai_core.sources import CheckpointRef, parse_demo
 from bai_core.storage import open_store
 

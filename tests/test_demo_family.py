@@ -336,7 +336,7 @@ def test_ctrl_c_stops_a_build_and_its_process_and_leaves_nothing(tmp_path):
         while not builders and time.monotonic() < deadline:
             time.sleep(0.5)
             builders = [p for p in psutil.Process(proc.pid).children(recursive=True)
-                        if "bai_core.demo.builder" in " ".join(p.cmdline())]
+                        if "bai_core.demo.pinned_build" in " ".join(p.cmdline())]
         assert builders, "no build process started"
         time.sleep(8)  # into its training
         assert list(tmp_path.glob(".family.bai-tmp-*")), "the build writes into a temporary folder"

@@ -102,3 +102,55 @@ def test_stability_analysis_is_pure():
              for path in (ROOT / "bai_core" / "stability").rglob("*.py") for line, module, _ in imports(path)
              if any(names_module(module, forbidden) for forbidden in STABILITY_FORBIDDEN)]
     assert (ROOT / "bai_core" / "stability" / "detectors.py").is_file() and found == []
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the modules of the house it imports (at any level, a function's imports too). `from pkg import
+    sub` imports the module pkg.sub (as import-linter reads it); `from pkg import name` imports pkg."""
+    paths = {module_name(path): path for folder in PACKAGES for path in modules(folder)}
+    graph = {}
+    for module, path in paths.items():
+        found = set()
+        for _, imported, names in imports(path):
+            submodules = {f"{imported}.{name}" for name in names} & set(paths)
+            found |= submodules
+            if imported in paths and (not names or len(submodules) < len(names)):
+                found.add(imported)
+        graph[module] = found - {module}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other, round a circle (Tarjan's strongly connected components)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in graph[node]:
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while not group or group[-1] != node:
+                group.append(stack.pop())
+                on_stack.discard(group[-1])
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_module_of_the_house_imports_round_a_circle():
+    """Not even through an import inside a function: a circle means two modules that are one job, or a job that
+    sits in the wrong room (the train stage and its ranks and machines had one; their store layout is run_store.py)."""
+    graph = import_graph()
+    assert "bai_core.rl.stage" in graph and cycles(graph) == []
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]  # the check can fail

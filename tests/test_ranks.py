@@ -116,7 +116,7 @@ def test_a_joining_machine_that_machine_0_never_meets_fails_in_one_line(tmp_path
 def test_a_joining_machine_takes_machine_0s_abort_as_the_result(tmp_path):
     """`abort_on` stopped machine 0's run: the other machines end with the same verdict, not after a timeout."""
     from bai_core.rl.machines import join_training
-    from bai_core.rl.stage import train_folder
+    from bai_core.rl.run_store import train_folder
 
     stage = joining_stage(tmp_path)
     verdicts = {"aborted": {"detector": "collapse", "step": 40, "reason": "length fell to 0.2 of L0"}}

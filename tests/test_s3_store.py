@@ -139,7 +139,7 @@ class Killed(BaseException):
 def test_a_run_killed_while_saving_a_checkpoint_still_has_one_to_resume_from(where, tmp_path, request, monkeypatch):
     """A new checkpoint is published whole beside the last and then put in its place; stopped between the two
     (the last one's files already gone), the run resumes from the new one, and the next save tidies up."""
-    from bai_core.rl.stage import find_checkpoint, publish_checkpoint
+    from bai_core.rl.run_store import find_checkpoint, publish_checkpoint
 
     store = ArtifactStore(str(tmp_path / "store") if where == "local" else request.getfixturevalue("s3_prefix"))
     store.check()

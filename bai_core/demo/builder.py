@@ -4,7 +4,7 @@ torch chooses its vector kernels, and MKL its code path, when they load, by the 
 that has loaded them cannot switch. So a build that is asked for in any other process (the CLI's, a pipeline
 stage's, a test's) runs in a child started with the switches set:
 
-    python -m bai_core.demo.builder --size SIZE --seed N --output DIR [--overwrite]
+    python -m bai_core.demo.pinned_build --size SIZE --seed N --output DIR [--overwrite]
 
 The child prints one line per progress report (`bai-build-progress ["phase", step, total]`), which the parent hands
 to its progress callback, and writes the family atomically, as an in-process build does; the parent reads the report
@@ -14,10 +14,8 @@ parent stops the child, whose temporary folder goes with it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import signal
 import sys
 import tempfile
 from collections.abc import Callable
@@ -51,7 +49,7 @@ def build_in_pinned_process(output: Path, size: str, seed: int, overwrite: bool,
     `output`, raises BaiError (its last line) if the child failed."""
     from bai_core.launcher import start, wait
 
-    command = [sys.executable, "-m", "bai_core.demo.builder", "--size", size, "--seed", str(seed),
+    command = [sys.executable, "-m", "bai_core.demo.pinned_build", "--size", size, "--seed", str(seed),
                "--output", str(output), *(["--overwrite"] if overwrite else [])]
     with tempfile.TemporaryDirectory(prefix="bai-family-build-") as scratch:
         log = Path(scratch) / "build.log"
@@ -90,33 +88,3 @@ class _Lines:
         lines = complete.decode(errors="replace").splitlines()
         self.all += lines
         return lines
-
-
-def _print_progress(phase: str, step: int, total: int) -> None:
-    print(PROGRESS_MARK + json.dumps([phase, step, total]), flush=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="One demo family build, on the pinned kernels (bai's own use).")
-    parser.add_argument("--size", required=True)
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--overwrite", action="store_true")
-    args = parser.parse_args(argv)
-    # SIGTERM (the parent stopping) as an exception, so the build's temporary folder is removed on the way out.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    if not kernels_pinned():
-        print(f"bai: error: started without the builds' kernels ({TRAINING_KERNELS})", file=sys.stderr)
-        return 1
-    from bai_core.demo.family import build_family
-
-    try:
-        build_family(args.output, args.size, args.seed, overwrite=args.overwrite, progress=_print_progress)
-    except BaiError as error:
-        print(f"bai: error: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,60 +18,19 @@ ranks with its machine rank, and returns the actor machine 0 publishes.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
-import uuid
-from pathlib import Path
 
 from bai_core import progress
 from bai_core.errors import BaiError
+from bai_core.rl.run_store import find_checkpoint, read_meeting, refuse_if_aborted, train_folder
 from bai_core.storage import ArtifactStore
 
-MEETING = "machines.json"
 POLL_SECONDS = 1.0
-
-
-def announce(store: ArtifactStore, folder: str, state: str, **fields) -> dict:
-    """Machine 0's meeting note: `training` (with address, port, attempt, resume_step) or how it ended."""
-    note = {**(read_meeting(store, folder) or {}), **fields, "state": state}
-    store.put_text(f"{folder}/{MEETING}", json.dumps(note) + "\n")
-    return note
-
-
-def new_attempt() -> str:
-    return uuid.uuid4().hex[:12]
-
-
-def read_meeting(store: ArtifactStore, folder: str) -> dict | None:
-    try:
-        return json.loads(store.get_text(f"{folder}/{MEETING}"))
-    except (BaiError, json.JSONDecodeError):
-        return None
-
-
-def rng_key(folder: str, step: int, name: str) -> str:
-    return f"{folder}/rng/step-{step}/{name}"
-
-
-def share_rng_states(store: ArtifactStore, folder: str, trl_checkpoint: Path, step: int) -> None:
-    """On a machine other than 0: its ranks' RNG states, for machine 0 to put into the checkpoint it publishes."""
-    for path in sorted(trl_checkpoint.glob("rng_state_*.pth")):
-        store.put_bytes(rng_key(folder, step, path.name), path.read_bytes())
-
-
-def gather_rng_states(store: ArtifactStore, folder: str, trl_checkpoint: Path, step: int, world_size: int) -> None:
-    """On machine 0, before it publishes a checkpoint: every rank's RNG state in it (the other machines' from the
-    store; they handed them over before the checkpoint barrier)."""
-    for rank in range(world_size):
-        name = f"rng_state_{rank}.pth"
-        if not (trl_checkpoint / name).exists():
-            (trl_checkpoint / name).write_bytes(store.get_bytes(rng_key(folder, step, name)))
 
 
 def join_training(stage, machine: int):
     """Machine `machine` (> 0) of the train stage `stage`: train with machine 0, return the TrainRef it publishes."""
-    from bai_core.rl.stage import refuse_if_aborted, train_folder
 
     launch = stage.settings.launch
     folder = train_folder(stage.key)
@@ -103,7 +62,6 @@ def _train_with(stage, machine: int, note: dict) -> str:
     from bai_core.rl.launch import Rendezvous, launch_command, shown
     from bai_core.rl.prompts import load_prompts
     from bai_core.rl.ranks import failure
-    from bai_core.rl.stage import find_checkpoint, local_inputs, train_folder
     from bai_core.rl.trainer import device
     from bai_core.rl.worker import write_job
 
@@ -111,7 +69,7 @@ def _train_with(stage, machine: int, note: dict) -> str:
     workdir = cache_dir() / "train" / f"{stage.key[:24]}-machine-{machine}"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    init, reward_paths = local_inputs(stage.inputs, stage.storage)
+    init, reward_paths = stage.local_inputs()
     resume_from = None
     if note.get("resume_step"):
         checkpoint = find_checkpoint(store, folder)
@@ -156,7 +114,6 @@ def _settled(store: ArtifactStore, folder: str, note: dict, wait_s: float = 10) 
 
 def _await_published(stage, folder: str, timeout_s: float):
     """Machine 0 publishes the actor a moment after the ranks end (or, when `abort_on` stopped them, the verdict)."""
-    from bai_core.rl.stage import refuse_if_aborted
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -24,6 +24,7 @@ from bai_core.rl.config import TrainSettings
 from bai_core.rl.launch import check_launch, launch_command, shown
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
 from bai_core.rl.prompts import PromptSet
+from bai_core.rl.run_store import announce, find_checkpoint, new_attempt
 from bai_core.rl.worker import ALARMS, OUTCOME, rank_log, write_job
 from bai_core.storage import StorageConfig
 
@@ -75,8 +76,6 @@ class _Meeting:
     """Machine 0's meeting note for the other machines (rl/machines.py): where to meet, then how it ended."""
 
     def __init__(self, storage: StorageConfig, folder: str, meet, resume_from: Path | None):
-        from bai_core.rl.machines import announce, new_attempt
-        from bai_core.rl.stage import find_checkpoint
         from bai_core.storage import open_store
 
         self.store, self.folder, self.announce = open_store(storage), folder, announce

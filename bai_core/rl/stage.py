@@ -23,7 +23,7 @@ from bai_core.artifact_stage import ArtifactStage, How, run_stage
 from bai_core.context import context_warning
 from bai_core.errors import BaiError
 from bai_core.fingerprint import cache_dir, code_version, fingerprint_folder
-from bai_core.io.atomic import AtomicFolder, copy_folder
+from bai_core.io.atomic import AtomicFolder
 from bai_core.io.checkpoint import has_chat_template
 from bai_core.merge.config import MergeSettings, carried_role
 from bai_core.merge.stage import merge_folder
@@ -33,14 +33,13 @@ from bai_core.rl.generation import check_generation
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
 from bai_core.rl.prompts import load_prompts
 from bai_core.rl.rewards import check_answers, check_reward_model
+from bai_core.rl.run_store import find_checkpoint, publish_checkpoint, refuse_if_aborted, train_folder
 from bai_core.sources import CheckpointRef, fetch, local_model, resolvable_uri
-from bai_core.stability.detectors import DETECTOR_TITLES
 from bai_core.stability.plots import write_plots
 from bai_core.storage import ArtifactStore, StorageConfig, open_store
 
 MANIFEST_FILE = "bai_train.json"
 TRL_SETTINGS_FILE = "trl_settings.json"  # TRL's arguments as they were in effect (trainer.IN_EFFECT)
-CHECKPOINT = "checkpoint"  # train/<key>/checkpoint: the last one saved, where a rerun of the key resumes
 # Source files whose code decides what training produces: editing them makes cached results stale.
 TRAINING_CODE = ("trainer.py", "rewards.py", "monitor.py", "prompts.py", "worker.py", "actor.py", "../completion.py",
                  # the live detectors decide where `abort_on` stops a run
@@ -171,6 +170,10 @@ class TrainStage(ArtifactStage[TrainRef]):
     def build(self) -> TrainRef:
         return _train(self.store, self.key, self.inputs, self.settings, self.storage, self.hooks)
 
+    def local_inputs(self) -> tuple[Path, dict[str, Path]]:
+        """The init checkpoint and the reward models as local folders (what every machine's ranks load)."""
+        return local_inputs(self.inputs, self.storage)
+
 
 def run_train_stage(stage: TrainStage) -> tuple[TrainRef, How]:
     """The train stage's result and how it was had. On a machine other than 0 of `train.launch.machines`, this
@@ -186,10 +189,6 @@ def run_train_stage(stage: TrainStage) -> tuple[TrainRef, How]:
     from bai_core.rl.machines import join_training
 
     return join_training(stage, machine), "built"
-
-
-def train_folder(key: str) -> str:
-    return f"train/{key[:24]}"
 
 
 def local_inputs(inputs: TrainInputs, storage: StorageConfig) -> tuple[Path, dict[str, Path]]:
@@ -263,42 +262,6 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
     store.publish(f"{folder}/actor", {"cache_key": key, "stage": "train", "fingerprint": ref.fingerprint,
                                       "result": ref.model_dump(mode="json")}, alongside=alongside)
     return ref
-
-
-def publish_checkpoint(store: ArtifactStore, folder: str, key: str, trl_checkpoint: Path, step: int,
-                       world_size: int = 1) -> None:
-    """TRL's checkpoint (weights, optimizer, schedule, every rank's RNG state, step) as the run's one checkpoint in
-    the store, where a rerun of the same key resumes from it."""
-    if world_size > 1:  # the RNG states of other machines' ranks come through the store
-        from bai_core.rl.machines import gather_rng_states
-
-        gather_rng_states(store, folder, trl_checkpoint, step, world_size)
-    # Published whole beside the last one, then put in its place: a kill at any moment leaves one to resume from.
-    spare = f"{folder}/{CHECKPOINT}.next"
-    copy_folder(trl_checkpoint, store.local_path(spare))
-    store.publish(spare, {"cache_key": key, "step": step, "fingerprint": fingerprint_folder(store.local_path(spare))})
-    store.supersede(f"{folder}/{CHECKPOINT}", spare)
-
-
-def find_checkpoint(store: ArtifactStore, folder: str) -> tuple[str, dict] | None:
-    """(key, marker) of the run's latest complete checkpoint: `checkpoint`, or the `checkpoint.next` that a kill
-    left complete beside it; None when the run has none."""
-    found = [(key, marker) for key in (f"{folder}/{CHECKPOINT}", f"{folder}/{CHECKPOINT}.next")
-             if (marker := store.find(key)) is not None]
-    return max(found, key=lambda checkpoint: checkpoint[1]["step"], default=None)
-
-
-def refuse_if_aborted(store: ArtifactStore, folder: str) -> None:
-    """A run that `abort_on` stopped has its result: that verdict. A rerun of the same key says so again, instead
-    of resuming only to stop a few steps later (change the settings, e.g. abort_on, to train on)."""
-    try:
-        aborted = json.loads(store.get_text(f"{folder}/verdicts.json")).get("aborted")
-    except BaiError:
-        return
-    if aborted:
-        name = DETECTOR_TITLES[aborted["detector"]]
-        raise BaiError(f"train stopped at step {aborted['step']}: {name} detected ({aborted['reason']}); its "
-                       f"checkpoint, metrics and verdicts are kept in {store.uri(folder)}")
 
 
 def _publish_plots(store: ArtifactStore, folder: str, workdir: Path, diagnosis) -> list[str]:

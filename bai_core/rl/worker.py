@@ -18,6 +18,7 @@ from pathlib import Path
 from bai_core.rl.config import TrainSettings
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
 from bai_core.rl.prompts import PromptSet
+from bai_core.rl.run_store import publish_checkpoint, share_rng_states
 from bai_core.storage import StorageConfig, open_store
 
 OUTCOME = "outcome.json"
@@ -62,8 +63,6 @@ def main(job_file: str) -> int:
                 alarms.write(json.dumps({"detector": detector, "step": step, "evidence": evidence}) + "\n")
 
         def checkpoint_saved(trl_checkpoint: Path, step: int) -> None:
-            from bai_core.rl.stage import publish_checkpoint
-
             publish_checkpoint(store, folder, key, trl_checkpoint, step, settings.launch.world_size)
 
         hooks = MonitorHooks(on_alarm=alarm)
@@ -71,8 +70,6 @@ def main(job_file: str) -> int:
         metrics = MetricsLog(workdir / f"metrics-rank-{rank}.jsonl")
         hooks, checkpoint_saved = MonitorHooks(), lambda folder, step: None
         if settings.launch.machines > 1 and int(os.environ.get("LOCAL_RANK", "0")) == 0:
-            from bai_core.rl.machines import share_rng_states
-
             store = open_store(StorageConfig.model_validate(job["storage"]))
 
             def checkpoint_saved(trl_checkpoint: Path, step: int) -> None:
