@@ -1,11 +1,12 @@
-"""The floors of the house, read off every import statement of every module (an AST scan, so an import inside a
-function counts as much as one at the top):
+"""The floors and rooms of the house, from every import statement of every module (an import inside a function
+counts as much as one at the top):
 
     bai_core   the library           imports neither Prefect nor bai.tasks / bai.flows / bai.cli
     tasks/     bai.tasks             imports no flows and no CLI
     flows/     bai.flows             imports no CLI
     cli/       bai.cli               may import them all
 
+as import-linter contracts in pyproject.toml (stability analysis's purity too); no module imports round a circle;
 and no module reaches into another package's `_private` names (research scripts and benchmarks included: they use
 the library's public API).
 """
@@ -13,18 +14,13 @@ the library's public API).
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # folder -> the import name it installs as (pyproject.toml's package-dir)
 PACKAGES = {"bai_core": "bai_core", "tasks": "bai.tasks", "flows": "bai.flows", "cli": "bai.cli"}
-FORBIDDEN = {
-    "bai_core": ("prefect", "bai.tasks", "bai.flows", "bai.cli", "tasks", "flows", "cli"),
-    "tasks": ("bai.flows", "bai.cli", "flows", "cli"),
-    "flows": ("bai.cli", "cli"),
-}
 SCANNED = ("bai_core", "tasks", "flows", "cli", "benchmarks", "research")
 
 
@@ -59,16 +55,27 @@ def module_name(path: Path) -> str:
     return ".".join(parts).removesuffix(".__init__")
 
 
-def floor_violations(folder: str) -> list[str]:
-    return [f"{path.relative_to(ROOT)}:{line}: imports {module}"
-            for path in modules(folder) for line, module, _ in imports(path)
-            if any(names_module(module, forbidden) for forbidden in FORBIDDEN[folder])]
+def lint_imports(config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(sys.executable).with_name("lint-imports")), "--no-cache", str(config)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
 
 
-@pytest.mark.parametrize("folder", sorted(FORBIDDEN))
-def test_each_floor_imports_only_downward(folder):
-    assert modules(folder), f"{folder}/ has no modules: the scan would pass vacuously"
-    assert floor_violations(folder) == []
+def test_the_import_linter_contracts_hold():
+    """pyproject.toml's [tool.importlinter] contracts: the floors (cli over flows over tasks over bai_core), the
+    library without Prefect, stability analysis without torch, TRL or rl/, indirect imports included."""
+    proc = lint_imports(ROOT / "pyproject.toml")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "0 broken" in proc.stdout and "KEPT" in proc.stdout
+
+
+def test_import_linter_finds_a_broken_contract(tmp_path):
+    """The check can fail: a contract the house breaks (the train stage imports the detectors) is reported."""
+    config = tmp_path / "broken.toml"
+    config.write_text('[tool.importlinter]\nroot_packages = ["bai_core"]\n\n[[tool.importlinter.contracts]]\n'
+                      'name = "rl without the detectors"\ntype = "forbidden"\nsource_modules = ["bai_core.rl"]\n'
+                      'forbidden_modules = ["bai_core.stability"]\n')
+    proc = lint_imports(config)
+    assert proc.returncode != 0 and "rl without the detectors BROKEN" in proc.stdout
 
 
 def test_no_module_imports_another_packages_private_names():
@@ -90,18 +97,6 @@ def test_the_scan_sees_an_import_inside_a_function(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("def later():\n    import prefect\n    from bai.flows.pipeline import bai_pipeline\n")
     assert [module for _, module, _ in imports(probe)] == ["prefect", "bai.flows.pipeline"]
-
-
-STABILITY_FORBIDDEN = ("torch", "transformers", "trl", "prefect", "bai_core.rl", "bai.tasks", "bai.flows", "bai.cli")
-
-
-def test_stability_analysis_is_pure():
-    """bai_core/stability reads curves from any tool's log and judges them: no torch, no TRL, nothing of bai's RL
-    run (the TRL callbacks that use it live in rl/). `bai diagnose` and `bai watch` run on the base install."""
-    found = [f"{path.relative_to(ROOT)}:{line}: imports {module}"
-             for path in (ROOT / "bai_core" / "stability").rglob("*.py") for line, module, _ in imports(path)
-             if any(names_module(module, forbidden) for forbidden in STABILITY_FORBIDDEN)]
-    assert (ROOT / "bai_core" / "stability" / "detectors.py").is_file() and found == []
 
 
 def import_graph() -> dict[str, set[str]]:
