@@ -42,10 +42,13 @@ class FetchedCheckpoint:
     revision: str | None = None  # hub commit sha, or the S3 listing digest
 
 
-def fetch(source: str, endpoint_url: str | None = None, store: ArtifactStore | None = None) -> FetchedCheckpoint:
-    """Resolve `source` to a validated local checkpoint folder and its content fingerprint.
-
-    With a `store`, trained demo families live in it (built there once, then found there by every machine)."""
+def fetch(source: str, storage: StorageConfig | None = None, store: ArtifactStore | None = None) -> FetchedCheckpoint:
+    """Resolve `source` to a validated local checkpoint folder and its content fingerprint. `storage`: the run's
+    storage section (its S3 endpoint; its store, unless `store` is the one already open). Trained demo families
+    live in the store (built there once, then found there by every machine); without storage, in bai's cache."""
+    endpoint_url = storage.endpoint_url if storage else None
+    if store is None and storage is not None:
+        store = open_store(storage)
     if source.startswith("demo://"):
         path, revision = _fetch_demo(source, store), None
     elif source.startswith("s3://"):
@@ -98,7 +101,7 @@ def resolvable_uri(source: str, revision: str | None = None) -> str:
 
 
 def fetch_checkpoint(role: str, source: str, storage: StorageConfig) -> CheckpointRef:
-    fetched = fetch(source, storage.endpoint_url, open_store(storage))
+    fetched = fetch(source, storage)
     return CheckpointRef(role=role, source=source, fingerprint=fetched.fingerprint, revision=fetched.revision)
 
 
@@ -111,7 +114,7 @@ def local_model(source: str, fingerprint: str, storage: StorageConfig, store_key
         if marker is None:
             raise BaiError(f"{source}: the artifact is missing or altered; run the pipeline again")
         return store.materialize(store_key, marker)
-    fetched = fetch(source, storage.endpoint_url, store)
+    fetched = fetch(source, storage, store)
     if fetched.fingerprint != fingerprint:
         raise BaiError(f"{source}: content changed since it was fetched in this run; run the pipeline again")
     return fetched.path

@@ -54,7 +54,7 @@ def run(args) -> int:
     from bai_core.evaluation.stage import EvaluateStage, ScoredModel, prepare_evaluate
     from bai_core.settings import validated
     from bai_core.sources import fetch
-    from bai_core.storage import StorageConfig, open_store
+    from bai_core.storage import StorageConfig
 
     settings = validated(
         EvaluateSettings, suite=args.suite, limit=args.limit, batch_size=args.batch_size,
@@ -71,7 +71,7 @@ def run(args) -> int:
     try:
         # bad task names and splits fail before any download
         metadata = prepare_evaluate(settings, [args.source], {args.source: args.source}, storage)
-        fetched = fetch(args.source, storage.endpoint_url, open_store(storage))
+        fetched = fetch(args.source, storage)
         model = ScoredModel(name=args.source, source=args.source, fingerprint=fetched.fingerprint)
         ref, how = run_stage(EvaluateStage(model, settings, storage, metadata,
                                            report=display.progress if display else lambda *_: None))

@@ -106,7 +106,7 @@ def prepare_evaluate(settings: EvaluateSettings, sources: list[str], carried: di
     if not settings.deployment:  # scored here: say now when this machine cannot
         parallel.check_processes(settings, settings.device or harness.default_device())
     for name, source in (carried or {}).items() if settings.max_gen_toks else ():
-        folder = fetch(source, storage.endpoint_url, open_store(storage)).path
+        folder = fetch(source, storage).path
         if warning := context_warning(folder, f"evaluate {name}", settings.max_gen_toks):
             progress.note(warning, warning=True)
     return demo_split(settings, sources)

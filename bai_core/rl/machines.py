@@ -77,7 +77,7 @@ def _train_with(stage, machine: int, note: dict) -> str:
             return "again"  # machine 0 moved on since it wrote the note; wait for its next one
         resume_from = store.materialize(*checkpoint)
     job = write_job(workdir / "job.json", init=init, reward_paths=reward_paths,
-                    prompts=load_prompts(settings.prompts, stage.storage.endpoint_url), settings=settings,
+                    prompts=load_prompts(settings.prompts, stage.storage), settings=settings,
                     workdir=workdir, actor_output=workdir / "actor", resume_from=resume_from, storage=stage.storage,
                     folder=folder, key=stage.key)
     on_gpu = device() == "cuda"

@@ -22,6 +22,7 @@ from bai_core.errors import BaiError
 
 if TYPE_CHECKING:
     from bai_core.rl.config import PromptSettings
+    from bai_core.storage import StorageConfig
 
 DEMO_RL_PROMPTS = 512  # drawn (with new wording) from the RL split's distinct problems
 
@@ -38,9 +39,9 @@ class PromptSet:
         return sorted(self.rows[0])
 
 
-def load_prompts(spec: PromptSettings | str, endpoint_url: str | None = None) -> PromptSet:
+def load_prompts(spec: PromptSettings | str, storage: StorageConfig | None = None) -> PromptSet:
     """The prompt rows, checked, as TRL reads them: the prompt in `prompt`, the reference answer (if any) in
-    `answer`, whatever the source calls them; other columns as they are."""
+    `answer`, whatever the source calls them; other columns as they are. `storage`: the run's (its S3 endpoint)."""
     from bai_core.rl.config import PromptSettings
 
     spec = PromptSettings(source=spec) if isinstance(spec, str) else spec
@@ -51,7 +52,7 @@ def load_prompts(spec: PromptSettings | str, endpoint_url: str | None = None) ->
         from bai_core.storage import download_s3_file
 
         try:
-            local = download_s3_file(source, endpoint_url, "prompts")
+            local = download_s3_file(source, storage.endpoint_url if storage else None, "prompts")
         except BaiError as e:
             raise BaiError(f"prompts {e}") from None
         rows = _file_rows(local, source)

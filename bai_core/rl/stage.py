@@ -94,7 +94,7 @@ def prepare_train(settings: TrainSettings, refs: dict[str, CheckpointRef], merge
         from bai_core.rl.trainer import device
 
         check_launch(settings.launch, on_gpu=device() == "cuda")
-    prompts = load_prompts(settings.prompts, storage.endpoint_url)
+    prompts = load_prompts(settings.prompts, storage)
     rewards = []
     for name, component in zip(settings.reward_names, settings.reward):
         if component.verifiable:
@@ -105,7 +105,7 @@ def prepare_train(settings: TrainSettings, refs: dict[str, CheckpointRef], merge
             check_answers(component.verifiable, prompts.rows, settings.prompts.source)
             rewards.append({"name": name, "weight": component.weight, "verifiable": component.verifiable})
             continue
-        fetched = fetch(component.model, storage.endpoint_url, store)
+        fetched = fetch(component.model, storage, store)
         check_reward_model(fetched.path, component.model)
         rewards.append({"name": name, "weight": component.weight,
                         "source": resolvable_uri(component.model, fetched.revision),
@@ -113,11 +113,11 @@ def prepare_train(settings: TrainSettings, refs: dict[str, CheckpointRef], merge
     init = None
     if settings.init in INIT_ROLES:
         donor = refs[carried_role(settings.init, merge.tokenizer_from)]
-        template_folder = fetch(donor.source, storage.endpoint_url, store).path
+        template_folder = fetch(donor.source, storage, store).path
         if settings.init not in ("bai", "sft"):
             init = ActorInit(name=settings.init, source=donor.uri, fingerprint=donor.fingerprint)
     else:
-        fetched = fetch(settings.init, storage.endpoint_url, store)
+        fetched = fetch(settings.init, storage, store)
         template_folder = fetched.path
         init = ActorInit(name=settings.init, source=resolvable_uri(settings.init, fetched.revision),
                          fingerprint=fetched.fingerprint)
@@ -196,7 +196,7 @@ def local_inputs(inputs: TrainInputs, storage: StorageConfig) -> tuple[Path, dic
     init = inputs.init
     store_key = merge_folder(init.merge_stage, init.merge_key) if init.merge_key else None
     store = open_store(storage)
-    reward_paths = {r["name"]: fetch(r["source"], storage.endpoint_url, store).path
+    reward_paths = {r["name"]: fetch(r["source"], storage, store).path
                     for r in inputs.rewards if r.get("source")}
     return local_model(init.source, init.fingerprint, storage, store_key), reward_paths
 
@@ -221,7 +221,7 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
         publish_checkpoint(store, folder, key, trl_checkpoint, step)
 
     init_path, reward_paths = local_inputs(inputs, storage)
-    prompts = load_prompts(settings.prompts, storage.endpoint_url)
+    prompts = load_prompts(settings.prompts, storage)
     if prompts.fingerprint != inputs.prompts["fingerprint"]:
         raise BaiError(f"prompts {prompts.source}: content changed since this run checked them; run it again")
     actor = AtomicFolder(store.local_path(f"{folder}/actor"), overwrite=True)
