@@ -154,13 +154,8 @@ def _fetch_demo(source: str, store: ArtifactStore | None) -> Path:
     # Keyed by the spec, so a changed spec builds a new family instead of reusing a stale one.
     root = cache_dir() / "demo" / f"synthetic-{digest}"
     if not root.is_dir():
-        staging = AtomicFolder(root)
-        try:
+        with AtomicFolder(root) as staging:
             write_synthetic_family(staging.path, spec, seed=seed)
-        except BaseException:
-            staging.discard()
-            raise
-        staging.publish()
     return root / role
 
 
@@ -184,14 +179,9 @@ def _fetch_s3(source: str, endpoint_url: str | None) -> tuple[Path, str]:
         folder = cache_dir() / "sources" / "s3" / digest[:32]
         if folder.is_dir():
             return folder, digest
-        staging = AtomicFolder(folder, overwrite=True)
-        try:
+        with AtomicFolder(folder, overwrite=True) as staging:
             for name, _, _, remote in files:
                 fs.get_file(remote, str(staging.path / name))
-        except BaseException:
-            staging.discard()
-            raise
-        staging.publish()
     return folder, digest
 
 

@@ -266,18 +266,13 @@ class ArtifactStore:
             return folder
         if self.is_local:
             raise BaiError(f"{folder}: artifact is missing or altered")
-        staging = AtomicFolder(folder, overwrite=True)
-        try:
+        with AtomicFolder(folder, overwrite=True) as staging:
             with s3_errors(self.url, self.endpoint_url):
                 for name in marker["files"]:
                     self.fs.get_file(f"{self.uri(key)}/{name}", str(staging.path / name))
             if fingerprint_folder(staging.path) != marker["fingerprint"]:
                 raise BaiError(f"{self.uri(key)}: downloaded content does not match its recorded fingerprint")
             (staging.path / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
-        except BaseException:
-            staging.discard()
-            raise
-        staging.publish()
         return folder
 
     def put_text(self, key: str, text: str) -> str:

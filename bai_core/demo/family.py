@@ -143,8 +143,7 @@ def build_family(output: Path, size: str = "demo", seed: int = 0, overwrite: boo
     from bai_core.demo.members import train_family
     from bai_core.demo.training import fixed_threads
 
-    staging = AtomicFolder(output, overwrite=overwrite)
-    try:
+    with AtomicFolder(output, overwrite=overwrite) as staging:
         with fixed_threads():
             started = time.perf_counter()
             models, merges = train_family(staging.path, SIZES[size], seed, progress or (lambda *_: None))
@@ -153,10 +152,6 @@ def build_family(output: Path, size: str = "demo", seed: int = 0, overwrite: boo
             report = FamilyReport(size, seed, recipe_id(size), round(time.perf_counter() - started, 1), models,
                                   merges, machine())
         (staging.path / MANIFEST).write_text(json.dumps(report.to_json(), indent=2) + "\n")
-    except BaseException:
-        staging.discard()
-        raise
-    staging.publish()
     return report
 
 

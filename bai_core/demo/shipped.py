@@ -92,8 +92,7 @@ def ship(built: Path) -> Path:
     if report is None:
         raise BaiError(f"{built}: not an intact family of the current recipe {recipe_id(meta.get('size', 'demo'))} "
                        f"(its family.json says {meta.get('recipe')}); build it again with this code")
-    staging = AtomicFolder(shipped_folder(report.size, report.seed), overwrite=True)
-    try:
+    with AtomicFolder(shipped_folder(report.size, report.seed), overwrite=True) as staging:
         files = {}
         for member in MEMBERS:
             shutil.copytree(built / member, staging.path / member)
@@ -101,8 +100,4 @@ def ship(built: Path) -> Path:
             files[member] = {path.name: list(digest) for path, digest in digests.items()}
         shutil.copy2(built / MANIFEST, staging.path / MANIFEST)
         (staging.path / FILES).write_text(json.dumps(files, indent=1, sort_keys=True) + "\n")
-    except BaseException:
-        staging.discard()
-        raise
-    staging.publish()
     return shipped_folder(report.size, report.seed)

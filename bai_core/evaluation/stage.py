@@ -183,13 +183,8 @@ def _evaluate(store: ArtifactStore, key: str, folder: str, model: ScoredModel, s
                   device=device, lm_eval_version=lm_eval.__version__,
                   lm_eval_command=harness.lm_eval_command(path, settings, tasks, metadata, device),
                   seconds=round(time.perf_counter() - started, 1))
-    staging = AtomicFolder(store.local_path(folder), overwrite=True)
-    try:
+    with AtomicFolder(store.local_path(folder), overwrite=True) as staging:
         _write_results(staging.path, results, ref)
-    except BaseException:
-        staging.discard()
-        raise
-    staging.publish()
     store.publish(folder, {"cache_key": key, "stage": "evaluate", "fingerprint": fingerprint_folder(
         store.local_path(folder)), "result": ref.model_dump(mode="json")})
     progress.note(score_line(ref))

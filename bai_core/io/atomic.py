@@ -61,7 +61,13 @@ def rename_over(source: Path, final: Path) -> None:
 
 
 class AtomicFolder:
-    """A temporary folder that `publish()` renames to `final` (replacing it only when `overwrite`)."""
+    """A temporary folder that becomes `final` (replacing it only when `overwrite`) once complete:
+
+        with AtomicFolder(final) as staging:
+            write into staging.path
+
+    publishes it when the block ends, and removes it on any exception (a stop signal included), so `final` is
+    never half-written."""
 
     def __init__(self, final: Path, overwrite: bool = False):
         self.final = final
@@ -80,6 +86,15 @@ class AtomicFolder:
         if final.exists() and not final.is_dir():
             raise BaiError(f"{final}: exists and is not a folder")
 
+    def __enter__(self) -> AtomicFolder:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is None:
+            self.publish()
+        else:
+            self.discard()
+
     def publish(self) -> None:
         rename_over(self.path, self.final)  # `final` exists here only with overwrite
 
@@ -89,15 +104,10 @@ class AtomicFolder:
 
 def copy_folder(source: Path, target: Path) -> None:
     """Copy the files of `source` to `target`, which appears only once complete (replacing what was there)."""
-    staging = AtomicFolder(target, overwrite=True)
-    try:
+    with AtomicFolder(target, overwrite=True) as staging:
         for path in source.iterdir():
             if path.is_file():
                 shutil.copy2(path, staging.path / path.name)
-    except BaseException:
-        staging.discard()
-        raise
-    staging.publish()
 
 
 @contextmanager

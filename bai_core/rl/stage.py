@@ -224,8 +224,7 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
     prompts = load_prompts(settings.prompts, storage)
     if prompts.fingerprint != inputs.prompts["fingerprint"]:
         raise BaiError(f"prompts {prompts.source}: content changed since this run checked them; run it again")
-    actor = AtomicFolder(store.local_path(f"{folder}/actor"), overwrite=True)
-    try:
+    with AtomicFolder(store.local_path(f"{folder}/actor"), overwrite=True) as actor:
         if settings.launch.distributed:
             from bai_core.rl.ranks import train_on_ranks
 
@@ -252,10 +251,6 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
         manifest = {**_manifest(inputs, settings, ref), "trl_in_effect": outcome.trl_settings,
                     "differs_from_start": differs}
         (actor.path / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-    except BaseException:
-        actor.discard()
-        raise
-    actor.publish()
     # The run's files beside its actor belong to the artifact: one deleted or cut short means training again.
     alongside = ("metrics.jsonl", "verdicts.json", TRL_SETTINGS_FILE,
                  *(f"plots/{uri.rsplit('/', 1)[1]}" for uri in plots))
