@@ -291,8 +291,8 @@ def _publish_summary(summary: dict, config: PipelineConfig) -> None:
     lines = [
         f"# BAI pipeline `{config.name}`",
         "",
-        f"- stage 1: `M_sft = {merge.instruct_weight:g} * instruct + {1 - merge.instruct_weight:g} * reasoning`",
-        f"- stage 2: `M_bai = {merge.alpha:g} * pretrained + {1 - merge.alpha:g} * M_sft`",
+        f"- stage 1: `{merge.formula('sft')}`",
+        f"- stage 2: `{merge.formula('bai')}`",
         f"- dtype `{merge.dtype}`, tokenizer from `{merge.tokenizer_from}`",
         "",
         "| input | source | fingerprint |",

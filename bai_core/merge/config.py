@@ -50,6 +50,18 @@ class MergeSettings(Strict):
     tokenizers: TokenizerPolicy = Field("warn", description=TOKENIZERS_HELP)
     max_shard_size: ByteSize = ByteSize(5 * 10**9)
 
+    def formula(self, stage: str) -> str:
+        """The merge a stage makes, with its weights: the one place the BAI formulas are written out with numbers
+        (stage "sft": M_sft = w * instruct + (1 - w) * reasoning; "bai": M_bai = alpha * pretrained + ...)."""
+        return formula(stage, self.instruct_weight if stage == "sft" else self.alpha)
+
+
+def formula(stage: str, weight: float) -> str:
+    """'M_sft = 0.5 * instruct + 0.5 * reasoning' (stage "sft", weight w) or 'M_bai = 0.5 * pretrained + 0.5 * M_sft'
+    (stage "bai", weight alpha)."""
+    output, first, second = {"sft": ("M_sft", "instruct", "reasoning"), "bai": ("M_bai", "pretrained", "M_sft")}[stage]
+    return f"{output} = {weight:g} * {first} + {1 - weight:g} * {second}"
+
 
 class WriteOptions(Strict):
     """How merged checkpoints are checked, written and described."""

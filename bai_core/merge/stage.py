@@ -97,8 +97,7 @@ class SftMerge(_MergeStage):
         super().__init__({"instruct": instruct, "reasoning": reasoning}, merge, storage, progress)
 
     def formula(self) -> str:
-        w = self.merge.instruct_weight
-        return f"M_sft = {w:g} * instruct + {1 - w:g} * reasoning"
+        return self.merge.formula("sft")
 
     def parameters(self) -> dict:
         return {"instruct_weight": self.merge.instruct_weight, "dtype": self.merge.dtype,
@@ -120,8 +119,7 @@ class BaiMerge(_MergeStage):
         super().__init__({"pretrained": pretrained, "sft": sft}, merge, storage, progress)
 
     def formula(self) -> str:
-        alpha = self.merge.alpha
-        return f"M_bai = {alpha:g} * pretrained + {1 - alpha:g} * M_sft"
+        return self.merge.formula("bai")
 
     def parameters(self) -> dict:
         return {"alpha": self.merge.alpha, "dtype": self.merge.dtype,
