@@ -16,6 +16,9 @@ from bai_core.settings import Strict
 from bai_core.stability.detectors import DetectorThresholds
 
 INIT_ROLES = ("bai", "sft", "pretrained", "instruct", "reasoning")  # train.init names besides any source
+# train.algorithm -> TRL's config and trainer (module, class): the one table of the RL algorithms bai drives.
+ALGORITHMS = {"grpo": (("trl.trainer.grpo_config", "GRPOConfig"), ("trl.trainer.grpo_trainer", "GRPOTrainer")),
+              "rloo": (("trl.trainer.rloo_config", "RLOOConfig"), ("trl.trainer.rloo_trainer", "RLOOTrainer"))}
 Detector = Literal["collapse", "hockey_stick", "entropy"]
 
 
@@ -69,7 +72,7 @@ class TrainSettings(Strict):
 
     init: str = Field("bai", description="Actor (and reference) start: bai, sft, pretrained, instruct, reasoning, "
                                          "or any source (folder, s3://, hub id, demo://).")
-    algorithm: Literal["grpo", "rloo"] = "grpo"
+    algorithm: Literal[tuple(ALGORITHMS)] = "grpo"
     reward: list[RewardComponent] = Field(min_length=1, description="Weighted reward terms.")
     # `| str` so that the JSON schema (Prefect checks deployment parameters against it) admits the shorthand; the
     # validator below makes every value a PromptSettings.
@@ -157,13 +160,18 @@ def _check_trl_arguments(algorithm: str, arguments: dict) -> None:
     (Imports TRL's config module, a few seconds, only when `trl:` arguments are given.)"""
     import dataclasses
 
-    if algorithm == "grpo":
-        from trl.trainer.grpo_config import GRPOConfig as TRLConfig
-    else:
-        from trl.trainer.rloo_config import RLOOConfig as TRLConfig
+    TRLConfig = trl_class(algorithm, "config")  # a class
     known = [f.name for f in dataclasses.fields(TRLConfig)]
     for name in arguments:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=2)
             raise ValueError(f"trl.{name}: {TRLConfig.__name__} has no such argument"
                              + (f" (closest: {', '.join(close)})" if close else ""))
+
+
+def trl_class(algorithm: str, which: str):
+    """TRL's config ("config") or trainer ("trainer") class for `train.algorithm` (imports TRL)."""
+    import importlib
+
+    module, name = ALGORITHMS[algorithm][0 if which == "config" else 1]
+    return getattr(importlib.import_module(module), name)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bai_core.completion import CompletionReader
 from bai_core.errors import BaiError
-from bai_core.rl.config import TrainSettings
+from bai_core.rl.config import TrainSettings, trl_class
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
 from bai_core.rl.monitor import StabilityMonitor
 from bai_core.rl.prompts import PromptSet
@@ -69,10 +69,7 @@ def trl_config(settings: TrainSettings, output_dir: Path, on_gpu: bool):
     the step's whole batch: each of the ranks generates its share."""
     import torch
 
-    if settings.algorithm == "grpo":
-        from trl import GRPOConfig as Config
-    else:
-        from trl import RLOOConfig as Config
+    Config = trl_class(settings.algorithm, "config")  # a class
     arguments = dict(
         output_dir=str(output_dir), max_steps=settings.steps,
         per_device_train_batch_size=settings.batch_size // world_size(), ddp_timeout=settings.launch.timeout_s,
@@ -140,10 +137,7 @@ def run_training(init: Path, reward_models: dict[str, Path], prompts: PromptSet,
                     else VerifiableReward(name, c.verifiable, recorder, reader, c.score_truncated)
                     for name, c in zip(settings.reward_names, settings.reward)]
     monitor = StabilityMonitor(settings, recorder, metrics, hooks)
-    if settings.algorithm == "grpo":
-        from trl import GRPOTrainer as Trainer
-    else:
-        from trl import RLOOTrainer as Trainer
+    Trainer = trl_class(settings.algorithm, "trainer")  # a class
     # One CPU thread, like the demo family: the same bits on every machine and graceful on a busy one.
     config = trl_config(settings, workdir, on_gpu)
     with fixed_threads() if not on_gpu else nullcontext():
