@@ -1,7 +1,7 @@
 """lm-eval scoring as a flow of its own, `bai-evaluate`, so it can run on the GPU work pool (`bai-gpu`, prefect.yaml).
 
 The pipeline scores in its own process unless `evaluate.deployment` names this flow's deployment; then it hands each
-model's scoring over with flows/handoff.py and takes the scores from the artifact store (the key is the same on both
+model's scoring over with tasks/handoff.py and takes the scores from the artifact store (the key is the same on both
 sides, so a rerun finds them cached either way).
 """
 

@@ -4,7 +4,7 @@ cached; each point's M_bai is scored, or, with `rl_steps`, a short RL pilot from
 
 The table names the recommended alpha: the best `objective` (the overall score, or one task's) among the points
 whose pilot showed no length collapse. With `pipeline_deployment` set, each point runs as a deployment run on that
-deployment's work pool (see flows/handoff.py); otherwise as subflows in this process.
+deployment's work pool (see tasks/handoff.py); otherwise as subflows in this process.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 from prefect import flow
 
 from bai.flows.compare import publish_report
-from bai.flows.handoff import run_on_pool
+from bai.tasks.handoff import run_on_pool
 from bai.flows.pipeline import bai_pipeline
 from bai_core import experiments, report
 from bai_core.config import PipelineConfig

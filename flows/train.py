@@ -1,7 +1,7 @@
 """RL training as a flow of its own, `bai-train`, so it can run on the GPU work pool (`bai-gpu`, prefect.yaml).
 
 The pipeline trains in its own process unless `train.deployment` names this flow's deployment; then it hands the
-stage over with flows/handoff.py and takes the result from the artifact store (the key is the same on both sides, so
+stage over with tasks/handoff.py and takes the result from the artifact store (the key is the same on both sides, so
 a rerun finds it cached either way).
 """
 
@@ -23,7 +23,7 @@ def run_name() -> str:
     settings = settings if isinstance(settings, dict) else settings.model_dump()
     name = f"train {settings['algorithm']} from {settings['init']}: {settings['steps']} steps"
     launch = settings.get("launch") or {}
-    if launch.get("machines", 1) > 1:  # one run per machine (flows/handoff.py:stage_on_machines)
+    if launch.get("machines", 1) > 1:  # one run per machine (tasks/handoff.py:stage_on_machines)
         name += f" (machine {launch.get('machine_rank') or 0} of {launch['machines']})"
     return name
 
