@@ -85,6 +85,14 @@ def csv_text(rows: list[dict], names: list[str]) -> str:
     return out.getvalue()
 
 
+def write_report(store: ArtifactStore, folder: str, rows: list[dict], names: list[str], png: bytes, title: str,
+                 note: str = "") -> dict:
+    """The table as CSV and markdown and its plot as PNG under `folder` in the store; their URIs."""
+    return {"csv": store.put_text(f"{folder}/table.csv", csv_text(rows, names)),
+            "markdown": store.put_text(f"{folder}/table.md", f"# {title}\n\n{markdown(rows, names)}\n{note}\n"),
+            "plot": store.put_bytes(f"{folder}/plot.png", png)}
+
+
 def recommend(rows: list[dict], objective: str = "overall") -> dict | None:
     """The best `objective` among the rows whose RL showed no length collapse (rows without RL all qualify)."""
     stable = [row for row in rows if row.get("length collapse") != "detected" and row.get(objective) is not None]

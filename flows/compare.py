@@ -8,36 +8,14 @@ the UI. With `train.deployment` set, each row's RL goes to the GPU pool through 
 
 from __future__ import annotations
 
-import base64
-import re
-
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from bai.flows.pipeline import bai_pipeline
+from bai.tasks.artifacts import publish_report
 from bai_core import experiments, report
 from bai_core.config import PipelineConfig
 from bai_core.errors import BaiError
 from bai_core.storage import open_store
-
-
-def publish_report(config: PipelineConfig, kind: str, rows: list[dict], names: list[str], png: bytes,
-                   title: str, note: str = "") -> dict:
-    """The table as a Prefect table artifact, a markdown artifact with the plot, and CSV / markdown / PNG files in
-    the store under reports/<name>-<kind>/. Returns their URIs."""
-    store = open_store(config.storage)
-    folder = f"reports/{config.name}-{kind}"
-    table_md = report.markdown(rows, names)
-    uris = {"csv": store.put_text(f"{folder}/table.csv", report.csv_text(rows, names)),
-            "markdown": store.put_text(f"{folder}/table.md", f"# {title}\n\n{table_md}\n{note}\n"),
-            "plot": store.put_bytes(f"{folder}/plot.png", png)}
-    key = re.sub(r"[^a-z0-9-]+", "-", f"{config.name}-{kind}".lower())
-    create_table_artifact([{name: report.cell(row.get(name)) for name in names} for row in rows], key=key,
-                          description=title)
-    create_markdown_artifact(f"# {title}\n\n{table_md}\n{note}\n\n"
-                             f"![plot](data:image/png;base64,{base64.b64encode(png).decode()})\n\n"
-                             f"Files: `{store.uri(folder)}`", key=f"{key}-plot", description=f"{title}: plot")
-    return uris
 
 
 @flow(name="bai-compare", flow_run_name="{config.name}-compare")

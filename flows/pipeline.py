@@ -17,10 +17,10 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
-from bai.tasks.handoff import stage_on_machines, stage_on_pool
 from bai.tasks.artifacts import run_log, stop_signals_seen
 from bai.tasks.demo import ORIGINS, demo_family
 from bai.tasks.evaluate import evaluate_model, prepare_evaluate, score_table
+from bai.tasks.handoff import stage_on_machines, stage_on_pool
 from bai.tasks.merge import fetch_checkpoint, merge_stage1, merge_stage2
 from bai.tasks.storage import apply_credentials
 from bai.tasks.train import prepare_train, train_actor

@@ -13,9 +13,9 @@ import json
 
 from prefect import flow
 
-from bai.flows.compare import publish_report
-from bai.tasks.handoff import run_on_pool
 from bai.flows.pipeline import bai_pipeline
+from bai.tasks.artifacts import publish_report
+from bai.tasks.handoff import run_on_pool
 from bai_core import experiments, report
 from bai_core.config import PipelineConfig
 from bai_core.errors import BaiError

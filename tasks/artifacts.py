@@ -1,18 +1,28 @@
 """What the tasks show in the Prefect UI: progress artifacts, created lazily; the run's story in its log (the lines
-`bai run` prints off a terminal); and a log filter that keeps user errors to their one-line message."""
+`bai run` prints off a terminal); a log filter that keeps user errors to their one-line message; and the tables
+of a comparison or a sweep (`publish_report`, shared by both flows)."""
 
 from __future__ import annotations
 
+import base64
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 from prefect import get_run_logger
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.exceptions import MissingContextError, TerminationSignal
 
-from bai_core import progress
+from bai_core import progress, report
+from bai_core.config import PipelineConfig
 from bai_core.errors import BaiError
+from bai_core.storage import open_store
 
 
 class ProgressArtifact:
@@ -90,3 +100,20 @@ def install_log_filter() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _UserErrorsWithoutTraceback) for f in logger.filters):
             logger.addFilter(_UserErrorsWithoutTraceback())
+
+
+def publish_report(config: PipelineConfig, kind: str, rows: list[dict], names: list[str], png: bytes,
+                   title: str, note: str = "") -> dict:
+    """A comparison's or a sweep's table: CSV / markdown / PNG files in the store under reports/<name>-<kind>/, a
+    Prefect table artifact, and a markdown artifact with the plot. Returns the files' URIs."""
+    store = open_store(config.storage)
+    folder = f"reports/{config.name}-{kind}"
+    uris = report.write_report(store, folder, rows, names, png, title, note)
+    table_md = report.markdown(rows, names)
+    key = re.sub(r"[^a-z0-9-]+", "-", f"{config.name}-{kind}".lower())
+    create_table_artifact([{name: report.cell(row.get(name)) for name in names} for row in rows], key=key,
+                          description=title)
+    create_markdown_artifact(f"# {title}\n\n{table_md}\n{note}\n\n"
+                             f"![plot](data:image/png;base64,{base64.b64encode(png).decode()})\n\n"
+                             f"Files: `{store.uri(folder)}`", key=f"{key}-plot", description=f"{title}: plot")
+    return uris
