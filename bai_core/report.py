@@ -3,12 +3,12 @@ the scored alpha sweep (Table 2). Built from the runs' summaries and what they p
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import tempfile
 from pathlib import Path
 
+from bai_core.io.tables import csv_text, markdown
 from bai_core.stability.curves import Curves
 from bai_core.stability.logs import read_log
 from bai_core.storage import ArtifactStore
@@ -51,38 +51,6 @@ def curves_of(summary: dict, store: ArtifactStore) -> Curves | None:
         path = Path(scratch) / "metrics.jsonl"
         path.write_text(text)
         return read_log(path)
-
-
-def columns(rows: list[dict], first: tuple[str, ...]) -> list[str]:
-    """`first`, then every other key in the order rows first have it."""
-    seen = list(first)
-    for row in rows:
-        seen += [key for key in row if key not in seen]
-    return seen
-
-
-def cell(value) -> str:
-    """Scores (0..1) to 3 decimals, lengths to 1; trailing zeros dropped; n/a for what a row does not have (not
-    "-": the Prefect UI renders a lone dash in a table cell as a bullet)."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.{3 if abs(value) <= 1 else 1}f}".rstrip("0").rstrip(".")
-    return str(value)
-
-
-def markdown(rows: list[dict], names: list[str]) -> str:
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    lines += ["| " + " | ".join(cell(row.get(name)) for name in names) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def csv_text(rows: list[dict], names: list[str]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=names, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
 
 
 def write_report(store: ArtifactStore, folder: str, rows: list[dict], names: list[str], png: bytes, title: str,

@@ -25,8 +25,9 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from bai.cli.run import run_flow
-    from bai_core import experiments, report
+    from bai_core import experiments
     from bai_core.config import load_pipeline_config
+    from bai_core.io import tables
 
     config = load_pipeline_config(local_file(args.config), args.overrides)
     experiments.comparison_runs(config)  # a config that cannot make the table fails here, before any flow runs
@@ -40,6 +41,6 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(report.markdown(result["rows"], result["columns"]), end="")
+    print(tables.markdown(result["rows"], result["columns"]), end="")
     print(f"table: {result['csv']}\nplot: {result['plot']}")
     return 0

@@ -30,9 +30,10 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from bai.cli.run import run_flow
-    from bai_core import experiments, report
+    from bai_core import experiments
     from bai_core.config import load_pipeline_config
     from bai_core.evaluation.config import EvaluateSettings
+    from bai_core.io import tables
 
     config = load_pipeline_config(local_file(args.config), args.overrides)
     alphas = experiments.parse_alphas(args.alphas)
@@ -50,7 +51,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(report.markdown(result["rows"], [c for c in result["columns"] if c not in ("M_bai",)]), end="")
+    print(tables.markdown(result["rows"], [c for c in result["columns"] if c not in ("M_bai",)]), end="")
     if result["recommended"] is not None:
         print(f"recommended alpha: {result['recommended']:g} (best {args.objective} without a length collapse)")
     print(f"table: {result['csv']}\nplot: {result['plot']}")

@@ -15,6 +15,7 @@ from bai.tasks.artifacts import publish_report
 from bai_core import experiments, report
 from bai_core.config import PipelineConfig
 from bai_core.errors import BaiError
+from bai_core.io import tables
 from bai_core.storage import open_store
 
 
@@ -36,7 +37,7 @@ def bai_compare(config: PipelineConfig) -> dict:
         stages[variant.row] = {row["stage"]: row["state"] for row in summary["stages"]}
         if (run_curves := report.curves_of(summary, store)) is not None:
             curves[variant.row] = run_curves
-    names = report.columns(rows, ("row", "start"))
+    names = tables.columns(rows, ("row", "start"))
     title = f"Paradigm comparison `{config.name}`: {config.train.algorithm} {config.train.steps} steps each, " \
             f"scored on {', '.join(config.evaluate.task_names)}"
     png = report.comparison_plot(curves, title.replace("`", ""))

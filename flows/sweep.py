@@ -19,6 +19,7 @@ from bai.tasks.handoff import run_on_pool
 from bai_core import experiments, report
 from bai_core.config import PipelineConfig
 from bai_core.errors import BaiError
+from bai_core.io import tables
 from bai_core.storage import open_store
 
 
@@ -47,7 +48,7 @@ def bai_sweep(config: PipelineConfig, alphas: list[float], rl_steps: int | None 
     best = report.recommend(rows, objective) if scored else None
     for row in rows:
         row["recommended"] = "yes" if row is best else ""
-    names = report.columns(rows, ("alpha", "scored", "recommended"))
+    names = tables.columns(rows, ("alpha", "scored", "recommended"))
     pilots = f"an RL pilot of {rl_steps} steps per alpha" if rl_steps else "each M_bai scored without RL"
     title = f"Alpha sweep `{config.name}`: {pilots}"
     note = (f"Recommended alpha: {best['alpha']:g} (best {objective} among the points without a detected length "

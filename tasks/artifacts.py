@@ -22,6 +22,7 @@ from prefect.exceptions import MissingContextError, TerminationSignal
 from bai_core import progress, report
 from bai_core.config import PipelineConfig
 from bai_core.errors import BaiError
+from bai_core.io import tables
 from bai_core.storage import open_store
 
 
@@ -109,9 +110,9 @@ def publish_report(config: PipelineConfig, kind: str, rows: list[dict], names: l
     store = open_store(config.storage)
     folder = f"reports/{config.name}-{kind}"
     uris = report.write_report(store, folder, rows, names, png, title, note)
-    table_md = report.markdown(rows, names)
+    table_md = tables.markdown(rows, names)
     key = re.sub(r"[^a-z0-9-]+", "-", f"{config.name}-{kind}".lower())
-    create_table_artifact([{name: report.cell(row.get(name)) for name in names} for row in rows], key=key,
+    create_table_artifact([{name: tables.cell(row.get(name)) for name in names} for row in rows], key=key,
                           description=title)
     create_markdown_artifact(f"# {title}\n\n{table_md}\n{note}\n\n"
                              f"![plot](data:image/png;base64,{base64.b64encode(png).decode()})\n\n"

@@ -22,7 +22,7 @@ from bai_core.evaluation import SUITES_DIR, harness, parallel, scores
 from bai_core.evaluation.config import EvaluateSettings
 from bai_core.fingerprint import cache_dir, code_version, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder
-from bai_core.report import csv_text
+from bai_core.io.tables import csv_text
 from bai_core.sources import fetch, local_model
 from bai_core.storage import ArtifactStore, StorageConfig, open_store
 
