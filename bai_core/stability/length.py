@@ -120,7 +120,7 @@ def detect_collapse(steps, lengths, t: DetectorThresholds = DetectorThresholds()
         return _with(verdict, f"length fell to {t.collapse_ratio:g} x L0 at step {verdict.below_half_at} but was "
                               f"back at {t.collapse_recovered_ratio:g} x L0 by step {verdict.recovered_at}")
     verdict.recovered = False
-    truncation = _truncation(verdict, raw_steps, t, w.baseline, counts, planned_steps, clipped, terminated)
+    truncation = _truncation(verdict, raw_steps, t, counts, planned_steps, clipped, terminated)
     if truncation:
         verdict.cause = "truncation"
         return _with(verdict, truncation)
@@ -136,7 +136,7 @@ def detect_collapse(steps, lengths, t: DetectorThresholds = DetectorThresholds()
     return verdict
 
 
-def _truncation(verdict: CollapseVerdict, steps, t, baseline, counts, planned_steps, clipped, terminated) -> str:
+def _truncation(verdict: CollapseVerdict, steps, t, counts, planned_steps, clipped, terminated) -> str:
     """Why the fall is the cap's doing ('' when it is not, or the log cannot say)."""
     if terminated is not None and np.isfinite(np.asarray(terminated, dtype=float)).sum() >= t.min_points:
         finished = detect_collapse(steps, terminated, t, planned_steps, counts)
