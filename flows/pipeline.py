@@ -24,13 +24,11 @@ from bai.tasks.handoff import stage_on_machines, stage_on_pool
 from bai.tasks.merge import fetch_checkpoint, merge_stage1, merge_stage2
 from bai.tasks.storage import apply_credentials
 from bai.tasks.train import prepare_train, train_actor
-from bai_core import progress
+from bai_core import layout, progress
 from bai_core.config import ROLES, PipelineConfig
 from bai_core.errors import BaiError
 from bai_core.evaluation.stage import EvaluateStage, ScoredModel
-from bai_core.merge.stage import merge_folder
 from bai_core.rl.launch import this_machine
-from bai_core.rl.run_store import train_folder
 from bai_core.rl.stage import ActorInit, TrainInputs, TrainStage
 from bai_core.sources import CheckpointRef, parse_demo
 from bai_core.storage import open_store
@@ -249,9 +247,9 @@ def _scored_model(name: str, refs: dict, merges: dict, actor: dict | None) -> di
     if name in merges:
         merged = merges[name]
         return ScoredModel(name=name, source=merged["uri"], fingerprint=merged["fingerprint"],
-                           store_key=merge_folder(merged["stage"], merged["key"])).model_dump()
+                           store_key=layout.merge_folder(merged["stage"], merged["key"])).model_dump()
     return ScoredModel(name=name, source=actor["actor"], fingerprint=actor["fingerprint"],
-                       store_key=f"{train_folder(actor['key'])}/actor").model_dump()
+                       store_key=f"{layout.train_folder(actor['key'])}/actor").model_dump()
 
 
 def _sources(config: PipelineConfig) -> list[str]:
@@ -308,6 +306,6 @@ def _publish_summary(summary: dict, config: PipelineConfig) -> None:
            f"| verdicts | `{summary['outputs']['verdicts']}` |"] if "actor" in summary["outputs"] else []),
     ]
     create_markdown_artifact("\n".join(lines), key=_artifact_key(config, "summary"), description="BAI pipeline summary")
-    uri = open_store(config.storage).put_text(f"runs/{config.name}/{summary['flow_run_id']}.json",
+    uri = open_store(config.storage).put_text(layout.run_summary(config.name, summary["flow_run_id"]),
                                               json.dumps(summary, indent=2) + "\n")
     get_run_logger().info("run summary: %s", uri)

@@ -16,7 +16,7 @@ from prefect import flow
 from bai.flows.pipeline import bai_pipeline
 from bai.tasks.artifacts import publish_report
 from bai.tasks.handoff import run_on_pool
-from bai_core import experiments, report
+from bai_core import experiments, layout, report
 from bai_core.config import PipelineConfig
 from bai_core.errors import BaiError
 from bai_core.io import tables
@@ -34,7 +34,7 @@ def bai_sweep(config: PipelineConfig, alphas: list[float], rl_steps: int | None 
             summary = bai_pipeline(point)
         else:
             child = run_on_pool(pipeline_deployment, {"config": point.model_dump(mode="json")})
-            summary = json.loads(store.get_text(f"runs/{point.name}/{child.id}.json"))
+            summary = json.loads(store.get_text(layout.run_summary(point.name, str(child.id))))
         model = "actor" if rl_steps else "bai"
         rows.append({"alpha": point.merge.alpha, "scored": "RL actor" if model == "actor" else "M_bai",
                      **report.run_row(summary, model, store, before="bai" if rl_steps else None),

@@ -19,7 +19,7 @@ from prefect.artifacts import (
 )
 from prefect.exceptions import MissingContextError, TerminationSignal
 
-from bai_core import progress, report
+from bai_core import layout, progress, report
 from bai_core.config import PipelineConfig
 from bai_core.errors import BaiError
 from bai_core.io import tables
@@ -108,7 +108,7 @@ def publish_report(config: PipelineConfig, kind: str, rows: list[dict], names: l
     """A comparison's or a sweep's table: CSV / markdown / PNG files in the store under reports/<name>-<kind>/, a
     Prefect table artifact, and a markdown artifact with the plot. Returns the files' URIs."""
     store = open_store(config.storage)
-    folder = f"reports/{config.name}-{kind}"
+    folder = layout.report_folder(config.name, kind)
     uris = report.write_report(store, folder, rows, names, png, title, note)
     table_md = tables.markdown(rows, names)
     key = re.sub(r"[^a-z0-9-]+", "-", f"{config.name}-{kind}".lower())

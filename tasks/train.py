@@ -16,13 +16,12 @@ from prefect.events import emit_event
 
 from bai.tasks.artifacts import ProgressArtifact
 from bai.tasks.stage import STAGE_TASK, finished, not_a_user_error
-from bai_core import progress
+from bai_core import layout, progress
 from bai_core.errors import BaiError
 from bai_core.merge.config import MergeSettings
 from bai_core.rl import stage
 from bai_core.rl.config import TrainSettings
 from bai_core.rl.metrics import MonitorHooks, progress_detail
-from bai_core.rl.run_store import train_folder
 from bai_core.sources import CheckpointRef
 from bai_core.stability.live import DETECTOR_EVENTS
 from bai_core.storage import StorageConfig, open_store
@@ -73,7 +72,7 @@ def _bucket_verdict(v: dict) -> str:
 def publish_verdicts(key: str, storage: StorageConfig, settings: TrainSettings) -> None:
     """The verdicts and plots of this key's run (finished or stopped by a detector) on the run's page."""
     store = open_store(storage)
-    folder = train_folder(key)
+    folder = layout.train_folder(key)
     try:
         verdicts = json.loads(store.get_text(f"{folder}/verdicts.json"))
     except BaiError:

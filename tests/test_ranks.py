@@ -115,12 +115,12 @@ def test_a_joining_machine_that_machine_0_never_meets_fails_in_one_line(tmp_path
 
 def test_a_joining_machine_takes_machine_0s_abort_as_the_result(tmp_path):
     """`abort_on` stopped machine 0's run: the other machines end with the same verdict, not after a timeout."""
+    from bai_core import layout
     from bai_core.rl.machines import join_training
-    from bai_core.rl.run_store import train_folder
 
     stage = joining_stage(tmp_path)
     verdicts = {"aborted": {"detector": "collapse", "step": 40, "reason": "length fell to 0.2 of L0"}}
-    stage.store.put_text(f"{train_folder(stage.key)}/verdicts.json", json.dumps(verdicts))
+    stage.store.put_text(f"{layout.train_folder(stage.key)}/verdicts.json", json.dumps(verdicts))
     with pytest.raises(BaiError, match="train stopped at step 40: Sequence Length Collapse detected"):
         join_training(stage, 1)
 

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from bai_core import layout
 from bai_core import progress as progress_events
 from bai_core.artifact_stage import ArtifactStage, run_stage
 from bai_core.demo.family import MANIFEST, MEMBERS, FamilyReport, build_family, cached_family, recipe_id
@@ -25,7 +26,7 @@ from bai_core.storage import ArtifactStore
 
 
 def family_key(size: str, seed: int) -> str:
-    return f"families/{size}-seed{seed}-{recipe_id(size)}"
+    return layout.family_folder(size, seed, recipe_id(size))
 
 
 def member_key(size: str, seed: int, member: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from bai_core import progress
+from bai_core import layout, progress
 from bai_core.artifact_stage import ArtifactStage
 from bai_core.context import context_warning
 from bai_core.errors import BaiError
@@ -150,7 +150,7 @@ class EvaluateStage(ArtifactStage[EvalRef]):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def folder(self) -> str:
-        return f"evaluations/{self.key[:24]}"
+        return layout.evaluation_folder(self.key)
 
     def recorded(self, marker: dict) -> EvalRef:
         return EvalRef.model_validate(marker["result"])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from bai_core import progress
+from bai_core import layout, progress
 from bai_core.artifact_stage import ArtifactStage
 from bai_core.errors import BaiError
 from bai_core.fingerprint import fingerprint_folder
@@ -32,11 +32,6 @@ class ArtifactRef(BaseModel):
     uri: str
     fingerprint: str
     parameters: dict
-
-
-def merge_folder(stage: str, key: str) -> str:
-    """Where a merge is published in the store."""
-    return f"merges/{stage}-{key[:24]}"
 
 
 class _MergeStage(ArtifactStage[ArtifactRef]):
@@ -58,7 +53,7 @@ class _MergeStage(ArtifactStage[ArtifactRef]):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def folder(self) -> str:
-        return merge_folder(self.stage, self.key)
+        return layout.merge_folder(self.stage, self.key)
 
     def recorded(self, marker: dict) -> ArtifactRef:
         return ArtifactRef(stage=self.stage, key=self.key, uri=self.store.uri(self.folder()),
@@ -128,11 +123,11 @@ class BaiMerge(_MergeStage):
 
     def write(self, output: Path) -> None:
         sft: ArtifactRef = self.inputs["sft"]
-        sft_marker = self.store.find(merge_folder("sft", sft.key))
+        sft_marker = self.store.find(layout.merge_folder("sft", sft.key))
         if sft_marker is None:
             raise BaiError(f"{sft.uri}: the stage-1 artifact is missing or altered; run the pipeline again")
         merge_bai(BaiMergeJob(pretrained=self.local("pretrained"),
-                              sft=self.store.materialize(merge_folder("sft", sft.key), sft_marker),
+                              sft=self.store.materialize(layout.merge_folder("sft", sft.key), sft_marker),
                               output=output, **self.job_options()), self.progress)
 
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 import shutil
 import time
 
-from bai_core import progress
+from bai_core import layout, progress
 from bai_core.errors import BaiError
-from bai_core.rl.run_store import find_checkpoint, read_meeting, refuse_if_aborted, train_folder
+from bai_core.rl.run_store import find_checkpoint, read_meeting, refuse_if_aborted
 from bai_core.storage import ArtifactStore
 
 POLL_SECONDS = 1.0
@@ -33,7 +33,7 @@ def join_training(stage, machine: int):
     """Machine `machine` (> 0) of the train stage `stage`: train with machine 0, return the TrainRef it publishes."""
 
     launch = stage.settings.launch
-    folder = train_folder(stage.key)
+    folder = layout.train_folder(stage.key)
     waiting_since, done_with = time.monotonic(), None
     progress.note(f"machine {machine} of {launch.machines}: waiting for machine 0 in {stage.store.uri(folder)}")
     while True:
@@ -65,7 +65,7 @@ def _train_with(stage, machine: int, note: dict) -> str:
     from bai_core.rl.trainer import device
     from bai_core.rl.worker import write_job
 
-    settings, store, folder = stage.settings, stage.store, train_folder(stage.key)
+    settings, store, folder = stage.settings, stage.store, layout.train_folder(stage.key)
     workdir = cache_dir() / "train" / f"{stage.key[:24]}-machine-{machine}"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)

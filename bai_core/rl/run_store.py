@@ -21,10 +21,6 @@ CHECKPOINT = "checkpoint"  # train/<key>/checkpoint: the last one saved, where a
 MEETING = "machines.json"
 
 
-def train_folder(key: str) -> str:
-    return f"train/{key[:24]}"
-
-
 def publish_checkpoint(store: ArtifactStore, folder: str, key: str, trl_checkpoint: Path, step: int,
                        world_size: int = 1) -> None:
     """TRL's checkpoint (weights, optimizer, schedule, every rank's RNG state, step) as the run's one checkpoint in

@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 import bai_core
-from bai_core import progress
+from bai_core import layout, progress
 from bai_core.artifact_stage import ArtifactStage, How, run_stage
 from bai_core.context import context_warning
 from bai_core.errors import BaiError
@@ -26,14 +26,13 @@ from bai_core.fingerprint import cache_dir, code_version, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder
 from bai_core.io.checkpoint import has_chat_template
 from bai_core.merge.config import MergeSettings, carried_role
-from bai_core.merge.stage import merge_folder
 from bai_core.rl.actor import publish_as_sibling
 from bai_core.rl.config import INIT_ROLES, TrainSettings
 from bai_core.rl.generation import check_generation
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
 from bai_core.rl.prompts import load_prompts
 from bai_core.rl.rewards import check_answers, check_reward_model
-from bai_core.rl.run_store import find_checkpoint, publish_checkpoint, refuse_if_aborted, train_folder
+from bai_core.rl.run_store import find_checkpoint, publish_checkpoint, refuse_if_aborted
 from bai_core.sources import CheckpointRef, fetch, local_model, resolvable_uri
 from bai_core.stability.plots import write_plots
 from bai_core.storage import ArtifactStore, StorageConfig, open_store
@@ -159,10 +158,10 @@ class TrainStage(ArtifactStage[TrainRef]):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def folder(self) -> str:
-        return f"{train_folder(self.key)}/actor"
+        return f"{layout.train_folder(self.key)}/actor"
 
     def lock_name(self) -> str:
-        return f"{self.store.url}/{train_folder(self.key)}"  # the whole run's folder: checkpoints, metrics, actor
+        return f"{self.store.url}/{layout.train_folder(self.key)}"  # the whole run's folder: checkpoints, metrics, actor
 
     def recorded(self, marker: dict) -> TrainRef:
         return TrainRef.model_validate(marker["result"])
@@ -194,7 +193,7 @@ def run_train_stage(stage: TrainStage) -> tuple[TrainRef, How]:
 def local_inputs(inputs: TrainInputs, storage: StorageConfig) -> tuple[Path, dict[str, Path]]:
     """The init checkpoint and the reward models as local folders (fetched from the store or their source)."""
     init = inputs.init
-    store_key = merge_folder(init.merge_stage, init.merge_key) if init.merge_key else None
+    store_key = layout.merge_folder(init.merge_stage, init.merge_key) if init.merge_key else None
     store = open_store(storage)
     reward_paths = {r["name"]: fetch(r["source"], storage, store).path
                     for r in inputs.rewards if r.get("source")}
@@ -205,7 +204,7 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
            hooks: MonitorHooks) -> TrainRef:
     from bai_core.rl.trainer import run_training
 
-    folder = train_folder(key)
+    folder = layout.train_folder(key)
     refuse_if_aborted(store, folder)
     workdir = cache_dir() / "train" / key[:24]
     shutil.rmtree(workdir, ignore_errors=True)  # TRL's scratch space; what matters is in the store
