@@ -21,13 +21,20 @@ def recognises(text: str) -> bool:
     return len(header) >= 2 and any(name in STEP_KEYS or name.endswith("global_step") for name in header)
 
 
+RUN_KEYS = ("run_name", "run", "name", "run_id")
+
+
 def runs(text: str) -> list[str]:
     """The runs a table holds (empty for one unnamed run)."""
-    rows = list(csv.DictReader(text.lstrip("\ufeff").splitlines()))
+    return _runs(list(csv.DictReader(text.lstrip("\ufeff").splitlines())))
+
+
+def _runs(rows: list[dict]) -> list[str]:
+    """The runs of parsed rows: a long table's run column, or a wide one's `<run> - <metric>` prefixes."""
     if not rows:
         return []
-    run_key = next((key for key in ("run_name", "run", "name", "run_id") if key in rows[0]), None)
     if {"metric", "value"} <= set(rows[0]):
+        run_key = next((key for key in RUN_KEYS if key in rows[0]), None)
         return list(dict.fromkeys(row[run_key] for row in rows)) if run_key else []
     return list(dict.fromkeys(key.rsplit(" - ", 1)[0].strip() for key in rows[0] if key and " - " in key))
 
@@ -47,10 +54,9 @@ def read(path: Path, text: str, run: str | None = None) -> Curves:
         raise BaiError(f"{path}: not a CSV file ({e})") from None
     if rows and {"metric", "value"} <= set(rows[0]) and any(key in rows[0] for key in STEP_KEYS):
         return _long(path, rows, run)
-    runs = list(dict.fromkeys(key.rsplit(" - ", 1)[0].strip() for key in (rows[0] if rows else {})
-                              if key and " - " in key))
-    chosen = _pick(path, runs, run)
-    curves = Curves("csv" if len(runs) <= 1 else f"csv, run {chosen!r} of {len(runs)} in the file")
+    found = _runs(rows)
+    chosen = _pick(path, found, run)
+    curves = Curves("csv" if len(found) <= 1 else f"csv, run {chosen!r} of {len(found)} in the file")
     for row in rows:
         record = {}
         for key, value in row.items():
@@ -70,9 +76,9 @@ def _long(path: Path, rows: list[dict], run: str | None) -> Curves:
     """A long table (a row per step and metric: `step,metric,value`, maybe with a run column), as a pull of wandb's
     history with pandas' melt leaves it: pivoted to a record per step, for the first run in it."""
     step_key = next(key for key in STEP_KEYS if key in rows[0])
-    run_key = next((key for key in ("run_name", "run", "name", "run_id") if key in rows[0]), None)
-    runs = list(dict.fromkeys(row[run_key] for row in rows)) if run_key else []
-    chosen = _pick(path, runs, run)
+    run_key = next((key for key in RUN_KEYS if key in rows[0]), None)
+    found = _runs(rows)
+    chosen = _pick(path, found, run)
     by_step: dict[float, dict] = {}
     for row in rows:
         if run_key and row[run_key] != chosen:
@@ -82,8 +88,8 @@ def _long(path: Path, rows: list[dict], run: str | None) -> Curves:
         except (TypeError, ValueError):
             continue
         by_step.setdefault(step, {"step": step})[row["metric"]] = row["value"]
-    curves = Curves("csv (long: step, metric, value)" if len(runs) <= 1
-                    else f"csv (long), run {chosen!r} of {len(runs)} in the file")
+    curves = Curves("csv (long: step, metric, value)" if len(found) <= 1
+                    else f"csv (long), run {chosen!r} of {len(found)} in the file")
     for step in sorted(by_step):
         curves.add(by_step[step])
     return curves
