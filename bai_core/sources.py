@@ -1,4 +1,4 @@
-"""Where checkpoints come from: a local folder, `s3://bucket/prefix`, a Hugging Face hub id, or a built-in demo.
+"""Where checkpoints come from: a local folder, `s3://bucket/prefix`, a Hugging Face hub id, or a plug-in's scheme.
 
 Every source resolves to a local folder (the merge engine reads local files) plus a content fingerprint. Remote
 downloads land in a local cache keyed by what the remote says the content is (S3 ETags and sizes; the hub's commit
@@ -7,29 +7,28 @@ sha), so fetching the same content again downloads nothing.
     /data/qwen-math, ./models/x, ~/ckpt        a local folder
     s3://bucket/prefix                         an S3 (or S3-compatible) prefix; endpoint/keys from the environment
     Qwen/Qwen2.5-Math-1.5B[@revision]          a hub repo (also hf://...), pinned to the commit the revision names
-    demo://demo/pretrained[@seed]              the demo family (also instruct, reasoning, reward): without a seed,
-                                               the one shipped with bai (seed 1); another seed is trained here once
-    demo://test/pretrained[@seed]              the same recipe at test size (shipped at seed 0);
-                                               demo://synthetic/<role> random weights
+    demo://demo/pretrained[@seed]              a plug-in's scheme: here the demo family's (bai_core/demo/plugin.py)
+
+Which kind a source is, `SourceRef.parse` says (bai_core/source_ref.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from bai_core import plugins
 from bai_core.errors import BaiError
 from bai_core.fingerprint import cache_dir, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder
 from bai_core.io.checkpoint import CONFIG_FILE, INDEX_FILE, TOKENIZER_FILES, Checkpoint
+from bai_core.source_ref import SourceRef
 from bai_core.storage import ArtifactStore, StorageConfig, local_path_of, open_store, s3_errors, s3_filesystem
 
-HUB_ID = re.compile(r"^(?:hf://)?(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<revision>[\w./-]+))?$")
 # Only what a merge needs: never pickles, never code (trust_remote_code stays off).
 HUB_PATTERNS = ["*.safetensors", INDEX_FILE, CONFIG_FILE, *TOKENIZER_FILES, "*.jinja"]
 
@@ -44,31 +43,25 @@ class FetchedCheckpoint:
 
 def fetch(source: str, storage: StorageConfig | None = None, store: ArtifactStore | None = None) -> FetchedCheckpoint:
     """Resolve `source` to a validated local checkpoint folder and its content fingerprint. `storage`: the run's
-    storage section (its S3 endpoint; its store, unless `store` is the one already open). Trained demo families
-    live in the store (built there once, then found there by every machine); without storage, in bai's cache."""
-    endpoint_url = storage.endpoint_url if storage else None
-    if store is None and storage is not None:
-        store = open_store(storage)
-    if source.startswith("demo://"):
-        path, revision = _fetch_demo(source, store), None
-    elif source.startswith("s3://"):
-        path, revision = _fetch_s3(source, endpoint_url)
-    elif _is_local(source):
+    storage section (its S3 endpoint; its store, unless `store` is the one already open). A plug-in's scheme
+    fetches through the store where it keeps what it builds (the demo family); without storage, bai's cache."""
+    ref = SourceRef.parse(source)
+    if ref.kind == "scheme":
+        if store is None and storage is not None:
+            store = open_store(storage)
+        path, revision = plugins.checkpoint_scheme(ref.scheme).fetch(source, store), None
+    elif ref.kind == "s3":
+        path, revision = _fetch_s3(source, storage.endpoint_url if storage else None)
+    elif ref.kind == "local":
         path, revision = local_path_of(source).resolve(), None
-    elif Path(source.split("/", 1)[0]).expanduser().is_dir():
-        # `mymodels/pretrained` where ./mymodels exists: a local path with a typo, not a hub id.
-        raise BaiError(f"{source}: no such local folder ({Path(source).expanduser().resolve()}); "
-                       f"{source.split('/', 1)[0]}/ exists here, so this is not taken for a hub id")
-    elif match := HUB_ID.match(source):
+    else:
         try:
-            path, revision = _fetch_hub(source, match["repo"], match["revision"])
+            path, revision = _fetch_hub(source, ref.repo, ref.revision)
         except BaiError as e:
-            if source.startswith("hf://") or match["revision"]:
+            if ref.explicit_hub:
                 raise
             raise BaiError(f"{e} (or, if you meant a local folder: there is none at "
                            f"{Path(source).expanduser().resolve()})") from None
-    else:
-        raise BaiError(f"{source}: not a local folder, s3:// URI or hub id (org/name[@revision])")
     Checkpoint.open(path)  # a clear error now for a folder that is not a checkpoint
     return FetchedCheckpoint(source, path, fingerprint_folder(path), revision)
 
@@ -88,16 +81,15 @@ class CheckpointRef(BaseModel):
 
 
 def resolvable_uri(source: str, revision: str | None = None) -> str:
-    """A source as a manifest records it, resolvable wherever the manifest is read: s3:// and demo:// as given, a
+    """A source as a manifest records it, resolvable wherever the manifest is read: s3:// and schemes as given, a
     local folder as its absolute file:// URI (never relative to where the command ran), a hub id pinned to the
     commit it resolved to (org/name@<sha>)."""
-    if source.startswith(("s3://", "demo://")):
-        return source
-    if _is_local(source):
+    ref = SourceRef.parse(source)
+    if ref.kind == "local":
         return local_path_of(source).resolve().as_uri()
-    if (match := HUB_ID.match(source)) and revision:
-        return f"{match['repo']}@{revision}"
-    return source
+    if ref.kind == "hub" and revision:
+        return f"{ref.repo}@{revision}"
+    return source  # s3:// and a plug-in's scheme as given
 
 
 def fetch_checkpoint(role: str, source: str, storage: StorageConfig) -> CheckpointRef:
@@ -118,45 +110,6 @@ def local_model(source: str, fingerprint: str, storage: StorageConfig, store_key
     if fetched.fingerprint != fingerprint:
         raise BaiError(f"{source}: content changed since it was fetched in this run; run the pipeline again")
     return fetched.path
-
-
-def _is_local(source: str) -> bool:
-    return source.startswith(("/", "./", "../", "~", "file://")) or Path(source).expanduser().exists()
-
-
-def parse_demo(source: str) -> tuple[str, str, int]:
-    """demo://<family>/<role>[@seed] -> (family, role, seed)."""
-    from bai_core.demo.members import MEMBERS
-    from bai_core.demo.sizes import SIZES, seed_or_shipped
-    from bai_core.synthetic import ROLES
-
-    rest, _, seed = source.removeprefix("demo://").partition("@")
-    family, _, role = rest.partition("/")
-    roles = ROLES if family == "synthetic" else MEMBERS
-    if (family != "synthetic" and family not in SIZES) or role not in roles or (seed and not seed.isdigit()):
-        raise BaiError(f"{source}: unknown demo checkpoint (known: demo://{{synthetic,{','.join(SIZES)}}}/<role>"
-                       f"[@seed], roles {', '.join(MEMBERS)})")
-    return family, role, seed_or_shipped(family, seed)
-
-
-def _fetch_demo(source: str, store: ArtifactStore | None) -> Path:
-    family, role, seed = parse_demo(source)
-    if family != "synthetic":
-        from bai_core.demo.publish import ensure_demo_family, member_key
-
-        if store is not None and (marker := store.find(member_key(family, seed, role))) is not None:
-            return store.materialize(member_key(family, seed, role), marker)
-        return ensure_demo_family(family, seed, store).root / role
-    from bai_core.synthetic import DEMO_SPEC, write_synthetic_family
-
-    spec = DEMO_SPEC
-    digest = hashlib.sha256(json.dumps({**spec.__dict__, "seed": seed}, sort_keys=True).encode()).hexdigest()[:12]
-    # Keyed by the spec, so a changed spec builds a new family instead of reusing a stale one.
-    root = cache_dir() / "demo" / f"synthetic-{digest}"
-    if not root.is_dir():
-        with AtomicFolder(root) as staging:
-            write_synthetic_family(staging.path, spec, seed=seed)
-    return root / role
 
 
 def _fetch_s3(source: str, endpoint_url: str | None) -> tuple[Path, str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bai_core.fingerprint import cache_dir
 from bai_core.io.checkpoint import Checkpoint
-from bai_core.synthetic import BENCHMARK_SPEC, ROLES, write_synthetic_family
+from bai_core.demo.synthetic import BENCHMARK_SPEC, ROLES, write_synthetic_family
 
 GB = 1e9
 

@@ -30,7 +30,7 @@ from prefect import flow, task  # noqa: E402
 from bai.flows.pipeline import bai_pipeline  # noqa: E402
 from bai_core.config import PipelineConfig  # noqa: E402
 from bai_core.fingerprint import cache_dir  # noqa: E402
-from bai_core.synthetic import BENCHMARK_SPEC, ROLES, write_synthetic_family  # noqa: E402
+from bai_core.demo.synthetic import BENCHMARK_SPEC, ROLES, write_synthetic_family  # noqa: E402
 
 GB = 1e9
 CACHED_TASKS = 2  # merge-stage1 and merge-stage2; the three fetches run every time (they are stat checks)

@@ -18,29 +18,30 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
 from bai.tasks.artifacts import run_log, stop_signals_seen
-from bai.tasks.demo import ORIGINS, demo_family
 from bai.tasks.evaluate import evaluate_model, prepare_evaluate, score_table
 from bai.tasks.handoff import stage_on_machines, stage_on_pool
 from bai.tasks.merge import fetch_checkpoint, merge_stage1, merge_stage2
+from bai.tasks.source_build import build_source
 from bai.tasks.storage import apply_credentials
 from bai.tasks.train import prepare_train, train_actor
-from bai_core import layout, progress
+from bai_core import layout, plugins, progress
 from bai_core.config import ROLES, PipelineConfig
 from bai_core.errors import BaiError
 from bai_core.evaluation.stage import EvaluateStage, ScoredModel
 from bai_core.rl.launch import this_machine
 from bai_core.rl.stage import ActorInit, TrainInputs, TrainStage
-from bai_core.sources import CheckpointRef, parse_demo
+from bai_core.sources import CheckpointRef
 from bai_core.storage import open_store
 
 STAGES = ["fetch-pretrained", "fetch-instruct", "fetch-reasoning", "prepare-train", "prepare-evaluate", "merge-stage1",
           "merge-stage2", "train", "evaluate"]
 
 
-def planned_stages(config: PipelineConfig, families: list[tuple[str, int]]) -> list[str]:
-    """The run's stages in order: one evaluate stage per scored model (evaluate-bai, evaluate-actor, ...)."""
+def planned_stages(config: PipelineConfig, builds: list[plugins.SourceBuild]) -> list[str]:
+    """The run's stages in order: the sources' builds, then one evaluate stage per scored model (evaluate-bai,
+    evaluate-actor, ...)."""
     evaluate = [f"evaluate-{name}" for name in config.scored_models] or ["evaluate"]
-    return [f"demo-family-{size}" for size, _ in families] + STAGES[:-1] + evaluate
+    return [build.stage for build in builds] + STAGES[:-1] + evaluate
 
 
 class PipelineFailed(BaiError):
@@ -120,12 +121,12 @@ def bai_pipeline(config: PipelineConfig) -> dict:
 def _run_pipeline(config: PipelineConfig) -> dict:
     apply_credentials(config.storage)
     open_store(config.storage).check()
-    families = _demo_families(config)
-    table = _StageTable(planned_stages(config, families))
+    builds = _source_builds(config)
+    table = _StageTable(planned_stages(config, builds))
     try:
-        for size, seed in families:
-            table.run(f"demo-family-{size}", demo_family, size, seed, config.storage,
-                      output=lambda r: f"{r['uri']} ({ORIGINS[r['origin']]})")
+        for build in builds:
+            table.run(build.stage, build_source, build.stage, build.scheme, build.arguments, config.storage,
+                      output=lambda r: r["shown"])
         refs = {role: table.run(f"fetch-{role}", fetch_checkpoint, role, getattr(config.models, role),
                                 config.storage, output=lambda r: r["fingerprint"][:19])
                 for role in ROLES}
@@ -142,7 +143,7 @@ def _run_pipeline(config: PipelineConfig) -> dict:
             metadata = table.run("prepare-evaluate", prepare_evaluate, config.evaluate, _sources(config), carried,
                                  config.storage,
                                  output=lambda r: "suite " + ", ".join(config.evaluate.task_names)
-                                 + (f" (demo family {r['size']}@{r['seed']})" if r else ""))
+                                 + (f" ({shown})" if (shown := _metadata_shown(config, r)) else ""))
         else:
             table.skip("prepare-evaluate", "not configured (config.evaluate)")
 
@@ -260,15 +261,22 @@ def _sources(config: PipelineConfig) -> list[str]:
     return sources
 
 
-def _demo_families(config: PipelineConfig) -> list[tuple[str, int]]:
-    """The trained demo families the config's sources name (built as a stage of their own before the fetches)."""
-    families = set()
-    for source in _sources(config):
-        if source.startswith("demo://"):
-            family, _, seed = parse_demo(source)
-            if family != "synthetic":
-                families.add((family, seed))
-    return sorted(families)
+def _source_builds(config: PipelineConfig) -> list[plugins.SourceBuild]:
+    """What the config's sources need built first, each once, in a stable order (the trained demo family: a stage of
+    its own before the fetches)."""
+    builds = {}
+    for source in _sources(config):  # train.init may name a role (bai, sft, ...), not a source
+        if (scheme := plugins.scheme_of(source)) in plugins.checkpoint_schemes():
+            if (build := plugins.checkpoint_scheme(scheme).builds(source)) is not None:
+                builds[(build.stage, json.dumps(build.arguments, sort_keys=True))] = build
+    return [builds[key] for key in sorted(builds)]
+
+
+def _metadata_shown(config: PipelineConfig, metadata: dict) -> str:
+    """The suite's resolved metadata in a few words (the demo suite: which family's eval split)."""
+    from bai_core.evaluation.harness import plugin_suites, suite_tasks
+
+    return "; ".join(filter(None, (s.shown(metadata) for s in plugin_suites(suite_tasks(config.evaluate)))))
 
 
 def _artifact_key(config: PipelineConfig, what: str) -> str:

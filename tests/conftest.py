@@ -32,7 +32,7 @@ os.environ.update(
 
 import pytest  # noqa: E402
 
-from bai_core.synthetic import SyntheticSpec, write_synthetic_family  # noqa: E402
+from bai_core.demo.synthetic import SyntheticSpec, write_synthetic_family  # noqa: E402
 
 TINY = SyntheticSpec(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=64, vocab_size=112)
 # ~136 MB per checkpoint in float32: big enough that a single-worker merge takes a good fraction of a second, so a

@@ -56,9 +56,9 @@ def test_a_detector_is_named_as_the_command_line_names_it_too():
 
 def test_a_size_that_ships_no_family_still_has_its_prompts_and_eval_split():
     """demo://tiny/rl and the demo suite at size tiny take seed 0, as demo://tiny/<member> does (no KeyError)."""
-    from bai_core.evaluation.suites.bai_demo.utils import eval_split
+    from bai_core.demo.plugin import parse_demo
+    from bai_core.demo.suites.bai_demo.utils import eval_split
     from bai_core.rl.prompts import load_prompts
-    from bai_core.sources import parse_demo
 
     assert parse_demo("demo://tiny/instruct") == ("tiny", "instruct", 0)
     assert load_prompts("demo://tiny/rl").rows == load_prompts("demo://tiny/rl@0").rows

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from bai_core.evaluation import SUITES_DIR
+from bai_core.evaluation.harness import include_paths
+
+DEMO_SUITE = Path(__file__).parents[1] / "bai_core" / "demo" / "suites"
 
 
 def task_utils():
     """The suite's Python, loaded by path as lm-eval loads it (`!function utils.<name>`)."""
-    spec = importlib.util.spec_from_file_location("bai_demo_utils", SUITES_DIR / "bai_demo" / "utils.py")
+    spec = importlib.util.spec_from_file_location("bai_demo_utils", DEMO_SUITE / "bai_demo" / "utils.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -216,10 +218,10 @@ def test_every_suite_task_and_metric_is_lm_evals_own():
     definition computes, under a filter it defines: a typo would otherwise surface only on a GPU machine, hours in."""
     from lm_eval.tasks import TaskManager
 
-    from bai_core.evaluation.catalog import SUITES
+    from bai_core.evaluation.harness import named_suites
 
-    manager = TaskManager(include_path=str(SUITES_DIR))
-    for suite, tasks in SUITES.items():
+    manager = TaskManager(include_path=include_paths())
+    for suite, tasks in named_suites().items():
         for entry in tasks:
             assert entry.task in manager.all_tasks, f"{suite}: {entry.task} is not an lm-eval task"
             config = task_config(manager.task_index[entry.task].yaml_path)

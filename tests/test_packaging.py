@@ -42,7 +42,7 @@ def test_the_wheel_installs_every_module_under_bai_and_nothing_named_tasks_or_fl
     shipped = {path.relative_to(ROOT).as_posix() for path in (ROOT / "bai_core/demo/shipped").rglob("*")
                if path.is_file()}
     assert shipped and shipped <= names  # the shipped demo family travels with the package
-    assert "bai_core/evaluation/suites/bai_demo/bai_demo.yaml" in names
+    assert "bai_core/demo/suites/bai_demo/bai_demo.yaml" in names
 
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")

@@ -1,9 +1,6 @@
 """Evaluation: benchmark scoring is lm-evaluation-harness itself; bai ships task definitions, not scoring code.
 
-`SUITES_DIR` is an lm-eval `include_path`: each folder under it holds declarative task YAML (and, where a
-declaration cannot say it, a few lines of Python that lm-eval loads by path, as its own tasks do).
+Task definitions are declarative lm-eval YAML in a plug-in's folder (an lm-eval `include_path`: the demo family's is
+bai_core/demo/suites/), with, where a declaration cannot say it, a few lines of Python that lm-eval loads by path, as
+its own tasks do.
 """
-
-from pathlib import Path
-
-SUITES_DIR = Path(__file__).parent / "suites"

@@ -1,6 +1,6 @@
 """The named suites: which lm-eval tasks each scores, which metric of each counts, and what it stands for.
 
-`demo` is the demo family's own task (shipped in suites/, offline). `paper` is the lm-eval tasks closest to the nine
+Plug-ins name suites of their own (bai_core/plugins.py; the demo family's `demo`, offline). `paper` is the lm-eval tasks closest to the nine
 benchmarks of the BAI paper's Table 1: GPQA Diamond stands in for SuperGPQA (the same kind of test), and the three
 columns with no lm-eval task at all are listed as missing rather than replaced by something unlike them. The
 paper's "Overall" is the unweighted mean of each task's primary metric; the categories give the per-category means
@@ -16,13 +16,12 @@ from dataclasses import dataclass
 class SuiteTask:
     task: str        # lm-eval task or group name
     metric: str      # the primary metric as lm-eval keys it in results: "<metric>,<filter>"
-    category: str    # knowledge / math / code / the demo's arithmetic
+    category: str    # knowledge / math / code / a plug-in's own
     stands_for: str  # the paper's column (or what it measures, outside the paper)
     runs_code: bool = False  # lm-eval executes the model's answers (needs confirm_run_unsafe_code)
 
 
 SUITES: dict[str, tuple[SuiteTask, ...]] = {
-    "demo": (SuiteTask("bai_demo", "exact_match,final-number", "arithmetic", "the demo family's eval split"),),
     "paper": (
         SuiteTask("mmlu_pro", "exact_match,custom-extract", "knowledge", "MMLU-Pro"),
         SuiteTask("mmlu", "acc,none", "knowledge", "MMLU"),
@@ -37,3 +36,4 @@ SUITES: dict[str, tuple[SuiteTask, ...]] = {
 
 # The paper's columns that no lm-eval 0.4 task measures: LLM-judged or hosted benchmarks.
 MISSING_FROM_PAPER = ("LiveBench", "MixEval-Hard", "ArenaHard")
+

@@ -22,24 +22,36 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bai_core import plugins
 from bai_core.errors import BaiError
-from bai_core.evaluation import SUITES_DIR
 from bai_core.evaluation.catalog import SUITES, SuiteTask
 from bai_core.evaluation.config import EvaluateSettings
 from bai_core.io.checkpoint import has_chat_template
 
 
+def named_suites() -> dict[str, tuple[SuiteTask, ...]]:
+    """bai's suites (catalog.py) and the plug-ins'."""
+    return {**SUITES, **{name: suite.tasks for name, suite in plugins.suites().items()}}
+
+
 def suite_tasks(settings: EvaluateSettings) -> list[SuiteTask]:
     """The tasks to score, with their primary metrics: a named suite's, or the listed task names (their primary
     metric is the first one lm-eval reports for them)."""
-    names = settings.task_names
-    if len(names) == 1 and names[0] in SUITES:
-        return list(SUITES[names[0]])
+    names, suites = settings.task_names, named_suites()
+    if len(names) == 1 and names[0] in suites:
+        return list(suites[names[0]])
     return [SuiteTask(name, None, "custom", name) for name in names]
 
 
-def uses_demo_split(tasks: list[SuiteTask]) -> bool:
-    return any(task.task == "bai_demo" for task in tasks)
+def plugin_suites(tasks: list[SuiteTask]) -> list[plugins.Suite]:
+    """The plug-ins' suites some of whose tasks are scored (they resolve their lm-eval metadata)."""
+    names = {task.task for task in tasks}
+    return [suite for suite in plugins.suites().values() if names & {task.task for task in suite.tasks}]
+
+
+def include_paths() -> list[str]:
+    """The folders of the plug-ins' lm-eval task YAML (lm-eval's include_path)."""
+    return [str(suite.include_path) for suite in plugins.suites().values() if suite.include_path is not None]
 
 
 def check_task_names(tasks: list[SuiteTask]) -> None:
@@ -54,7 +66,7 @@ def check_task_names(tasks: list[SuiteTask]) -> None:
             close = difflib.get_close_matches(task.task, known, n=3, cutoff=0.6)
             raise BaiError(f"evaluate.suite: {task.task!r} is not an lm-eval task"
                            + (f" (closest: {', '.join(close)})" if close else "")
-                           + f"; or use a named suite: {', '.join(SUITES)}")
+                           + f"; or use a named suite: {', '.join(named_suites())}")
 
 
 def lm_eval_leaves(names: list[str]) -> dict[str, dict]:
@@ -101,7 +113,8 @@ def check_datasets_offline(tasks: list[SuiteTask]) -> None:
     one line, naming the task and its dataset, before any model loads (lm-eval would fail deep in `datasets`)."""
     if not hub_offline():
         return
-    names = [task.task for task in tasks if task.task != "bai_demo"]
+    own_data = {task.task for suite in plugins.suites().values() if suite.local_data for task in suite.tasks}
+    names = [task.task for task in tasks if task.task not in own_data]
     if not names:
         return
     from huggingface_hub import constants
@@ -173,7 +186,7 @@ def lm_eval_command(path: Path, settings: EvaluateSettings, tasks: list[SuiteTas
     launcher = ["accelerate", "launch", "--multi_gpu", "--num_processes", str(settings.processes), "-m", "lm_eval"]
     parts = [*(launcher if settings.processes > 1 else ["lm-eval"]), "run", "--model", settings.backend,
              "--model_args", ",".join(f"{k}={v}" for k, v in model_args(path, settings).items()),
-             "--tasks", *[task.task for task in tasks], "--include_path", str(SUITES_DIR),
+             "--tasks", *[task.task for task in tasks], *[a for p in include_paths() for a in ("--include_path", p)],
              "--batch_size", str(settings.batch_size), "--device", device]
     if metadata:
         parts += ["--metadata", json.dumps(metadata, sort_keys=True)]
@@ -266,12 +279,12 @@ def measured_hflm(path: Path, settings: EvaluateSettings, device: str, report=No
 
 @functools.lru_cache(maxsize=8)
 def task_manager(metadata: str, lm_eval_tasks: bool = True):
-    """The task registry: bai's suites, plus lm-eval's own tasks when `lm_eval_tasks`. bai's index in a
-    millisecond; lm-eval's ~14,700 take ~8 s, paid once per process and metadata, and only by a suite that names one
-    of them (the demo suite does not)."""
+    """The task registry: the plug-ins' suites, plus lm-eval's own tasks when `lm_eval_tasks`. The plug-ins' index in
+    a millisecond; lm-eval's ~14,700 take ~8 s, paid once per process and metadata, and only by a suite that names
+    one of them (the demo suite does not)."""
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=str(SUITES_DIR), include_defaults=lm_eval_tasks,
+    return TaskManager(include_path=include_paths() or None, include_defaults=lm_eval_tasks,
                        metadata=json.loads(metadata) or None)
 
 
@@ -314,10 +327,12 @@ def run_lm_eval(path: Path, settings: EvaluateSettings, tasks: list[SuiteTask], 
 
 class _MetadataAdvice(logging.Filter):
     """lm-eval's warning, for a task built from a custom dataset, that its kwargs "can be passed to --metadata":
-    for bai's own demo task bai passes them already (the family's size and seed), so the advice is noise."""
+    for the plug-ins' tasks bai passes them already (`Suite.metadata`), so the advice is noise."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("bai_demo: Custom kwargs can be passed to `--metadata`")
+        message = str(record.msg)
+        return not any(message.startswith(f"{task.task}: Custom kwargs can be passed to `--metadata`")
+                       for suite in plugins.suites().values() for task in suite.tasks)
 
 
 @contextmanager

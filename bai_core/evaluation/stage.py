@@ -1,6 +1,6 @@
 """The evaluate stage (no Prefect), an `ArtifactStage` like the merges and the train stage:
 
-- `prepare_evaluate`: what can be checked before any model is merged or loaded (task names, the demo split).
+- `prepare_evaluate`: what can be checked before any model is merged or loaded (task names, a suite's metadata).
 - `EvaluateStage`: its key hashes the model's fingerprint, the suite's definition, the settings, lm-eval's version
   and bai's scoring code; its build scores with lm-eval and publishes the results under evaluations/<key>/.
 """
@@ -17,8 +17,7 @@ from pydantic import BaseModel
 from bai_core import layout, progress
 from bai_core.artifact_stage import ArtifactStage
 from bai_core.context import context_warning
-from bai_core.errors import BaiError
-from bai_core.evaluation import SUITES_DIR, harness, parallel, scores
+from bai_core.evaluation import harness, parallel, scores
 from bai_core.evaluation.config import EvaluateSettings
 from bai_core.fingerprint import cache_dir, code_version, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder
@@ -60,43 +59,18 @@ class EvalRef(BaseModel):
     seconds: float
 
 
-def demo_split(settings: EvaluateSettings, sources: list[str]) -> dict:
-    """lm-eval metadata naming the demo family's eval split ({"size", "seed"}) when the suite has the demo task:
-    evaluate.demo_family, else the one trained family the demo:// sources name, else a built family folder's
-    family.json beside a local member."""
-    if not harness.uses_demo_split(harness.suite_tasks(settings)):
-        return {}
-    if settings.demo_family:
-        size, _, seed = settings.demo_family.partition("@")
-        return _known_size({"size": size, "seed": int(seed)})
-    from bai_core.sources import parse_demo
-
-    families = {parse_demo(s)[::2] for s in sources if s.startswith("demo://") and not s.startswith("demo://synth")}
-    for source in sources:
-        marker = Path(source).expanduser() / ".." / "family.json"
-        if "://" not in source and marker.is_file():
-            family = json.loads(marker.read_text())
-            families.add((family["size"], family["seed"]))
-    if len(families) == 1:
-        size, seed = families.pop()
-        return _known_size({"size": size, "seed": seed})
-    which = "several demo families (" + ", ".join(f"{s}@{n}" for s, n in sorted(families)) + ")" if families \
-        else "no demo family"
-    raise BaiError(f"evaluate.suite: the demo suite scores a demo family's eval split, and the models name {which}; "
-                   "set evaluate.demo_family (bai eval --demo-family), e.g. demo@1")
-
-
-def _known_size(metadata: dict) -> dict:
-    from bai_core.demo.sizes import SIZES
-
-    if metadata["size"] not in SIZES:
-        raise BaiError(f"evaluate.demo_family: unknown size {metadata['size']!r} (known: {', '.join(SIZES)})")
+def suite_metadata(settings: EvaluateSettings, sources: list[str]) -> dict:
+    """lm-eval metadata the scored plug-in suites resolve from the run's sources (the demo suite: which family's eval
+    split, {"size", "seed"}); {} when no scored task needs any."""
+    metadata = {}
+    for suite in harness.plugin_suites(harness.suite_tasks(settings)):
+        metadata |= suite.metadata(settings, sources)
     return metadata
 
 
 def prepare_evaluate(settings: EvaluateSettings, sources: list[str], carried: dict[str, str] | None = None,
                      storage: StorageConfig | None = None) -> dict:
-    """Check the suite and resolve the demo split before anything is merged or loaded; the lm-eval metadata.
+    """Check the suite and resolve its metadata (the demo split) before anything is merged or loaded.
     `carried`: each scored model's name and the source whose config.json it will carry (fetched from `storage`'s
     endpoint), to warn where max_gen_toks exceeds its context."""
     tasks = harness.suite_tasks(settings)
@@ -109,7 +83,7 @@ def prepare_evaluate(settings: EvaluateSettings, sources: list[str], carried: di
         folder = fetch(source, storage).path
         if warning := context_warning(folder, f"evaluate {name}", settings.max_gen_toks):
             progress.note(warning, warning=True)
-    return demo_split(settings, sources)
+    return suite_metadata(settings, sources)
 
 
 def scoring_code_version() -> str:
@@ -119,9 +93,10 @@ def scoring_code_version() -> str:
 def suite_definition(settings: EvaluateSettings, metadata: dict) -> dict:
     """The tasks, their primary metrics and bai's own task files (lm-eval's are covered by its version)."""
     files = hashlib.sha256()
-    for path in sorted(SUITES_DIR.rglob("*")):
-        if path.is_file() and path.suffix in (".yaml", ".py"):
-            files.update(path.relative_to(SUITES_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    for folder in map(Path, harness.include_paths()):
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and path.suffix in (".yaml", ".py"):
+                files.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
     tasks = [[t.task, t.metric, t.category] for t in harness.suite_tasks(settings)]
     return {"tasks": tasks, "metadata": metadata, "files": files.hexdigest()[:16]}
 

@@ -4,15 +4,16 @@ prompts, TRL's settings and the detectors' thresholds."""
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from bai_core import plugins
 from bai_core.rl.generation import TRL_NAMES as VLLM_TRL_NAMES
 from bai_core.rl.generation import GenerationSettings
 from bai_core.rl.launch import LaunchSettings
 from bai_core.settings import Strict
+from bai_core.source_ref import could_be_source
 from bai_core.stability.detectors import DetectorThresholds
 
 INIT_ROLES = ("bai", "sft", "pretrained", "instruct", "reasoning")  # train.init names besides any source
@@ -20,6 +21,7 @@ INIT_ROLES = ("bai", "sft", "pretrained", "instruct", "reasoning")  # train.init
 ALGORITHMS = {"grpo": (("trl.trainer.grpo_config", "GRPOConfig"), ("trl.trainer.grpo_trainer", "GRPOTrainer")),
               "rloo": (("trl.trainer.rloo_config", "RLOOConfig"), ("trl.trainer.rloo_trainer", "RLOOTrainer"))}
 Detector = Literal["collapse", "hockey_stick", "entropy"]
+BUILT_IN_VERIFIERS = ("math",)  # bai_core/rl/rewards.py; plug-ins add theirs
 
 
 class RewardComponent(Strict):
@@ -27,9 +29,10 @@ class RewardComponent(Strict):
     own tokenizer) or a verifiable reward, times its weight."""
 
     model: str | None = Field(None, description="Reward model source: demo://demo/reward, a folder, s3://, hub id.")
-    verifiable: Literal["arithmetic", "math"] | None = Field(
-        None, description="arithmetic: 1 for the demo task's right final number; math: 1 when math-verify finds the "
-                          "completion's answer (\\boxed{} first) equal to the prompt's `answer` (GSM8K, MATH, LaTeX).")
+    verifiable: str | None = Field(
+        None, description="math: 1 when math-verify finds the completion's answer (\\boxed{} first) equal to the "
+                          "prompt's `answer` (GSM8K, MATH, LaTeX); a plug-in's verifier, e.g. arithmetic: 1 for the "
+                          "demo task's right final number.")
     weight: float = 1.0
     score_truncated: bool = Field(
         False, description="verifiable: also score a completion that ran into max_completion_length before its stop "
@@ -38,6 +41,9 @@ class RewardComponent(Strict):
 
     @model_validator(mode="after")
     def _one_kind(self):
+        known = [*BUILT_IN_VERIFIERS, *plugins.verifiers()]
+        if self.verifiable is not None and self.verifiable not in known:
+            raise ValueError(f"verifiable: no verifier {self.verifiable!r} (known: {', '.join(known)})")
         if (self.model is None) == (self.verifiable is None):
             raise ValueError("give exactly one of `model` (a reward model) or `verifiable` (e.g. arithmetic)")
         if self.score_truncated and self.model is not None:
@@ -146,10 +152,8 @@ class TrainSettings(Strict):
 
 
 def _check_init(init: str) -> None:
-    if init in INIT_ROLES or init.startswith(("demo://", "s3://", "hf://", "/", "./", "../", "~", "file://")):
+    if init in INIT_ROLES or could_be_source(init):
         return
-    if "/" in init or Path(init).expanduser().exists():
-        return  # a hub id org/name, or a local folder
     close = difflib.get_close_matches(init, INIT_ROLES, n=1)
     raise ValueError(f"{init!r} names nothing" + (f" (did you mean {close[0]!r}?)" if close else "")
                      + f"; use one of {', '.join(INIT_ROLES)}, or a folder, s3://, hub id or demo:// source")

@@ -1,13 +1,12 @@
-"""RL prompts: the demo family's RL split, or a JSONL / parquet file, s3:// object or hub dataset with a prompt column
+"""RL prompts: a JSONL / parquet file, s3:// object or hub dataset with a prompt column, or a plug-in's scheme
 (`prompt` unless `prompt_column` says otherwise). A prompt is text or chat messages ([{"role": "user", "content":
 ...}, ...]); other columns (e.g. the `answer` a verifiable reward reads) travel with it to the reward functions, as
 TRL passes them.
 
-    demo://demo/rl[@seed]        the RL split of the demo task (never a train or eval problem), as chat prompts
-                                 (without a seed: the shipped family's)
     prompts.jsonl, data.parquet  a local file
     s3://bucket/prompts.jsonl    an object (endpoint and keys from the environment)
     org/dataset[@revision][:split]   a hub dataset (split default train; its configuration in `subset`)
+    demo://demo/rl[@seed]        a plug-in's prompts (bai_core/plugins.py): here the demo task's RL split
 """
 
 from __future__ import annotations
@@ -18,14 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bai_core import plugins
 from bai_core.errors import BaiError
 
 if TYPE_CHECKING:
     from bai_core.rl.config import PromptSettings
     from bai_core.storage import StorageConfig
-
-DEMO_RL_PROMPTS = 512  # drawn (with new wording) from the RL split's distinct problems
-
 
 @dataclass(frozen=True)
 class PromptSet:
@@ -46,8 +43,8 @@ def load_prompts(spec: PromptSettings | str, storage: StorageConfig | None = Non
 
     spec = PromptSettings(source=spec) if isinstance(spec, str) else spec
     source = spec.source
-    if source.startswith("demo://"):
-        rows = _demo_rows(source)
+    if (scheme := plugins.prompt_scheme(plugins.scheme_of(source) or "")) is not None:
+        rows = scheme.rows(source)
     elif source.startswith("s3://"):
         from bai_core.storage import download_s3_file
 
@@ -61,7 +58,8 @@ def load_prompts(spec: PromptSettings | str, storage: StorageConfig | None = Non
     elif "/" in source:
         rows = _hub_rows(source, spec.subset)
     else:
-        raise BaiError(f"prompts {source}: not a file, s3:// object, hub dataset or demo://<size>/rl")
+        forms = "".join(f" or {s.form}" for s in plugins.prompt_schemes().values())
+        raise BaiError(f"prompts {source}: not a file, s3:// object, hub dataset{forms}")
     if not rows:
         raise BaiError(f"prompts {source}: no prompts in it")
     column = spec.prompt_column
@@ -102,19 +100,6 @@ def _valid_prompt(prompt) -> bool:
         return bool(prompt)
     return isinstance(prompt, list) and bool(prompt) and all(
         isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in prompt)
-
-
-def _demo_rows(source: str) -> list[dict]:
-    from bai_core.demo.arithmetic import problems
-    from bai_core.demo.sizes import SIZES, seed_or_shipped
-
-    rest, _, seed = source.removeprefix("demo://").partition("@")
-    size, _, split = rest.partition("/")
-    if size not in SIZES or split != "rl" or (seed and not seed.isdigit()):
-        raise BaiError(f"prompts {source}: unknown demo prompts (known: demo://{{{','.join(SIZES)}}}/rl[@seed])")
-    spec = SIZES[size]
-    return [{"prompt": [{"role": "user", "content": p.question}], "answer": p.answer}
-            for p in problems("rl", seed_or_shipped(size, seed), spec.a_range, spec.b_range, DEMO_RL_PROMPTS)]
 
 
 def _file_rows(path: Path, source: str) -> list[dict]:

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bai_core import plugins
 from bai_core.completion import OPEN_THINK, TRUNCATED, CompletionReader, answer_part
 from bai_core.errors import BaiError
 
@@ -83,15 +84,6 @@ class ModelReward:
         return scores
 
 
-def arithmetic_correct(completion: str, answer, prompt_opened_think: bool = False) -> bool:
-    """The demo task's rule (the bai_demo task's filter too): the number after </think> in a reasoning answer (one
-    whose think block the completion or its prompt opened), else the last number."""
-    from bai_core.demo.arithmetic import extract_answer
-
-    style = "reasoning" if prompt_opened_think or "<think>" in completion else "instruct"
-    return extract_answer(completion, style) == int(answer)
-
-
 def _math_timeout() -> int | None:
     """math-verify times out with signal.alarm, which works only in the main thread (as in TRL's accuracy_reward)."""
     import threading
@@ -132,22 +124,39 @@ def math_correct(completion: str, answer, prompt_opened_think: bool = False) -> 
     return bool(predicted) and bool(verify(gold, predicted, timeout_seconds=timeout))
 
 
-VERIFIERS = {"arithmetic": arithmetic_correct, "math": math_correct}
+def _unreadable_math(answer) -> str | None:
+    if parse_math_answer(answer):
+        return None
+    return (f"math-verify cannot read the answer {str(answer)[:60]!r} (give a number, a LaTeX expression, a "
+            "\\boxed{} solution or GSM8K's `#### N`)")
+
+
+# bai's own verifiers; plug-ins add theirs (bai_core/plugins.py), e.g. the demo task's `arithmetic`.
+VERIFIERS = {"math": plugins.Verifier(name="math", correct=math_correct, unreadable=_unreadable_math)}
+
+
+def verifier(kind: str) -> plugins.Verifier:
+    return VERIFIERS.get(kind) or plugins.verifier(kind)
+
+
+def verifier_code(kind: str) -> str:
+    """A short hash of the file that holds the verifier's rule: a plug-in's verifier decides rewards as bai's own
+    code does, so editing it makes cached training stale (part of the train key)."""
+    import hashlib
+    import inspect
+
+    return hashlib.sha256(Path(inspect.getsourcefile(verifier(kind).correct)).read_bytes()).hexdigest()[:12]
 
 
 def check_answers(kind: str, rows: list[dict], source: str) -> None:
     """Every prompt row has a reference answer the verifier can read (before anything is merged or trained)."""
+    unreadable = verifier(kind).unreadable
     for number, row in enumerate(rows, 1):
         answer = row.get("answer")
         if answer is None or str(answer).strip() == "":
             raise BaiError(f"prompts {source}: row {number} has no answer (the {kind} reward needs one per prompt)")
-        if kind == "arithmetic" and not str(answer).strip().lstrip("-").isdigit():
-            raise BaiError(f"prompts {source}: row {number}: answer {str(answer)[:40]!r} is not a whole number "
-                           "(the arithmetic reward compares final numbers)")
-        if kind == "math" and not parse_math_answer(answer):
-            raise BaiError(f"prompts {source}: row {number}: math-verify cannot read the answer "
-                           f"{str(answer)[:60]!r} (give a number, a LaTeX expression, a \\boxed{{}} solution or "
-                           "GSM8K's `#### N`)")
+        if (why := unreadable(answer)) is not None:
+            raise BaiError(f"prompts {source}: row {number}: {why}")
 
 
 def _texts(completions: list) -> list[str]:
@@ -156,14 +165,14 @@ def _texts(completions: list) -> list[str]:
 
 class VerifiableReward:
     """A checkable reward: 1.0 when the completion's final answer equals the row's `answer` by the verifier of its
-    kind (arithmetic: the demo task's final number; math: math-verify), else 0.0. Read as the chat template wrote
+    kind (math: math-verify; a plug-in's, e.g. the demo task's arithmetic), else 0.0. Read as the chat template wrote
     it (`CompletionReader`): a think block that never closed holds no answer, and a completion the token limit cut
     before its stop id earns 0 unless `score_truncated`."""
 
     def __init__(self, name: str, kind: str, recorder: RewardRecorder, reader: CompletionReader,
                  score_truncated: bool = False):
         self.__name__ = name
-        self.correct = VERIFIERS[kind]
+        self.correct = verifier(kind).correct
         self.recorder, self.reader, self.score_truncated = recorder, reader, score_truncated
 
     def __call__(self, prompts: list, completions: list, completion_ids: list, answer: list | None = None,

@@ -31,7 +31,7 @@ from bai_core.rl.config import INIT_ROLES, TrainSettings
 from bai_core.rl.generation import check_generation
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
 from bai_core.rl.prompts import load_prompts
-from bai_core.rl.rewards import check_answers, check_reward_model
+from bai_core.rl.rewards import check_answers, check_reward_model, verifier_code
 from bai_core.rl.run_store import find_checkpoint, publish_checkpoint, refuse_if_aborted
 from bai_core.sources import CheckpointRef, fetch, local_model, resolvable_uri
 from bai_core.stability.plots import write_plots
@@ -152,7 +152,9 @@ class TrainStage(ArtifactStage[TrainRef]):
                    "prompts": self.inputs.prompts["fingerprint"],
                    "settings": self.settings.model_dump(mode="json", exclude={"deployment": True, "launch": True,
                                                                                "generation": {"server_url"}}),
-                   "trl": trl.__version__, "code": training_code_version()}
+                   "trl": trl.__version__, "code": training_code_version(),
+                   "verifiers": {c.verifiable: verifier_code(c.verifiable) for c in self.settings.reward
+                                 if c.verifiable}}
         if self.settings.launch.distributed:
             payload["launch"] = self.settings.launch.key_part()
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -117,7 +117,7 @@ def run_training(init: Path, reward_models: dict[str, Path], prompts: PromptSet,
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from transformers.utils import logging as transformers_logging
 
-    from bai_core.demo.training import fixed_threads
+    from bai_core.threads import fixed_threads
 
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()  # bai shows the run's progress; per-file loading bars are noise

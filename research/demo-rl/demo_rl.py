@@ -41,7 +41,8 @@ def main() -> None:
     from bai_core.demo.evaluation import evaluate_lm
     from bai_core.demo.sizes import SIZES
     from bai_core.demo.training import fixed_threads
-    from bai_core.sources import fetch, parse_demo
+    from bai_core.demo.plugin import parse_demo
+    from bai_core.sources import fetch
 
     transformers_logging.disable_progress_bar()
     actor = local(summary["outputs"]["actor"])
