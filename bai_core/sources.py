@@ -27,7 +27,15 @@ from bai_core.fingerprint import cache_dir, fingerprint_folder
 from bai_core.io.atomic import AtomicFolder
 from bai_core.io.checkpoint import CONFIG_FILE, INDEX_FILE, TOKENIZER_FILES, Checkpoint
 from bai_core.source_ref import SourceRef
-from bai_core.storage import ArtifactStore, StorageConfig, local_path_of, open_store, s3_errors, s3_filesystem
+from bai_core.storage import (
+    ArtifactStore,
+    StorageConfig,
+    local_path_of,
+    open_store,
+    s3_endpoint,
+    s3_errors,
+    s3_filesystem,
+)
 
 # Only what a merge needs: never pickles, never code (trust_remote_code stays off).
 HUB_PATTERNS = ["*.safetensors", INDEX_FILE, CONFIG_FILE, *TOKENIZER_FILES, "*.jinja"]
@@ -51,7 +59,7 @@ def fetch(source: str, storage: StorageConfig | None = None, store: ArtifactStor
             store = open_store(storage)
         path, revision = plugins.checkpoint_scheme(ref.scheme).fetch(source, store), None
     elif ref.kind == "s3":
-        path, revision = _fetch_s3(source, storage.endpoint_url if storage else None)
+        path, revision = _fetch_s3(source, s3_endpoint(storage))
     elif ref.kind == "local":
         path, revision = local_path_of(source).resolve(), None
     else:

@@ -306,7 +306,12 @@ class ArtifactStore:
 
 def open_store(storage: StorageConfig) -> ArtifactStore:
     """The artifact store a config's `storage` section names."""
-    return ArtifactStore(storage.uri, storage.endpoint_url)
+    return ArtifactStore(storage.uri, s3_endpoint(storage))
+
+
+def s3_endpoint(storage: StorageConfig | None) -> str | None:
+    """The S3 endpoint a run reads its s3:// inputs from and keeps its store at (None: $AWS_ENDPOINT_URL or AWS)."""
+    return storage.endpoint_url if storage is not None else None
 
 
 def download_s3_file(uri: str, endpoint_url: str | None, kind: str) -> Path:

@@ -46,10 +46,10 @@ def load_prompts(spec: PromptSettings | str, storage: StorageConfig | None = Non
     if (scheme := plugins.prompt_scheme(plugins.scheme_of(source) or "")) is not None:
         rows = scheme.rows(source)
     elif source.startswith("s3://"):
-        from bai_core.storage import download_s3_file
+        from bai_core.storage import download_s3_file, s3_endpoint
 
         try:
-            local = download_s3_file(source, storage.endpoint_url if storage else None, "prompts")
+            local = download_s3_file(source, s3_endpoint(storage), "prompts")
         except BaiError as e:
             raise BaiError(f"prompts {e}") from None
         rows = _file_rows(local, source)
