@@ -27,6 +27,11 @@ def train_folder(key: str) -> str:
     return f"train/{key[:KEY_DIGITS]}"
 
 
+def actor_folder(key: str) -> str:
+    """The RL actor a train key published (its marker holds the TrainRef)."""
+    return f"{train_folder(key)}/actor"
+
+
 def evaluation_folder(key: str) -> str:
     return f"evaluations/{key[:KEY_DIGITS]}"
 

@@ -2,7 +2,8 @@
 stage 2, train the RL actor from the merge (when `train` is configured), score the chosen models with lm-eval (when
 `evaluate` is configured), then publish a summary and tables of stages and scores to the UI.
 
-Composition only: every stage is a task in `tasks/`, and every task is a thin wrapper over `bai_core`.
+Composition only: which stages run, where, from what, is the plan's (`bai_core/plan.py`); every stage is a task in
+`tasks/`, and every task is a thin wrapper over `bai_core`.
 """
 
 from __future__ import annotations
@@ -24,24 +25,12 @@ from bai.tasks.merge import fetch_checkpoint, merge_stage1, merge_stage2
 from bai.tasks.source_build import build_source
 from bai.tasks.storage import apply_credentials
 from bai.tasks.train import prepare_train, train_actor
-from bai_core import layout, plugins, progress
+from bai_core import layout, plan, progress
 from bai_core.config import ROLES, PipelineConfig
 from bai_core.errors import BaiError
 from bai_core.evaluation.stage import EvaluateStage, ScoredModel
-from bai_core.rl.launch import this_machine
-from bai_core.rl.stage import ActorInit, TrainInputs, TrainStage
-from bai_core.sources import CheckpointRef
+from bai_core.rl.stage import TrainInputs, TrainStage
 from bai_core.storage import open_store
-
-STAGES = ["fetch-pretrained", "fetch-instruct", "fetch-reasoning", "prepare-train", "prepare-evaluate", "merge-stage1",
-          "merge-stage2", "train", "evaluate"]
-
-
-def planned_stages(config: PipelineConfig, builds: list[plugins.SourceBuild]) -> list[str]:
-    """The run's stages in order: the sources' builds, then one evaluate stage per scored model (evaluate-bai,
-    evaluate-actor, ...)."""
-    evaluate = [f"evaluate-{name}" for name in config.scored_models] or ["evaluate"]
-    return [build.stage for build in builds] + STAGES[:-1] + evaluate
 
 
 class PipelineFailed(BaiError):
@@ -121,10 +110,10 @@ def bai_pipeline(config: PipelineConfig) -> dict:
 def _run_pipeline(config: PipelineConfig) -> dict:
     apply_credentials(config.storage)
     open_store(config.storage).check()
-    builds = _source_builds(config)
-    table = _StageTable(planned_stages(config, builds))
+    planned = plan.plan_pipeline(config)
+    table = _StageTable(list(planned.stages))
     try:
-        for build in builds:
+        for build in planned.builds:
             table.run(build.stage, build_source, build.stage, build.scheme, build.arguments, config.storage,
                       output=lambda r: r["shown"])
         refs = {role: table.run(f"fetch-{role}", fetch_checkpoint, role, getattr(config.models, role),
@@ -132,38 +121,35 @@ def _run_pipeline(config: PipelineConfig) -> dict:
                 for role in ROLES}
 
         prepared = None
-        if config.train is not None:  # bad train input fails here, before anything is merged
+        if planned.runs("prepare-train"):  # bad train input fails here, before anything is merged
             prepared = table.run("prepare-train", prepare_train, config.train, refs, config.merge, config.storage,
                                  output=lambda r: f"{r['prompts']['rows']} prompts, {len(r['rewards'])} reward term(s)")
         else:
-            table.skip("prepare-train", "not configured (config.train)")
+            table.skip("prepare-train", planned.skipped["prepare-train"])
         metadata = None
-        if config.evaluate is not None:  # an unknown lm-eval task name fails here, before anything is merged
-            carried = {name: config.carried_source(name) for name in config.scored_models}
-            metadata = table.run("prepare-evaluate", prepare_evaluate, config.evaluate, _sources(config), carried,
-                                 config.storage,
+        if planned.runs("prepare-evaluate"):  # an unknown lm-eval task name fails here, before anything is merged
+            carried = {name: config.carried_source(name) for name in planned.scored}
+            metadata = table.run("prepare-evaluate", prepare_evaluate, config.evaluate,
+                                 plan.checkpoint_sources(config), carried, config.storage,
                                  output=lambda r: "suite " + ", ".join(config.evaluate.task_names)
                                  + (f" ({shown})" if (shown := _metadata_shown(config, r)) else ""))
         else:
-            table.skip("prepare-evaluate", "not configured (config.evaluate)")
+            table.skip("prepare-evaluate", planned.skipped["prepare-evaluate"])
 
         sft = table.run("merge-stage1", merge_stage1, refs["instruct"], refs["reasoning"], config.merge,
                         config.storage, output=lambda r: r["uri"])
         bai = table.run("merge-stage2", merge_stage2, refs["pretrained"], sft, config.merge, config.storage,
                         output=lambda r: r["uri"])
         actor = None
-        if config.train is not None:
-            actor = _train(table, config, prepared, {"sft": sft, "bai": bai})
+        if planned.runs("train"):
+            actor = _train(table, config, planned.train, prepared, {"sft": sft, "bai": bai})
         else:
-            table.skip("train", "not configured (config.train)")
+            table.skip("train", planned.skipped["train"])
         scores = {}
-        if config.evaluate is not None and (joined := _joining_machine(config)):
-            table.skip("evaluate", f"machine {joined} of {config.train.launch.machines} joined the train stage; "
-                                   "machine 0 scores")
-        elif config.evaluate is not None:
-            scores = _evaluate(table, config, refs, {"sft": sft, "bai": bai}, actor, metadata)
+        if planned.runs("evaluate"):
+            scores = _evaluate(table, config, planned, refs, {"sft": sft, "bai": bai}, actor, metadata)
         else:
-            table.skip("evaluate", "not configured (config.evaluate)")
+            table.skip("evaluate", planned.skipped["evaluate"])
     except BaseException as e:
         if not isinstance(e, Exception):  # a signal, not an error
             table.stopped()
@@ -185,91 +171,50 @@ def _run_pipeline(config: PipelineConfig) -> dict:
     return summary
 
 
-def _train(table: _StageTable, config: PipelineConfig, prepared: dict, merges: dict) -> dict:
-    """The train stage: in this process (cached on its content key), or handed to `train.deployment`'s pool."""
+def _train(table: _StageTable, config: PipelineConfig, placement: plan.Placement, prepared: dict,
+           merges: dict) -> dict:
+    """The train stage: in this process (cached on its content key), or handed to `train.deployment`'s pool (one
+    run per machine when there are several)."""
     settings = config.train
-    init = prepared["init"]
-    if init is None:  # M_bai or M_sft of this run
-        merged = merges[settings.init]
-        init = ActorInit(name=settings.init, source=merged["uri"], fingerprint=merged["fingerprint"],
-                         merge_key=merged["key"], merge_stage=merged["stage"]).model_dump()
-    inputs = {**prepared, "init": init}
+    init = plan.actor_init(settings.init, prepared["init"], merges)
+    inputs = {**prepared, "init": init.model_dump()}
 
     def shown(ref: dict) -> str:
         verdict = ", ".join(ref["fired"]) + " detected" if ref["fired"] else "stable"
         return f"{ref['steps']} steps, {verdict}: {ref['actor']}"
 
-    if settings.deployment:  # the result comes back through the store
-        stage = TrainStage(TrainInputs.model_validate(inputs), settings, config.storage)
-        parameters = {"inputs": inputs, "settings": settings.model_dump(mode="json"),
-                      "storage": config.storage.model_dump(mode="json")}
-        if settings.launch.machines > 1:  # one run per machine, meeting through the store
-            return table.run("train", stage_on_machines, "train", settings.deployment, stage, parameters,
-                             settings.launch.machines, output=shown)
-        return table.run("train", stage_on_pool, "train", settings.deployment, stage, parameters, output=shown)
-    return table.run("train", train_actor, inputs, settings, config.storage, output=shown)
+    if placement.where == "here":
+        return table.run("train", train_actor, inputs, settings, config.storage, output=shown)
+    # On a pool, the result comes back through the store.
+    stage = TrainStage(TrainInputs.model_validate(inputs), settings, config.storage)
+    parameters = {"inputs": inputs, "settings": settings.model_dump(mode="json"),
+                  "storage": config.storage.model_dump(mode="json")}
+    if placement.where == "machines":  # one run per machine, meeting through the store
+        return table.run("train", stage_on_machines, "train", placement.deployment, stage, parameters,
+                         placement.machines, output=shown)
+    return table.run("train", stage_on_pool, "train", placement.deployment, stage, parameters, output=shown)
 
 
-def _joining_machine(config: PipelineConfig) -> int:
-    """This machine's rank when it is one of several training in this process (`bai run` on each Slurm node), else
-    0. The pool's machines are flow runs of their own (`stage_on_machines`), so there the pipeline is machine 0."""
-    if config.train is None or config.train.launch.machines == 1 or config.train.deployment:
-        return 0
-    return this_machine(config.train.launch)
-
-
-def _evaluate(table: _StageTable, config: PipelineConfig, refs: dict, merges: dict, actor: dict | None,
-              metadata: dict) -> dict:
+def _evaluate(table: _StageTable, config: PipelineConfig, planned: plan.Plan, refs: dict, merges: dict,
+              actor: dict | None, metadata: dict) -> dict:
     """One evaluate stage per scored model: in this process (cached on its content key), or handed to
     `evaluate.deployment`'s pool; then the run's scores as one table artifact."""
     settings, scores = config.evaluate, {}
-    for name in config.scored_models:
-        model = _scored_model(name, refs, merges, actor)
+    for name in planned.scored:
+        model = plan.scored_model(name, refs, merges, actor).model_dump()
         shown = lambda r: f"overall {r['overall']:.3f}: {r['uri']}"  # noqa: E731
-        if settings.deployment:  # the scores come back through the store
+        if planned.evaluate.where == "pool":  # the scores come back through the store
             stage = EvaluateStage(ScoredModel.model_validate(model), settings, config.storage, metadata)
             parameters = {"model": model, "settings": settings.model_dump(mode="json"),
                           "storage": config.storage.model_dump(mode="json"), "metadata": metadata}
-            scores[name] = table.run(f"evaluate-{name}", stage_on_pool, f"evaluate-{name}", settings.deployment,
-                                     stage, parameters, output=shown)
+            scores[name] = table.run(f"evaluate-{name}", stage_on_pool, f"evaluate-{name}",
+                                     planned.evaluate.deployment, stage, parameters, output=shown)
             continue
         scores[name] = table.run(f"evaluate-{name}", evaluate_model, model, settings, config.storage, metadata,
                                  output=shown)
     create_table_artifact(table=score_table(list(scores.values())), key=_artifact_key(config, "scores"),
                           description=f"BAI pipeline {config.name!r}: lm-eval scores")
     return scores
-
-
-def _scored_model(name: str, refs: dict, merges: dict, actor: dict | None) -> dict:
-    """What the evaluate stage scores under `name`: a fetched member, a merge of this run, or its RL actor."""
-    if name in refs:
-        ref = CheckpointRef.model_validate(refs[name])  # recorded by its resolvable URI (a hub id at its commit)
-        return ScoredModel(name=name, source=ref.uri, fingerprint=ref.fingerprint).model_dump()
-    if name in merges:
-        merged = merges[name]
-        return ScoredModel(name=name, source=merged["uri"], fingerprint=merged["fingerprint"],
-                           store_key=layout.merge_folder(merged["stage"], merged["key"])).model_dump()
-    return ScoredModel(name=name, source=actor["actor"], fingerprint=actor["fingerprint"],
-                       store_key=f"{layout.train_folder(actor['key'])}/actor").model_dump()
-
-
-def _sources(config: PipelineConfig) -> list[str]:
-    """Every checkpoint source the config names."""
-    sources = [config.models.pretrained, config.models.instruct, config.models.reasoning]
-    if config.train is not None:
-        sources += [config.train.init] + [c.model for c in config.train.reward if c.model]
-    return sources
-
-
-def _source_builds(config: PipelineConfig) -> list[plugins.SourceBuild]:
-    """What the config's sources need built first, each once, in a stable order (the trained demo family: a stage of
-    its own before the fetches)."""
-    builds = {}
-    for source in _sources(config):  # train.init may name a role (bai, sft, ...), not a source
-        if (scheme := plugins.scheme_of(source)) in plugins.checkpoint_schemes():
-            if (build := plugins.checkpoint_scheme(scheme).builds(source)) is not None:
-                builds[(build.stage, json.dumps(build.arguments, sort_keys=True))] = build
-    return [builds[key] for key in sorted(builds)]
 
 
 def _metadata_shown(config: PipelineConfig, metadata: dict) -> str:

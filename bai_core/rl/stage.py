@@ -160,7 +160,7 @@ class TrainStage(ArtifactStage[TrainRef]):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def folder(self) -> str:
-        return f"{layout.train_folder(self.key)}/actor"
+        return layout.actor_folder(self.key)
 
     def lock_name(self) -> str:
         return f"{self.store.url}/{layout.train_folder(self.key)}"  # the whole run's folder: checkpoints, metrics, actor
@@ -225,7 +225,7 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
     prompts = load_prompts(settings.prompts, storage)
     if prompts.fingerprint != inputs.prompts["fingerprint"]:
         raise BaiError(f"prompts {prompts.source}: content changed since this run checked them; run it again")
-    with AtomicFolder(store.local_path(f"{folder}/actor"), overwrite=True) as actor:
+    with AtomicFolder(store.local_path(layout.actor_folder(key)), overwrite=True) as actor:
         if settings.launch.distributed:
             from bai_core.rl.ranks import train_on_ranks
 
@@ -245,7 +245,7 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
         plots = _publish_plots(store, folder, workdir, outcome.diagnosis)
         if outcome.aborted:
             refuse_if_aborted(store, folder)
-        ref = TrainRef(key=key, uri=store.uri(folder), actor=store.uri(f"{folder}/actor"),
+        ref = TrainRef(key=key, uri=store.uri(folder), actor=store.uri(layout.actor_folder(key)),
                        fingerprint=fingerprint_folder(actor.path), metrics=store.uri(f"{folder}/metrics.jsonl"),
                        verdicts=verdicts_uri, plots=plots, steps=outcome.steps, fired=outcome.diagnosis.fired,
                        device=outcome.device, seconds=outcome.seconds)
@@ -255,7 +255,7 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
     # The run's files beside its actor belong to the artifact: one deleted or cut short means training again.
     alongside = ("metrics.jsonl", "verdicts.json", TRL_SETTINGS_FILE,
                  *(f"plots/{uri.rsplit('/', 1)[1]}" for uri in plots))
-    store.publish(f"{folder}/actor", {"cache_key": key, "stage": "train", "fingerprint": ref.fingerprint,
+    store.publish(layout.actor_folder(key), {"cache_key": key, "stage": "train", "fingerprint": ref.fingerprint,
                                       "result": ref.model_dump(mode="json")}, alongside=alongside)
     return ref
 
