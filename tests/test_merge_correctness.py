@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from bai_core.merge import MANIFEST_FILE, merge_bai, merge_sft, merge_two_stages
+from bai_core.merge import MANIFEST_FILE, merge, merge_two_stages
 from bai_core.merge.config import BaiMergeJob, MergeJob, SftMergeJob
 
 
@@ -63,10 +63,10 @@ def test_two_stage_merge_matches_independent_computation(family_factory, tmp_pat
 def test_fused_pass_is_bit_identical_to_two_separate_stages(family, tmp_path):
     merge_two_stages(MergeJob(**family, output=tmp_path / "fused", stage1_output=tmp_path / "fused-sft",
                               instruct_weight=0.6, alpha=0.1))
-    merge_sft(SftMergeJob(instruct=family["instruct"], reasoning=family["reasoning"],
-                          output=tmp_path / "sft", instruct_weight=0.6))
-    merge_bai(BaiMergeJob(pretrained=family["pretrained"], sft=tmp_path / "sft",
-                          output=tmp_path / "bai", alpha=0.1))
+    merge(SftMergeJob(instruct=family["instruct"], reasoning=family["reasoning"],
+                      output=tmp_path / "sft", instruct_weight=0.6))
+    merge(BaiMergeJob(pretrained=family["pretrained"], sft=tmp_path / "sft",
+                      output=tmp_path / "bai", alpha=0.1))
     for fused, separate in [("fused-sft", "sft"), ("fused", "bai")]:
         fused_bytes = (tmp_path / fused / "model.safetensors").read_bytes()
         assert fused_bytes == (tmp_path / separate / "model.safetensors").read_bytes()

@@ -105,14 +105,14 @@ def test_tokenizers_of_different_vocabulary_sizes_are_refused_naming_both(famili
 def test_m_sft_carries_the_same_files_from_the_cli_and_the_pipeline(families, tmp_path, tokenizer_from):
     """The fused pass (`bai merge --stage1-output`) and the pipeline's stage 1 choose M_sft's files by one rule:
     with tokenizer_from pretrained, the reasoning model's (M_sft holds no pretrained weights)."""
-    from bai_core.merge import merge_sft, merge_two_stages
+    from bai_core.merge import merge, merge_two_stages
     from bai_core.merge.config import MergeJob, SftMergeJob, tokenizer_donors
 
     family = families["qwen-math-r1"]
     merge_two_stages(MergeJob(**family, output=tmp_path / "bai", stage1_output=tmp_path / "cli-sft",
                               tokenizer_from=tokenizer_from))
-    merge_sft(SftMergeJob(instruct=family["instruct"], reasoning=family["reasoning"], output=tmp_path / "sft",
-                          tokenizer_from=tokenizer_donors(tokenizer_from)["sft"]))
+    merge(SftMergeJob(instruct=family["instruct"], reasoning=family["reasoning"], output=tmp_path / "sft",
+                      tokenizer_from=tokenizer_donors(tokenizer_from)["sft"]))
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"):
         assert (tmp_path / "cli-sft" / name).read_bytes() == (tmp_path / "sft" / name).read_bytes(), name
     donor = "instruct" if tokenizer_from == "instruct" else "reasoning"

@@ -1,8 +1,11 @@
 """The merge's configuration: `MergeSettings`, the pipeline's `merge:` section (weights and format), and the
-`bai merge` jobs over local folders (`MergeJob` for both stages in one pass, `SftMergeJob`, `BaiMergeJob`)."""
+`bai merge` jobs over local folders. Every job is one model, `WeightedMergeJob`: named inputs, and steps that each
+write a weighted sum of them (or of an earlier step). `MergeJob` (both stages in one pass), `SftMergeJob` and
+`BaiMergeJob` are that model under the paper's names."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -56,11 +59,21 @@ class MergeSettings(Strict):
         return formula(stage, self.instruct_weight if stage == "sft" else self.alpha)
 
 
+MERGED_NAMES = {"sft": "M_sft", "bai": "M_bai"}  # the paper's names of the two merges
+
+
+def bai_terms(stage: str, weight: float) -> tuple[tuple[str, float], ...]:
+    """The BAI method: each stage's weighted sum, (input, weight) pairs. Stage "sft" with weight w: w * instruct +
+    (1 - w) * reasoning; stage "bai" with weight alpha: alpha * pretrained + (1 - alpha) * M_sft."""
+    first, second = {"sft": ("instruct", "reasoning"), "bai": ("pretrained", "sft")}[stage]
+    return (first, weight), (second, 1 - weight)
+
+
 def formula(stage: str, weight: float) -> str:
     """'M_sft = 0.5 * instruct + 0.5 * reasoning' (stage "sft", weight w) or 'M_bai = 0.5 * pretrained + 0.5 * M_sft'
     (stage "bai", weight alpha)."""
-    output, first, second = {"sft": ("M_sft", "instruct", "reasoning"), "bai": ("M_bai", "pretrained", "M_sft")}[stage]
-    return f"{output} = {weight:g} * {first} + {1 - weight:g} * {second}"
+    return f"{MERGED_NAMES[stage]} = " + " + ".join(f"{w:g} * {MERGED_NAMES.get(source, source)}"
+                                                    for source, w in bai_terms(stage, weight))
 
 
 class WriteOptions(Strict):
@@ -80,7 +93,30 @@ class WriteOptions(Strict):
                                                        "URI.")
 
 
-class SftMergeJob(WriteOptions):
+@dataclass(frozen=True)
+class MergeStep:
+    """One weighted sum of a merge job: `terms` are (an input's name or an earlier step's, weight)."""
+
+    name: str
+    terms: tuple[tuple[str, float], ...]
+    output: Path | None  # the folder it is written to; None keeps it in memory for a later step
+
+
+class WeightedMergeJob(WriteOptions):
+    """A merge over local folders: named inputs, the steps that sum them, and per written step the input whose
+    config and tokenizer files its output keeps."""
+
+    def inputs(self) -> dict[str, Path]:
+        raise NotImplementedError
+
+    def steps(self) -> list[MergeStep]:
+        raise NotImplementedError
+
+    def donors(self) -> dict[str, str]:
+        raise NotImplementedError
+
+
+class SftMergeJob(WeightedMergeJob):
     """One `bai merge --stage 1` run over local folders: M_sft = w * instruct + (1 - w) * reasoning."""
 
     instruct: Path
@@ -94,8 +130,17 @@ class SftMergeJob(WriteOptions):
         _check_output_not_input(self.output, [self.instruct, self.reasoning])
         return self
 
+    def inputs(self) -> dict[str, Path]:
+        return {"instruct": self.instruct, "reasoning": self.reasoning}
 
-class BaiMergeJob(WriteOptions):
+    def steps(self) -> list[MergeStep]:
+        return [MergeStep("sft", bai_terms("sft", self.instruct_weight), self.output)]
+
+    def donors(self) -> dict[str, str]:
+        return {"sft": self.tokenizer_from}
+
+
+class BaiMergeJob(WeightedMergeJob):
     """One `bai merge --stage 2` run over local folders: M_bai = alpha * pretrained + (1 - alpha) * M_sft."""
 
     pretrained: Path
@@ -109,8 +154,17 @@ class BaiMergeJob(WriteOptions):
         _check_output_not_input(self.output, [self.pretrained, self.sft])
         return self
 
+    def inputs(self) -> dict[str, Path]:
+        return {"pretrained": self.pretrained, "sft": self.sft}
 
-class MergeJob(WriteOptions):
+    def steps(self) -> list[MergeStep]:
+        return [MergeStep("bai", bai_terms("bai", self.alpha), self.output)]
+
+    def donors(self) -> dict[str, str]:
+        return {"bai": self.tokenizer_from}
+
+
+class MergeJob(WeightedMergeJob):
     """One `bai merge` run over local folders: both stages in one streaming pass; `stage1_output` also keeps M_sft
     as a checkpoint."""
 
@@ -134,6 +188,19 @@ class MergeJob(WriteOptions):
         if self.stage1_output is not None:
             _check_output_not_input(self.stage1_output, inputs + [self.output])
         return self
+
+    def inputs(self) -> dict[str, Path]:
+        return {"pretrained": self.pretrained, "instruct": self.instruct, "reasoning": self.reasoning}
+
+    def steps(self) -> list[MergeStep]:
+        return [MergeStep("sft", bai_terms("sft", self.instruct_weight), self.stage1_output),
+                MergeStep("bai", bai_terms("bai", self.alpha), self.output)]
+
+    def donors(self) -> dict[str, str]:
+        donors = tokenizer_donors(self.tokenizer_from)
+        if donors["bai"] == "sft":  # in one pass M_sft is no folder: its files are its donor's
+            donors["bai"] = donors["sft"]
+        return donors
 
 
 def _check_output_not_input(output: Path, others: list[Path]) -> None:

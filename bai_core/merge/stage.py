@@ -19,7 +19,7 @@ from bai_core.artifact_stage import ArtifactStage
 from bai_core.errors import BaiError
 from bai_core.fingerprint import fingerprint_folder
 from bai_core.merge.config import BaiMergeJob, MergeSettings, SftMergeJob, tokenizer_donors
-from bai_core.merge.two_stage import ENGINE_VERSION, Progress, merge_bai, merge_sft
+from bai_core.merge.two_stage import ENGINE_VERSION, Progress, merge
 from bai_core.sources import CheckpointRef, local_model
 from bai_core.storage import StorageConfig, open_store
 
@@ -100,8 +100,8 @@ class SftMerge(_MergeStage):
                 "max_shard_size": int(self.merge.max_shard_size)}
 
     def write(self, output: Path) -> None:
-        merge_sft(SftMergeJob(instruct=self.local("instruct"), reasoning=self.local("reasoning"), output=output,
-                              **self.job_options()), self.progress)
+        merge(SftMergeJob(instruct=self.local("instruct"), reasoning=self.local("reasoning"), output=output,
+                          **self.job_options()), self.progress)
 
 
 class BaiMerge(_MergeStage):
@@ -126,9 +126,9 @@ class BaiMerge(_MergeStage):
         sft_marker = self.store.find(layout.merge_folder("sft", sft.key))
         if sft_marker is None:
             raise BaiError(f"{sft.uri}: the stage-1 artifact is missing or altered; run the pipeline again")
-        merge_bai(BaiMergeJob(pretrained=self.local("pretrained"),
-                              sft=self.store.materialize(layout.merge_folder("sft", sft.key), sft_marker),
-                              output=output, **self.job_options()), self.progress)
+        merge(BaiMergeJob(pretrained=self.local("pretrained"),
+                          sft=self.store.materialize(layout.merge_folder("sft", sft.key), sft_marker),
+                          output=output, **self.job_options()), self.progress)
 
 
 def tell(stage: _MergeStage, ref: ArtifactRef, how: str) -> None:

@@ -3,8 +3,8 @@
     stage 1   M_sft = w * instruct + (1 - w) * reasoning
     stage 2   M_bai = alpha * pretrained + (1 - alpha) * M_sft
 
-`merge_two_stages` runs both stages in one streaming pass (optionally also keeping M_sft); `merge_sft` and
-`merge_bai` run them one at a time, bit-identical to the fused pass. Each output is a complete Hugging Face
+`merge` runs a job (merge/config.py): `MergeJob`, both stages in one streaming pass (optionally also keeping M_sft),
+or `SftMergeJob` and `BaiMergeJob`, one stage at a time, bit-identical to the fused pass. Each output is a complete Hugging Face
 checkpoint -- weights, config.json from the tokenizer donor, its tokenizer and chat template, a generation config
 that stops where any input would (merge/tokenizers.py), and `bai_merge.json`, a manifest of inputs (URIs and content
 fingerprints), weights, dtype, the tokenizer comparison and versions -- that appears only once complete.
@@ -32,7 +32,7 @@ from bai_core.io.checkpoint import (
 )
 from bai_core.io.safetensors_file import dominant_float_dtype
 from bai_core.io.tokenizer_files import TokenizerFacts
-from bai_core.merge.config import BaiMergeJob, MergeJob, SftMergeJob, WriteOptions, tokenizer_donors
+from bai_core.merge.config import WeightedMergeJob, WriteOptions
 from bai_core.merge.engine import Stage, Term, dtype_code, merge_weights
 from bai_core.merge.tokenizers import TokenizerReport, compare_tokenizers, write_generation_config
 from bai_core.progress import note
@@ -56,30 +56,17 @@ class MergeResult:
     bytes_written: int
 
 
-def merge_two_stages(config: MergeJob, progress: Progress | None = None) -> MergeResult:
-    """Both stages in one pass; writes `config.output` (and `config.stage1_output` if set)."""
-    w, alpha = config.instruct_weight, config.alpha
-    sft = Stage("sft", (Term("instruct", w), Term("reasoning", 1 - w)), output=config.stage1_output)
-    bai = Stage("bai", (Term("pretrained", alpha), Term("sft", 1 - alpha)), output=config.output)
-    paths = {"pretrained": config.pretrained, "instruct": config.instruct, "reasoning": config.reasoning}
-    donors = tokenizer_donors(config.tokenizer_from)
-    if donors["bai"] == "sft":  # in one pass M_sft is no folder: its files are its donor's
-        donors["bai"] = donors["sft"]
-    return _run(paths, [sft, bai], donors, config, progress)
+def merge(job: WeightedMergeJob, progress: Progress | None = None) -> MergeResult:
+    """Run a merge job (both stages in one pass, or one stage): its steps' weighted sums, each written output a
+    complete checkpoint."""
+    stages = [Stage(step.name, tuple(Term(source, weight) for source, weight in step.terms), output=step.output)
+              for step in job.steps()]
+    return _run(job.inputs(), stages, job.donors(), job, progress)
 
 
-def merge_sft(config: SftMergeJob, progress: Progress | None = None) -> MergeResult:
-    w = config.instruct_weight
-    sft = Stage("sft", (Term("instruct", w), Term("reasoning", 1 - w)), output=config.output)
-    paths = {"instruct": config.instruct, "reasoning": config.reasoning}
-    return _run(paths, [sft], {"sft": config.tokenizer_from}, config, progress)
-
-
-def merge_bai(config: BaiMergeJob, progress: Progress | None = None) -> MergeResult:
-    alpha = config.alpha
-    bai = Stage("bai", (Term("pretrained", alpha), Term("sft", 1 - alpha)), output=config.output)
-    paths = {"pretrained": config.pretrained, "sft": config.sft}
-    return _run(paths, [bai], {"bai": config.tokenizer_from}, config, progress)
+# The name the Python API has had for `bai merge`'s fused job, and the demo family's recipe uses (its code is hashed
+# into the shipped family's id, so it stays): the same call.
+merge_two_stages = merge
 
 
 def _run(
