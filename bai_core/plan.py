@@ -24,7 +24,7 @@ from typing import Literal
 from bai_core import layout, plugins
 from bai_core.config import ROLES, PipelineConfig
 from bai_core.evaluation.stage import ScoredModel
-from bai_core.rl.launch import this_machine
+from bai_core.rl.launch.config import this_machine
 from bai_core.rl.stage import ActorInit
 from bai_core.sources import CheckpointRef
 

@@ -99,7 +99,7 @@ RUNS = {"bai": through_bai, "plain TRL": plain_trl}
 def launched(name: str, processes: int, args, workdir: Path) -> float:
     """One run under `accelerate launch` on `processes` ranks (the train stage's command); rank 0's seconds."""
     from bai_core.launcher import free_port
-    from bai_core.rl.launch import accelerate_config
+    from bai_core.rl.launch.config import accelerate_config
 
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_config("ddp")),
                "--num_processes", str(processes), "--num_machines", "1", "--machine_rank", "0",

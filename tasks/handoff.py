@@ -37,7 +37,7 @@ def stage_on_pool(name: str, deployment: str, stage: ArtifactStage, parameters: 
 def stage_on_machines(name: str, deployment: str, stage: ArtifactStage, parameters: dict, machines: int,
                       timeout_s: float = 6 * 3600, poll_s: float = 2.0):
     """`stage` on `machines` runs of `deployment` at once, one per machine rank (`settings.launch.machine_rank`):
-    machine 0 leads and publishes, the others join it through the store (bai_core/rl/machines.py)."""
+    machine 0 leads and publishes, the others join it through the store (bai_core/rl/launch/machines.py)."""
     if (result := stage.published()) is not None:
         return finished(result, "cached")
     runs = []

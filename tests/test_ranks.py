@@ -15,7 +15,7 @@ import yaml
 
 from bai_core.config import PipelineConfig
 from bai_core.errors import BaiError
-from bai_core.rl.launch import LaunchSettings, launch_command, rendezvous
+from bai_core.rl.launch.config import LaunchSettings, launch_command, rendezvous
 
 TRAIN = {"reward": [{"model": "demo://test/reward"}], "prompts": "demo://test/rl", "steps": 4, "batch_size": 8,
          "generations": 4, "max_completion_length": 32, "save_every": 2, "length_bucket": 16, "detect_every": 2,
@@ -81,7 +81,7 @@ def test_the_command_is_accelerates_with_trls_config_and_the_key_ignores_where_r
     assert command[command.index("--config_file") + 1].endswith("trl/accelerate_configs/multi_gpu.yaml")
     assert command[command.index("--num_processes") + 1] == "4"  # accelerate counts every machine's ranks
     assert command[command.index("--machine_rank") + 1] == "1"
-    assert command[-3:] == ["-m", "bai_core.rl.worker", str(tmp_path / "job.json")]
+    assert command[-3:] == ["-m", "bai_core.rl.launch.worker", str(tmp_path / "job.json")]
     elsewhere = LaunchSettings(processes=2, machines=2, machine_rank=0, main_address="10.9.9.9", main_port=1234)
     assert elsewhere.key_part() == launch.key_part() == {"world_size": 4, "strategy": "ddp"}
     assert LaunchSettings(processes=4).key_part() == launch.key_part()  # 4 ranks, however placed
@@ -104,7 +104,7 @@ def joining_stage(tmp_path, timeout_s: int = 600):
 
 
 def test_a_joining_machine_that_machine_0_never_meets_fails_in_one_line(tmp_path):
-    from bai_core.rl.machines import join_training
+    from bai_core.rl.launch.machines import join_training
 
     started = time.monotonic()
     with pytest.raises(BaiError, match=r"train: machine 1 of 2 waited 2 s and machine 0 did not start training in "
@@ -116,7 +116,7 @@ def test_a_joining_machine_that_machine_0_never_meets_fails_in_one_line(tmp_path
 def test_a_joining_machine_takes_machine_0s_abort_as_the_result(tmp_path):
     """`abort_on` stopped machine 0's run: the other machines end with the same verdict, not after a timeout."""
     from bai_core import layout
-    from bai_core.rl.machines import join_training
+    from bai_core.rl.launch.machines import join_training
 
     stage = joining_stage(tmp_path)
     verdicts = {"aborted": {"detector": "collapse", "step": 40, "reason": "length fell to 0.2 of L0"}}
@@ -126,7 +126,7 @@ def test_a_joining_machine_takes_machine_0s_abort_as_the_result(tmp_path):
 
 
 def test_deepspeed_is_refused_in_one_line_where_it_cannot_run():
-    from bai_core.rl.launch import check_launch
+    from bai_core.rl.launch.config import check_launch
 
     with pytest.raises(BaiError, match="train.launch.strategy zero3: DeepSpeed"):
         check_launch(LaunchSettings(processes=2, strategy="zero3"), on_gpu=False)
@@ -178,7 +178,7 @@ def workers_of(proc: subprocess.Popen) -> list:
     import psutil
 
     return [p for p in psutil.Process(proc.pid).children(recursive=True)
-            if "bai_core.rl.worker" in " ".join(p.cmdline()) and "accelerate" not in " ".join(p.cmdline())]
+            if "bai_core.rl.launch.worker" in " ".join(p.cmdline()) and "accelerate" not in " ".join(p.cmdline())]
 
 
 def wait_for_step(store: Path, step: int, proc: subprocess.Popen, timeout: float = 300) -> Path:

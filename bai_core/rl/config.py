@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from bai_core import plugins
 from bai_core.rl.generation import TRL_NAMES as VLLM_TRL_NAMES
 from bai_core.rl.generation import GenerationSettings
-from bai_core.rl.launch import LaunchSettings
+from bai_core.rl.launch.config import LaunchSettings
 from bai_core.settings import Strict
 from bai_core.source_ref import could_be_source
 from bai_core.stability.detectors import DetectorThresholds

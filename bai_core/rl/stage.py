@@ -40,7 +40,8 @@ from bai_core.storage import ArtifactStore, StorageConfig, open_store
 MANIFEST_FILE = "bai_train.json"
 TRL_SETTINGS_FILE = "trl_settings.json"  # TRL's arguments as they were in effect (trainer.IN_EFFECT)
 # Source files whose code decides what training produces: editing them makes cached results stale.
-TRAINING_CODE = ("trainer.py", "rewards.py", "monitor.py", "prompts.py", "worker.py", "actor.py", "../completion.py",
+TRAINING_CODE = ("trainer.py", "rewards.py", "monitor.py", "prompts.py", "launch/worker.py", "actor.py",
+                 "../completion.py",
                  # the live detectors decide where `abort_on` stops a run
                  *(f"../stability/{name}.py" for name in ("detectors", "length", "reward", "entropy", "curve",
                                                          "statistics", "thresholds", "curves", "live")))
@@ -89,7 +90,7 @@ def prepare_train(settings: TrainSettings, refs: dict[str, CheckpointRef], merge
     store = open_store(storage)
     check_generation(settings.generation)
     if settings.launch.distributed:  # a missing rank-0 address or DeepSpeed is said now, before the merges
-        from bai_core.rl.launch import check_launch
+        from bai_core.rl.launch.config import check_launch
         from bai_core.rl.trainer import device
 
         check_launch(settings.launch, on_gpu=device() == "cuda")
@@ -178,8 +179,8 @@ class TrainStage(ArtifactStage[TrainRef]):
 
 def run_train_stage(stage: TrainStage) -> tuple[TrainRef, How]:
     """The train stage's result and how it was had. On a machine other than 0 of `train.launch.machines`, this
-    machine's ranks train with machine 0's (rl/machines.py), which takes the lock and publishes."""
-    from bai_core.rl.launch import this_machine
+    machine's ranks train with machine 0's (rl/launch/machines.py), which takes the lock and publishes."""
+    from bai_core.rl.launch.config import this_machine
 
     launch = stage.settings.launch
     machine = this_machine(launch) if launch.machines > 1 else 0
@@ -187,7 +188,7 @@ def run_train_stage(stage: TrainStage) -> tuple[TrainRef, How]:
         return run_stage(stage)
     if (ref := stage.published()) is not None:
         return ref, "cached"
-    from bai_core.rl.machines import join_training
+    from bai_core.rl.launch.machines import join_training
 
     return join_training(stage, machine), "built"
 
@@ -227,7 +228,7 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
         raise BaiError(f"prompts {prompts.source}: content changed since this run checked them; run it again")
     with AtomicFolder(store.local_path(layout.actor_folder(key)), overwrite=True) as actor:
         if settings.launch.distributed:
-            from bai_core.rl.ranks import train_on_ranks
+            from bai_core.rl.launch.ranks import train_on_ranks
 
             outcome = train_on_ranks(init_path, reward_paths, prompts, settings, workdir, actor.path, metrics, hooks,
                                      resume_from, storage, folder, key)

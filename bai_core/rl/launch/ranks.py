@@ -21,11 +21,11 @@ from bai_core import progress
 from bai_core.errors import BaiError
 from bai_core.launcher import start, wait
 from bai_core.rl.config import TrainSettings
-from bai_core.rl.launch import check_launch, launch_command, shown
+from bai_core.rl.launch.config import check_launch, launch_command, shown
+from bai_core.rl.launch.worker import ALARMS, OUTCOME, rank_log, write_job
 from bai_core.rl.metrics import MetricsLog, MonitorHooks
 from bai_core.rl.prompts import PromptSet
 from bai_core.rl.run_store import announce, find_checkpoint, new_attempt
-from bai_core.rl.worker import ALARMS, OUTCOME, rank_log, write_job
 from bai_core.storage import StorageConfig
 
 POLL_SECONDS = 0.5
@@ -73,7 +73,7 @@ def train_on_ranks(init: Path, reward_paths: dict[str, Path], prompts: PromptSet
 
 
 class _Meeting:
-    """Machine 0's meeting note for the other machines (rl/machines.py): where to meet, then how it ended."""
+    """Machine 0's meeting note for the other machines (rl/launch/machines.py): where to meet, then how it ended."""
 
     def __init__(self, storage: StorageConfig, folder: str, meet, resume_from: Path | None):
         from bai_core.storage import open_store

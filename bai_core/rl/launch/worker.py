@@ -1,4 +1,4 @@
-"""One rank of a train stage on several processes: `python -m bai_core.rl.worker JOB.json`.
+"""One rank of a train stage on several processes: `python -m bai_core.rl.launch.worker JOB.json`.
 
 `accelerate launch` (or torchrun, srun, a Kubernetes pod: anything that sets RANK, WORLD_SIZE, MASTER_ADDR and
 MASTER_PORT) starts one per rank. Every rank trains with TRL as the single-process stage does; rank 0 alone writes

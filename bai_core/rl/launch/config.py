@@ -1,7 +1,7 @@
 """How the train stage runs past one process: `train.launch` (N processes per machine, M machines, a strategy), and
 the `accelerate launch` command that starts the ranks. bai writes no launcher of its own: accelerate (over torchrun)
-starts and tears down the ranks, each of which runs `python -m bai_core.rl.worker JOB.json`; the same entry point
-runs under torchrun, srun or a Kubernetes pod, which set the rank environment themselves.
+starts and tears down the ranks, each of which runs `python -m bai_core.rl.launch.worker JOB.json`; the same entry
+point runs under torchrun, srun or a Kubernetes pod, which set the rank environment themselves.
 
 What is in the train stage's cache key and what is not (`key_part`): the world size and the strategy (a config
 file by its content) change the numbers, since each rank samples its own completions and the optimizer sees their
@@ -110,7 +110,7 @@ def this_machine(launch: LaunchSettings, environ: dict | None = None) -> int:
 
 def rendezvous(launch: LaunchSettings, environ: dict | None = None) -> Rendezvous:
     """The settings, completed from the scheduler's environment; one line naming what is missing. With `auto`, a
-    machine other than 0 gets the address `auto`: it reads the real one from the store (rl/machines.py)."""
+    machine other than 0 gets the address `auto`: it reads the real one from the store (rl/launch/machines.py)."""
     environ = os.environ if environ is None else environ
     rank = this_machine(launch, environ)
     address = launch.main_address or environ.get("MASTER_ADDR") or None
@@ -168,7 +168,7 @@ def launch_command(launch: LaunchSettings, meet: Rendezvous, job: Path, on_gpu: 
             "--machine_rank", str(meet.machine_rank), "--main_process_ip", meet.address,
             "--main_process_port", str(meet.port), "--mixed_precision", "bf16" if on_gpu else "no",
             "--max_restarts", "0", "--monitor_interval", "1",
-            "-m", "bai_core.rl.worker", str(job)]
+            "-m", "bai_core.rl.launch.worker", str(job)]
 
 
 def shown(command: list[str]) -> str:

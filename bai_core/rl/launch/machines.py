@@ -59,11 +59,11 @@ def _train_with(stage, machine: int, note: dict) -> str:
     new attempt meanwhile. One line when machine 0's attempt or this machine's ranks fail."""
     from bai_core.fingerprint import cache_dir
     from bai_core.launcher import start, wait
-    from bai_core.rl.launch import Rendezvous, launch_command, shown
+    from bai_core.rl.launch.config import Rendezvous, launch_command, shown
+    from bai_core.rl.launch.ranks import failure
+    from bai_core.rl.launch.worker import write_job
     from bai_core.rl.prompts import load_prompts
-    from bai_core.rl.ranks import failure
     from bai_core.rl.trainer import device
-    from bai_core.rl.worker import write_job
 
     settings, store, folder = stage.settings, stage.store, layout.train_folder(stage.key)
     workdir = cache_dir() / "train" / f"{stage.key[:24]}-machine-{machine}"
