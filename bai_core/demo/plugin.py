@@ -184,6 +184,7 @@ plugins.add_scheme(plugins.CheckpointScheme(
 plugins.add_prompt_scheme(plugins.PromptScheme(name=SCHEME, form="demo://<size>/rl", rows=rl_prompts))
 plugins.add_verifier(plugins.Verifier(name="arithmetic", correct=arithmetic_correct, unreadable=_unreadable_number))
 plugins.add_suite(plugins.Suite(
-    name="demo", tasks=(SuiteTask("bai_demo", "exact_match,final-number", "arithmetic", "the demo family's eval split"),),
+    name="demo",
+    tasks=(SuiteTask("bai_demo", "exact_match,final-number", "arithmetic", "the demo family's eval split"),),
     include_path=Path(__file__).parent / "suites", metadata=eval_split,
     shown=lambda metadata: f"demo family {metadata['size']}@{metadata['seed']}" if metadata else ""))

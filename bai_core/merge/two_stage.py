@@ -4,10 +4,11 @@
     stage 2   M_bai = alpha * pretrained + (1 - alpha) * M_sft
 
 `merge` runs a job (merge/config.py): `MergeJob`, both stages in one streaming pass (optionally also keeping M_sft),
-or `SftMergeJob` and `BaiMergeJob`, one stage at a time, bit-identical to the fused pass. Each output is a complete Hugging Face
-checkpoint -- weights, config.json from the tokenizer donor, its tokenizer and chat template, a generation config
-that stops where any input would (merge/tokenizers.py), and `bai_merge.json`, a manifest of inputs (URIs and content
-fingerprints), weights, dtype, the tokenizer comparison and versions -- that appears only once complete.
+or `SftMergeJob` and `BaiMergeJob`, one stage at a time, bit-identical to the fused pass. Each output is a complete
+Hugging Face checkpoint -- weights, config.json from the tokenizer donor, its tokenizer and chat template, a
+generation config that stops where any input would (merge/tokenizers.py), and `bai_merge.json`, a manifest of
+inputs (URIs and content fingerprints), weights, dtype, the tokenizer comparison and versions -- that appears only
+once complete.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from bai_core.rl.config import PromptSettings
     from bai_core.storage import StorageConfig
 
+
 @dataclass(frozen=True)
 class PromptSet:
     source: str

@@ -120,8 +120,9 @@ def measure(root: Path) -> dict:
         "open_store(": sum(t.count("open_store(") for m, t in text.items() if not m.endswith("storage")),
         "fetch(.., endpoint)": sum(len(re.findall(r"fetch\([^)]*endpoint_url", t)) for t in text.values()),
         "AtomicFolder by hand": sum(len(re.findall(r"=\s*AtomicFolder\(", t)) for t in text.values()),
-        "names demo:// or bai_demo outside demo/": sorted(m for m, t in text.items() if not m.startswith("bai_core.demo")
-                                                      and re.search(r"[\"']demo://|[\"']bai_demo[\"']", t)),
+        "names demo:// or bai_demo outside demo/": sorted(
+            m for m, t in text.items()
+            if not m.startswith("bai_core.demo") and re.search(r"[\"']demo://|[\"']bai_demo[\"']", t)),
     }
 
 
