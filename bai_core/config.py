@@ -14,6 +14,7 @@ from bai_core.merge.config import MergeSettings, carried_role
 from bai_core.rl.config import TrainSettings
 from bai_core.settings import Strict, validated
 from bai_core.storage import StorageConfig
+from bai_core.tune.config import TuneSettings
 
 ROLES = ("pretrained", "instruct", "reasoning")  # the three checkpoints, in the order the pipeline fetches them
 
@@ -33,6 +34,8 @@ class PipelineConfig(Strict):
     storage: StorageConfig = StorageConfig()
     train: TrainSettings | None = Field(None, description="RLHF from the merged actor; skipped while unset.")
     evaluate: EvaluateSettings | None = Field(None, description="lm-eval scoring; skipped while unset.")
+    tune: TuneSettings | None = Field(None, description="Search the merge weights (bai tune) and merge with the "
+                                                        "best; merge.instruct_weight and merge.alpha while unset.")
 
     @model_validator(mode="after")
     def _scorable(self):

@@ -4,6 +4,7 @@
     merges/<stage>-<key>/               M_sft or M_bai (merge/stage.py)
     train/<key>/                        an RL run: checkpoint, metrics, verdicts, plots, actor (rl/run_store.py)
     evaluations/<key>/                  a model's scores (evaluation/stage.py)
+    tune/<key>/                         a tuning trial: its weights' scores on the dev split (tune/trial.py)
     runs/<name>/<flow run id>.json      a pipeline run's summary
     reports/<name>-<kind>/              a comparison's or a sweep's table and plot
 
@@ -34,6 +35,10 @@ def actor_folder(key: str) -> str:
 
 def evaluation_folder(key: str) -> str:
     return f"evaluations/{key[:KEY_DIGITS]}"
+
+
+def trial_folder(key: str) -> str:
+    return f"tune/{key[:KEY_DIGITS]}"
 
 
 def run_summary(name: str, flow_run_id: str) -> str:

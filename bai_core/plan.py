@@ -9,7 +9,9 @@ and other orchestrators can read the same plan without Prefect.
     fetch-<role>      pretrained, instruct, reasoning
     prepare-train     train inputs checked before anything is merged          (skipped without `train`)
     prepare-evaluate  suite checked, its metadata resolved                    (skipped without `evaluate`)
-    merge-stage1      M_sft = w*instruct + (1-w)*reasoning
+    prepare-tune      the dev suite checked                                   (only with `tune`)
+    trial-<n>         one per trial: (w, alpha) merged and scored on the dev split  (only with `tune`)
+    merge-stage1      M_sft = w*instruct + (1-w)*reasoning (the study's best w and alpha with `tune`)
     merge-stage2      M_bai = alpha*pretrained + (1-alpha)*M_sft
     train             RL from `train.init` (M_bai by default)                 (skipped without `train`)
     evaluate-<model>  one per scored model                                    (skipped without `evaluate`)
@@ -66,8 +68,9 @@ def plan_pipeline(config: PipelineConfig) -> Plan:
     builds = tuple(source_builds(config))
     scored = tuple(config.scored_models)
     evaluate_stages = [f"evaluate-{name}" for name in scored] or ["evaluate"]
+    tune_stages = ("prepare-tune", *(f"trial-{n}" for n in range(config.tune.trials))) if config.tune else ()
     stages = (*(b.stage for b in builds), *(f"fetch-{role}" for role in ROLES), "prepare-train", "prepare-evaluate",
-              "merge-stage1", "merge-stage2", "train", *evaluate_stages)
+              *tune_stages, "merge-stage1", "merge-stage2", "train", *evaluate_stages)
     skipped = {}
     if config.train is None:
         skipped |= {"prepare-train": NOT_CONFIGURED["train"], "train": NOT_CONFIGURED["train"]}

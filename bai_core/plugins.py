@@ -98,6 +98,7 @@ class Suite:
     metadata: Callable[[EvaluateSettings, list[str]], dict] = lambda settings, sources: {}
     shown: Callable[[dict], str] = lambda metadata: ""   # the metadata in a few words, for the stage table
     local_data: bool = True              # its tasks build their data: no hub dataset to find offline
+    dev: str | None = None               # the suite that scores the same tasks on a dev split (for `bai tune`)
 
 
 @dataclass

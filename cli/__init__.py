@@ -1,4 +1,4 @@
-"""The `bai` command: one small module per verb (merge, run, eval, compare, sweep, diagnose, watch, demo,
+"""The `bai` command: one small module per verb (merge, run, eval, compare, sweep, tune, diagnose, watch, demo,
 server); heavy imports happen per verb.
 
 Exits: 0 done; 1 a user error (BaiError), printed as one line on stderr; 2 a usage error; 130 / 143 stopped by
@@ -19,13 +19,14 @@ from bai_core.errors import BaiError, Stopped
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 # The extra (pyproject.toml) each verb needs beyond the base install (merge and diagnose need none), and the modules
 # that tell whether it is installed: checked before the verb does anything.
-VERB_EXTRA = {"run": "pipeline", "compare": "pipeline", "sweep": "pipeline", "server": "pipeline", "eval": "eval",
+VERB_EXTRA = {"run": "pipeline", "compare": "pipeline", "sweep": "pipeline", "tune": "pipeline", "server": "pipeline",
+              "eval": "eval",
               "demo": "train"}
-EXTRA_MODULES = {"pipeline": ("prefect", "torch", "transformers", "trl", "lm_eval"),
+EXTRA_MODULES = {"pipeline": ("prefect", "torch", "transformers", "trl", "lm_eval", "optuna"),
                  "eval": ("torch", "transformers", "lm_eval"), "train": ("torch", "transformers", "trl")}
 # What the extras bring that the base install lacks (import names): missing deeper down, the same one line.
 OPTIONAL_MODULES = {"torch", "transformers", "trl", "lm_eval", "prefect", "s3fs", "math_verify", "tokenizers",
-                    "datasets", "huggingface_hub", "accelerate", "psutil"}
+                    "datasets", "huggingface_hub", "accelerate", "psutil", "optuna"}
 
 
 _stop_arrived: int | None = None  # the first stop signal this process got, whatever it became on its way up
@@ -43,11 +44,11 @@ def _on_stop_signal(signum, frame):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bai.cli import compare, demo, diagnose, eval, merge, run, server, sweep, watch
+    from bai.cli import compare, demo, diagnose, eval, merge, run, server, sweep, tune, watch
 
     parser = argparse.ArgumentParser(prog="bai", description="Balanced Actor Initialization for stable RLHF.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for verb in (merge, run, eval, compare, sweep, diagnose, watch, demo, server):
+    for verb in (merge, run, eval, compare, sweep, tune, diagnose, watch, demo, server):
         verb.add_parser(sub)
     return parser
 

@@ -25,12 +25,16 @@ from bai.tasks.merge import fetch_checkpoint, merge_stage1, merge_stage2
 from bai.tasks.source_build import build_source
 from bai.tasks.storage import apply_credentials
 from bai.tasks.train import prepare_train, train_actor
+from bai.tasks.tune import prepare_tune, tune_trial
 from bai_core import layout, plan, progress
 from bai_core.config import ROLES, PipelineConfig
 from bai_core.errors import BaiError
+from bai_core.evaluation.config import EvaluateSettings
 from bai_core.evaluation.stage import EvaluateStage, ScoredModel
+from bai_core.merge.config import MergeSettings
 from bai_core.rl.stage import TrainInputs, TrainStage
 from bai_core.storage import open_store
+from bai_core.tune.study import Point, Study
 
 
 class PipelineFailed(BaiError):
@@ -91,7 +95,8 @@ def run_name() -> str:
 
 
 def describe_run(config: PipelineConfig) -> str:
-    parts = [f"w={config.merge.instruct_weight:g} alpha={config.merge.alpha:g}"]
+    parts = [f"w, alpha tuned ({config.tune.trials} trials)" if config.tune else
+             f"w={config.merge.instruct_weight:g} alpha={config.merge.alpha:g}"]
     if config.train is not None:
         parts.append(f"{config.train.algorithm} {config.train.steps} steps from {config.train.init}")
     if config.evaluate is not None:
@@ -136,9 +141,13 @@ def _run_pipeline(config: PipelineConfig) -> dict:
         else:
             table.skip("prepare-evaluate", planned.skipped["prepare-evaluate"])
 
-        sft = table.run("merge-stage1", merge_stage1, refs["instruct"], refs["reasoning"], config.merge,
+        merge, trials = config.merge, None
+        if config.tune is not None:  # the study's best weights make M_sft and M_bai
+            trials, best = _tune(table, config, refs)
+            merge = merge.model_copy(update={"instruct_weight": best.w, "alpha": best.alpha})
+        sft = table.run("merge-stage1", merge_stage1, refs["instruct"], refs["reasoning"], merge,
                         config.storage, output=lambda r: r["uri"])
-        bai = table.run("merge-stage2", merge_stage2, refs["pretrained"], sft, config.merge, config.storage,
+        bai = table.run("merge-stage2", merge_stage2, refs["pretrained"], sft, merge, config.storage,
                         output=lambda r: r["uri"])
         actor = None
         if planned.runs("train"):
@@ -166,8 +175,9 @@ def _run_pipeline(config: PipelineConfig) -> dict:
                                                                            "lm_eval_command")}
                                           for name, ref in scores.items()}} if scores else {})},
                "inputs": refs,
-               "merge": config.merge.model_dump(mode="json")}
-    _publish_summary(summary, config)
+               "merge": merge.model_dump(mode="json"),
+               **({"trials": trials} if trials is not None else {})}
+    _publish_summary(summary, config, merge)
     return summary
 
 
@@ -217,6 +227,27 @@ def _evaluate(table: _StageTable, config: PipelineConfig, planned: plan.Plan, re
     return scores
 
 
+def _tune(table: _StageTable, config: PipelineConfig, refs: dict) -> tuple[list[dict], Point]:
+    """The study: one trial task per point Optuna asks for (a rerun finds finished trials Cached), then the trials
+    as a table artifact. Returns the trials in order and the best point."""
+    dev_suite = lambda r: "dev suite " + ", ".join(EvaluateSettings.model_validate(r["dev"]).task_names)  # noqa: E731
+    prepared = table.run("prepare-tune", prepare_tune, config, output=dev_suite)
+    study, trials = Study(config.tune), []
+    for _ in range(config.tune.trials):
+        point = study.ask()
+        result = table.run(f"trial-{point.number}", tune_trial, point.number, point.w, point.alpha, refs, config,
+                           prepared, output=lambda r: f"w {r['w']:.3f}, alpha {r['alpha']:.3f}: {r['value']:.3f}")
+        study.tell(point, result["value"])
+        trials.append({"trial": point.number, **result})
+    best = study.best
+    create_table_artifact(table=[{"trial": t["trial"], "w": round(t["w"], 4), "alpha": round(t["alpha"], 4),
+                                  "value": round(t["value"], 4), "best": "yes" if t["trial"] == best.number else ""}
+                                 for t in trials],
+                          key=_artifact_key(config, "trials"),
+                          description=f"bai tune {config.name!r}: each trial's weights and its value on the dev split")
+    return trials, best
+
+
 def _metadata_shown(config: PipelineConfig, metadata: dict) -> str:
     """The suite's resolved metadata in a few words (the demo suite: which family's eval split)."""
     from bai_core.evaluation.harness import plugin_suites, suite_tasks
@@ -237,8 +268,7 @@ def _publish_table(rows: list[dict], config: PipelineConfig) -> None:
                           description=f"BAI pipeline {config.name!r}: stages, states, timings and outputs")
 
 
-def _publish_summary(summary: dict, config: PipelineConfig) -> None:
-    merge = config.merge
+def _publish_summary(summary: dict, config: PipelineConfig, merge: MergeSettings) -> None:
     lines = [
         f"# BAI pipeline `{config.name}`",
         "",

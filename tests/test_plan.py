@@ -66,3 +66,10 @@ def test_the_actor_starts_from_this_runs_merge_or_what_prepare_train_fetched_and
     assert plan.scored_model("bai", {}, merges, None).store_key == f"merges/bai-{'k' * 24}"
     ref = {"role": "instruct", "source": "demo://test/instruct", "fingerprint": "sha256:i"}
     assert plan.scored_model("instruct", {"instruct": ref}, merges, None).store_key is None
+
+
+def test_a_tuned_run_scores_its_trials_before_the_merges_that_take_the_best():
+    planned = plan.plan_pipeline(config(evaluate={"suite": "demo"}, tune={"trials": 3, "w": 0.5}))
+    assert planned.stages[planned.stages.index("prepare-evaluate") + 1:planned.stages.index("train")] == (
+        "prepare-tune", "trial-0", "trial-1", "trial-2", "merge-stage1", "merge-stage2")
+    assert "trial-0" not in plan.plan_pipeline(config()).stages

@@ -8,6 +8,7 @@ as any other plug-in registers. No stage outside `demo/` names it.
     demo://<size>/rl[@seed]         RL prompts: the RL split of the arithmetic task (never a train or eval problem)
     verifiable: arithmetic          1 for the task's right final number
     suite: demo                     lm-eval task bai_demo on the family's held-out eval split
+    suite: demo-dev                 bai_demo_dev: a dev split from the RL split, for choosing settings (bai tune)
 
 Registration is cheap: what trains or loads the toy is imported when a source is fetched or built.
 """
@@ -183,8 +184,9 @@ plugins.add_scheme(plugins.CheckpointScheme(
     build_title=lambda a: f"training the {a['size']} demo family (seed {a['seed']})"))
 plugins.add_prompt_scheme(plugins.PromptScheme(name=SCHEME, form="demo://<size>/rl", rows=rl_prompts))
 plugins.add_verifier(plugins.Verifier(name="arithmetic", correct=arithmetic_correct, unreadable=_unreadable_number))
-plugins.add_suite(plugins.Suite(
-    name="demo",
-    tasks=(SuiteTask("bai_demo", "exact_match,final-number", "arithmetic", "the demo family's eval split"),),
-    include_path=Path(__file__).parent / "suites", metadata=eval_split,
-    shown=lambda metadata: f"demo family {metadata['size']}@{metadata['seed']}" if metadata else ""))
+for name, task, split, dev in (("demo", "bai_demo", "eval split", "demo-dev"), ("demo-dev", "bai_demo_dev", "dev split "
+                                                                                "(from its RL split)", None)):
+    plugins.add_suite(plugins.Suite(
+        name=name, tasks=(SuiteTask(task, "exact_match,final-number", "arithmetic", f"the demo family's {split}"),),
+        include_path=Path(__file__).parent / "suites", metadata=eval_split, dev=dev,
+        shown=lambda metadata: f"demo family {metadata['size']}@{metadata['seed']}" if metadata else ""))

@@ -51,7 +51,8 @@ def plugin_suites(tasks: list[SuiteTask]) -> list[plugins.Suite]:
 
 def include_paths() -> list[str]:
     """The folders of the plug-ins' lm-eval task YAML (lm-eval's include_path)."""
-    return [str(suite.include_path) for suite in plugins.suites().values() if suite.include_path is not None]
+    paths = [str(suite.include_path) for suite in plugins.suites().values() if suite.include_path is not None]
+    return list(dict.fromkeys(paths))  # several suites may share a folder
 
 
 def check_task_names(tasks: list[SuiteTask]) -> None:

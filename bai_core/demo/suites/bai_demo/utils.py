@@ -22,6 +22,22 @@ def eval_split(size: str = "demo", seed: int | None = None, **_):
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
 
+def dev_split(size: str = "demo", seed: int | None = None, **_):
+    """A dev split as large as the eval split, drawn from the family's RL split (whose problems the eval split
+    never holds), as lm-eval's test split: what `bai tune` scores its trials on."""
+    import datasets
+
+    from bai_core.demo.arithmetic import problems
+    from bai_core.demo.sizes import SIZES, seed_or_shipped
+
+    if size not in SIZES:
+        raise ValueError(f"bai_demo_dev: unknown size {size!r} in the task metadata (known: {', '.join(SIZES)})")
+    spec = SIZES[size]
+    items = problems("rl", seed_or_shipped(size, seed), spec.a_range, spec.b_range, spec.eval_problems)
+    rows = [{"question": p.question, "answer": str(p.answer)} for p in items]
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
+
+
 def final_numbers(responses: list[list[str]], docs) -> list[list[str]]:
     """Each response's final answer: the number after </think> when the model thought (none if it never closed the
     block), else its last number; "[no answer]" where there is none. lm-eval strips the think block itself when run

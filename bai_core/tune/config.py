@@ -1,0 +1,65 @@
+"""The pipeline's `tune:` section: which merge weights are searched (or fixed), how many trials, the sampler, and
+the objective, scored on a dev split, never on the eval split."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from bai_core.settings import Strict
+
+
+class Bounds(Strict):
+    """A weight searched between `low` and `high` (both in [0, 1]); equal bounds fix it."""
+
+    low: float = Field(0.0, ge=0, le=1)
+    high: float = Field(1.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.low > self.high:
+            raise ValueError(f"low {self.low:g} is above high {self.high:g}: the range is empty")
+        return self
+
+    @property
+    def fixed(self) -> bool:
+        return self.low == self.high
+
+
+class TuneSettings(Strict):
+    """`bai tune`: an Optuna study over the merge weights, each trial a merge scored on the dev split."""
+
+    w: Bounds = Field(Bounds(), description="The instruct model's weight in stage 1: bounds {low, high}, or "
+                                                    "a number to fix it.")
+    alpha: Bounds = Field(Bounds(), description="The pretrained model's weight in stage 2: bounds, or a "
+                                                        "number to fix it.")
+    trials: int = Field(16, gt=0, description="Trials of the study (merges scored).")
+    sampler: Literal["tpe", "cmaes"] = Field("tpe", description="Optuna's sampler: tpe (TPESampler) or cmaes "
+                                                                "(CmaEsSampler).")
+    seed: int = Field(0, description="The sampler's seed: the same seed and trials give the same study.")
+    suite: str | list[str] | None = Field(None, description="What a trial is scored on: a dev suite (default: the "
+                                                            "evaluate suite's dev split, e.g. demo-dev), or lm-eval "
+                                                            "task names. Never the eval suite.")
+    metric: str = Field("overall", description="The score the objective takes: overall, or one task's.")
+    finished_weight: float = Field(0.0, ge=0, description="Plus this times the share of finished answers (think "
+                                                          "block closed, ended before the token limit).")
+
+    @field_validator("w", "alpha", mode="before")
+    @classmethod
+    def _number_fixes(cls, value):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not 0 <= value <= 1:
+                raise ValueError(f"{value} is outside [0, 1]")
+            return {"low": value, "high": value}
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_search(self):
+        if self.w.fixed and self.alpha.fixed:
+            raise ValueError("w and alpha are both fixed: nothing to search (give bounds to one of them)")
+        return self
+
+    @property
+    def searched(self) -> dict[str, Bounds]:
+        return {name: bounds for name, bounds in (("w", self.w), ("alpha", self.alpha)) if not bounds.fixed}

@@ -1,0 +1,84 @@
+"""The study: Optuna's ask-and-tell over (w, alpha), one cached trial per point. Trials are scored on a dev split,
+never on the eval split (`dev_settings` refuses a suite that shares a task with `evaluate.suite`).
+
+The sampler is seeded, and a trial's value comes back from the store when it was scored before, so a rerun (or a
+study resumed after a kill) asks for the same points, finds each finished trial published, and continues to the same
+best."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bai_core import plugins
+from bai_core.config import PipelineConfig
+from bai_core.errors import BaiError
+from bai_core.evaluation import harness
+from bai_core.evaluation.config import EvaluateSettings
+from bai_core.tune.config import TuneSettings
+
+
+def dev_settings(config: PipelineConfig) -> EvaluateSettings:
+    """What a trial is scored on: `tune.suite`, else the evaluate suite's dev split (demo -> demo-dev), with the
+    evaluate section's other settings. Checked before anything is merged: a dev suite exists, shares no task with
+    the eval suite, and has the objective's metric."""
+    tune = config.tune
+    base = config.evaluate or EvaluateSettings()
+    suite = tune.suite
+    if suite is None:
+        names = base.task_names
+        named = plugins.suite(names[0]) if len(names) == 1 else None
+        if named is None or named.dev is None:
+            raise BaiError(f"tune.suite: bai knows no dev split of the evaluate suite ({', '.join(names)}); name "
+                           "the suite or lm-eval tasks to score trials on (a dev or validation split, never the "
+                           "eval split)")
+        suite = named.dev
+    dev = EvaluateSettings.model_validate({**base.model_dump(mode="json"), "suite": suite, "models": None,
+                                           "deployment": None})
+    dev_tasks = [task.task for task in harness.suite_tasks(dev)]
+    if config.evaluate is not None:
+        shared = sorted(set(dev_tasks) & {task.task for task in harness.suite_tasks(config.evaluate)})
+        if shared:
+            raise BaiError(f"tune.suite: {', '.join(shared)} is also what evaluate.suite scores: the weights would "
+                           "be chosen on the eval split; score trials on a dev split (e.g. demo-dev)")
+    if tune.metric not in ("overall", *dev_tasks):
+        raise BaiError(f"tune.metric: {tune.metric!r} is not a score of the dev suite (overall, or one of "
+                       f"{', '.join(dev_tasks)})")
+    return dev
+
+
+@dataclass(frozen=True)
+class Point:
+    number: int
+    w: float
+    alpha: float
+
+
+class Study:
+    """Ask for a point, tell its value; the best so far. Fixed weights are not searched."""
+
+    def __init__(self, settings: TuneSettings):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # bai reports each trial itself
+        self.settings = settings
+        sampler = (optuna.samplers.TPESampler(seed=settings.seed) if settings.sampler == "tpe"
+                   else optuna.samplers.CmaEsSampler(seed=settings.seed))
+        self.study = optuna.create_study(direction="maximize", sampler=sampler)
+        self.distributions = {name: optuna.distributions.FloatDistribution(bounds.low, bounds.high)
+                              for name, bounds in settings.searched.items()}
+        self._asked = {}
+
+    def ask(self) -> Point:
+        trial = self.study.ask(self.distributions)
+        self._asked[trial.number] = trial
+        values = {"w": self.settings.w.low, "alpha": self.settings.alpha.low, **trial.params}
+        return Point(trial.number, values["w"], values["alpha"])
+
+    def tell(self, point: Point, value: float) -> None:
+        self.study.tell(self._asked.pop(point.number), value)
+
+    @property
+    def best(self) -> Point:
+        trial = self.study.best_trial
+        values = {"w": self.settings.w.low, "alpha": self.settings.alpha.low, **trial.params}
+        return Point(trial.number, values["w"], values["alpha"])

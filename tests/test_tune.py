@@ -1,0 +1,89 @@
+"""`bai tune`: an Optuna study over (w, alpha), each trial a cached merge-and-score on the dev split; the best merged
+as M_bai and scored once on the eval split. A stopped study resumes from the store; bad input is one line before
+anything merges."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+MODELS = {role: f"demo://test/{role}" for role in ("pretrained", "instruct", "reasoning")}
+
+
+def bai_tune(config: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bai.cli", "tune", str(config), *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def write(path: Path, **sections) -> Path:
+    path.write_text(yaml.safe_dump({"name": "tune", "models": MODELS, **sections}))
+    return path
+
+
+@pytest.mark.parametrize("sections,error", [
+    ({"tune": {"w": 1.5}}, "invalid tune.w: 1.5 is outside [0, 1]"),
+    ({"tune": {"alpha": {"low": 0.7, "high": 0.2}}}, "invalid tune.alpha: low 0.7 is above high 0.2: the range is "
+                                                     "empty"),
+    ({"tune": {"w": 0.5, "alpha": 0.5}}, "invalid tune: w and alpha are both fixed: nothing to search (give bounds "
+                                         "to one of them)"),
+    ({"evaluate": {"suite": "demo"}, "tune": {"suite": "demo"}},
+     "tune.suite: bai_demo is also what evaluate.suite scores: the weights would be chosen on the eval split; score "
+     "trials on a dev split (e.g. demo-dev)"),
+    ({"tune": {"metric": "accuracy"}}, "tune.metric: 'accuracy' is not a score of the dev suite (overall, or one of "
+                                      "bai_demo_dev)"),
+    ({"evaluate": {"suite": "paper"}}, "tune.suite: bai knows no dev split of the evaluate suite (paper); name the "
+                                       "suite or lm-eval tasks to score trials on (a dev or validation split, never "
+                                       "the eval split)"),
+])
+def test_bad_tune_input_is_one_line_before_anything_merges(tmp_path, sections, error):
+    proc = bai_tune(write(tmp_path / "c.yaml", storage={"uri": str(tmp_path / "store")}, **sections))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == f"bai: error: {error}"
+    assert not (tmp_path / "store").exists()  # nothing fetched, merged or published
+
+
+def test_the_dev_split_shares_no_problem_with_the_eval_split():
+    """Trials are scored on problems the eval split never holds: a problem is its numbers and its answer."""
+    from bai_core.demo.suites.bai_demo.utils import dev_split, eval_split
+
+    def problems(split) -> set:
+        return {(tuple(re.findall(r"\d+", row["question"])), row["answer"]) for row in split["test"]}
+
+    for size in ("test", "demo"):
+        dev, held_out = problems(dev_split(size)), problems(eval_split(size))
+        assert len(dev) > 20 and len(held_out) > 20 and not dev & held_out
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_api")
+def test_a_stopped_study_resumes_from_the_store_and_merges_its_best(own_demo_store, tmp_path):
+    """Three trials, then the same study asked for five: the first three come back Cached with the same weights and
+    values (a study stopped after three, rerun), two more are scored, and the best of the five is merged as M_bai
+    and scored once on the eval split."""
+    config = write(tmp_path / "c.yaml", storage={"uri": str(own_demo_store.local_root)},
+                   evaluate={"suite": "demo"}, tune={"w": 0.5, "finished_weight": 1.0})
+    first = bai_tune(config, "--trials", "3", "--json")
+    assert first.returncode == 0, first.stderr
+    again = bai_tune(config, "--trials", "5", "--json")
+    assert again.returncode == 0, again.stderr
+    before, after = json.loads(first.stdout), json.loads(again.stdout)
+    pick = lambda trial: (trial["w"], trial["alpha"], trial["value"], trial["key"])  # noqa: E731
+    assert [pick(t) for t in after["trials"][:3]] == [pick(t) for t in before["trials"]]
+    assert [t["trial"] for t in after["trials"]] == [0, 1, 2, 3, 4]
+    assert {t["w"] for t in after["trials"]} == {0.5}
+    best = max(after["trials"], key=lambda t: t["value"])
+    assert after["best"] == {"w": 0.5, "alpha": best["alpha"]}
+    manifest = json.loads(Path(after["bai"].removeprefix("file://"), "bai_merge.json").read_text())
+    assert manifest["stages"][-1]["terms"][0] == {"source": "pretrained", "weight": best["alpha"]}
+    assert list(after["scores"]) == ["bai"]  # the eval split: the pick only, once
+    states = subprocess.run([sys.executable, "-m", "bai.cli", "tune", str(config), "--trials", "5"],
+                            capture_output=True, text=True, timeout=600)
+    assert states.returncode == 0, states.stderr
+    rows = [line.split() for line in states.stdout.splitlines() if line.startswith("trial-")]
+    assert [row[1] for row in rows] == ["Cached"] * 5
