@@ -140,3 +140,29 @@ def sweep_plot(rows: list[dict], objective: str | None, title: str) -> bytes:
         axes.grid(alpha=0.3)
     figure.suptitle(title, fontsize=11)
     return _save(figure)
+
+
+def tune_plot(trials: list[dict], best: dict, start: dict, title: str) -> bytes:
+    """The study: its trials in the (w, alpha) plane, coloured by their value, the pick starred and trial 0 (the
+    config's own weights) ringed; and each trial's value in order, with the best so far."""
+    figure, (plane, history) = _figure(2)
+    values = [t["value"] for t in trials]
+    shown = plane.scatter([t["w"] for t in trials], [t["alpha"] for t in trials], c=values, cmap="viridis", s=40)
+    figure.colorbar(shown, ax=plane, label="value on the dev split")
+    plane.plot([best["w"]], [best["alpha"]], "*", color="red", ms=16, label="pick")
+    plane.plot([start["w"]], [start["alpha"]], "o", mfc="none", mec="black", ms=12, label="trial 0 (config)")
+    plane.set_xlim(-0.03, 1.03)
+    plane.set_ylim(-0.03, 1.03)
+    plane.set_xlabel("w (instruct weight in stage 1)")
+    plane.set_ylabel("alpha (pretrained weight in stage 2)")
+    plane.legend(fontsize=8)
+    numbers = [t["trial"] for t in trials]
+    history.plot(numbers, values, "o", color="C0", label="trial")
+    history.plot(numbers, [max(values[:i + 1]) for i in range(len(values))], "-", color="C3", label="best so far")
+    history.set_xlabel("trial")
+    history.set_ylabel("value on the dev split")
+    history.legend(fontsize=8)
+    for axes in (plane, history):
+        axes.grid(alpha=0.3)
+    figure.suptitle(title, fontsize=11)
+    return _save(figure)

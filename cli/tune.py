@@ -27,6 +27,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from bai.cli.run import print_stages, run_flow
     from bai_core.config import load_pipeline_config
+    from bai_core.io import tables
     from bai_core.settings import validated
     from bai_core.tune.config import TuneSettings
     from bai_core.tune.study import dev_settings
@@ -41,25 +42,22 @@ def run(args) -> int:
     dev_settings(config)  # a missing dev split or one that is the eval split: one line, before any flow runs
 
     def tune_flow(api_url: str) -> dict:
-        from bai.flows.pipeline import PipelineFailed, bai_pipeline
+        from bai.flows.pipeline import PipelineFailed
+        from bai.flows.tune import bai_tune
 
         try:
-            return bai_pipeline(config)
+            return bai_tune(config)
         except PipelineFailed as e:
             if not args.json:
                 print_stages(e.rows)
             raise
 
-    summary = run_flow(tune_flow, quiet=args.json, verbose=args.verbose)
-    best = {"w": summary["merge"]["instruct_weight"], "alpha": summary["merge"]["alpha"]}
+    result = run_flow(tune_flow, quiet=args.json, verbose=args.verbose)
     if args.json:
-        print(json.dumps({"trials": summary["trials"], "best": best, "bai": summary["outputs"]["bai"],
-                          "scores": summary["outputs"].get("scores", {})}))
+        print(json.dumps({key: result[key] for key in ("trials", "best", "start", "bai", "eval", "csv", "plot")}))
         return 0
-    print_stages(summary["stages"])
-    print(f"best: w {best['w']:.3f}, alpha {best['alpha']:.3f} "
-          f"(dev value {max(t['value'] for t in summary['trials']):.3f} over {len(summary['trials'])} trials)")
-    print(f"M_bai: {summary['outputs']['bai']}")
-    for scores in summary["outputs"].get("scores", {}).values():
-        print(f"eval split: overall {scores['overall']:.3f}: {scores['uri']}")
+    print_stages(result["stages"])
+    print(tables.markdown(result["rows"], result["columns"]), end="")
+    print(result["note"])
+    print(f"M_bai: {result['bai']}\ntable: {result['csv']}\nplot: {result['plot']}")
     return 0

@@ -232,7 +232,8 @@ def _tune(table: _StageTable, config: PipelineConfig, refs: dict) -> tuple[list[
     as a table artifact. Returns the trials in order and the best point."""
     dev_suite = lambda r: "dev suite " + ", ".join(EvaluateSettings.model_validate(r["dev"]).task_names)  # noqa: E731
     prepared = table.run("prepare-tune", prepare_tune, config, output=dev_suite)
-    study, trials = Study(config.tune), []
+    start = {"w": config.merge.instruct_weight, "alpha": config.merge.alpha}
+    study, trials = Study(config.tune, start), []
     for _ in range(config.tune.trials):
         point = study.ask()
         result = table.run(f"trial-{point.number}", tune_trial, point.number, point.w, point.alpha, refs, config,

@@ -64,9 +64,9 @@ def test_the_dev_split_shares_no_problem_with_the_eval_split():
 @pytest.mark.usefixtures("prefect_api")
 def test_a_stopped_study_resumes_from_the_store_and_merges_its_best(own_demo_store, tmp_path):
     """Three trials, then the same study asked for five: the first three come back Cached with the same weights and
-    values (a study stopped after three, rerun), two more are scored, and the best of the five is merged as M_bai
-    and scored once on the eval split."""
-    config = write(tmp_path / "c.yaml", storage={"uri": str(own_demo_store.local_root)},
+    values (a study stopped after three, rerun), two more are scored, and the best of the five is merged as M_bai.
+    Trial 0 is the config's own weights; the pick and those weights are each scored once on the eval split."""
+    config = write(tmp_path / "c.yaml", storage={"uri": str(own_demo_store.local_root)}, merge={"alpha": 0.25},
                    evaluate={"suite": "demo"}, tune={"w": 0.5, "finished_weight": 1.0})
     first = bai_tune(config, "--trials", "3", "--json")
     assert first.returncode == 0, first.stderr
@@ -76,12 +76,13 @@ def test_a_stopped_study_resumes_from_the_store_and_merges_its_best(own_demo_sto
     pick = lambda trial: (trial["w"], trial["alpha"], trial["value"], trial["key"])  # noqa: E731
     assert [pick(t) for t in after["trials"][:3]] == [pick(t) for t in before["trials"]]
     assert [t["trial"] for t in after["trials"]] == [0, 1, 2, 3, 4]
-    assert {t["w"] for t in after["trials"]} == {0.5}
+    assert {t["w"] for t in after["trials"]} == {0.5} and after["trials"][0]["alpha"] == 0.25  # the config's
     best = max(after["trials"], key=lambda t: t["value"])
     assert after["best"] == {"w": 0.5, "alpha": best["alpha"]}
     manifest = json.loads(Path(after["bai"].removeprefix("file://"), "bai_merge.json").read_text())
     assert manifest["stages"][-1]["terms"][0] == {"source": "pretrained", "weight": best["alpha"]}
-    assert list(after["scores"]) == ["bai"]  # the eval split: the pick only, once
+    assert set(after["eval"]) == {"pick", "config"} and None not in after["eval"].values()
+    assert Path(after["plot"].removeprefix("file://")).read_bytes().startswith(b"\x89PNG")
     states = subprocess.run([sys.executable, "-m", "bai.cli", "tune", str(config), "--trials", "5"],
                             capture_output=True, text=True, timeout=600)
     assert states.returncode == 0, states.stderr

@@ -17,6 +17,12 @@ from bai_core.evaluation.config import EvaluateSettings
 from bai_core.tune.config import TuneSettings
 
 
+def baseline_run(config: PipelineConfig) -> PipelineConfig:
+    """The same run without the study: the config's own merge weights, scored on the eval split beside the pick."""
+    return PipelineConfig.model_validate({**config.model_dump(mode="json"), "name": f"{config.name}-default",
+                                          "tune": None})
+
+
 def dev_settings(config: PipelineConfig) -> EvaluateSettings:
     """What a trial is scored on: `tune.suite`, else the evaluate suite's dev split (demo -> demo-dev), with the
     evaluate section's other settings. Checked before anything is merged: a dev suite exists, shares no task with
@@ -54,9 +60,10 @@ class Point:
 
 
 class Study:
-    """Ask for a point, tell its value; the best so far. Fixed weights are not searched."""
+    """Ask for a point, tell its value; the best so far. Fixed weights are not searched. Trial 0 is the config's
+    own merge weights (the paper's default unless the config says otherwise), so the study measures what it beats."""
 
-    def __init__(self, settings: TuneSettings):
+    def __init__(self, settings: TuneSettings, start: dict[str, float] | None = None):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # bai reports each trial itself
@@ -67,6 +74,9 @@ class Study:
         self.distributions = {name: optuna.distributions.FloatDistribution(bounds.low, bounds.high)
                               for name, bounds in settings.searched.items()}
         self._asked = {}
+        if start:
+            self.study.enqueue_trial({name: min(max(start[name], bounds.low), bounds.high)
+                                      for name, bounds in settings.searched.items()})
 
     def ask(self) -> Point:
         trial = self.study.ask(self.distributions)
