@@ -88,3 +88,24 @@ def test_a_stopped_study_resumes_from_the_store_and_merges_its_best(own_demo_sto
     assert states.returncode == 0, states.stderr
     rows = [line.split() for line in states.stdout.splitlines() if line.startswith("trial-")]
     assert [row[1] for row in rows] == ["Cached"] * 5
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_api")
+def test_bai_run_with_a_tune_section_trains_from_the_studys_pick(own_demo_store, tmp_path):
+    """The trials run before the merges; the merges take the best weights, and the RL actor starts from that M_bai."""
+    train = {"reward": [{"model": "demo://test/reward"}], "prompts": "demo://test/rl", "steps": 2, "batch_size": 8,
+             "generations": 4, "max_completion_length": 32}
+    config = write(tmp_path / "c.yaml", storage={"uri": str(own_demo_store.local_root)}, train=train,
+                   tune={"w": 0.5, "trials": 2, "finished_weight": 1.0, "suite": "demo-dev"})
+    proc = subprocess.run([sys.executable, "-m", "bai.cli", "run", str(config), "--json"], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    stages = [row["stage"] for row in summary["stages"]]
+    assert stages.index("trial-1") < stages.index("merge-stage1") < stages.index("train")
+    best = max(summary["trials"], key=lambda t: t["value"])
+    assert summary["merge"]["alpha"] == best["alpha"] and summary["merge"]["instruct_weight"] == 0.5
+    actor = Path(summary["outputs"]["actor"].removeprefix("file://"))
+    init = json.loads((actor / "bai_train.json").read_text())["init"]
+    assert init["source"] == summary["outputs"]["bai"]
