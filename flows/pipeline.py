@@ -18,6 +18,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
+from bai.flows.trials import task_runner, trial_line, tune_trials
 from bai.tasks.artifacts import run_log, stop_signals_seen
 from bai.tasks.evaluate import evaluate_model, prepare_evaluate, score_table
 from bai.tasks.handoff import stage_on_machines, stage_on_pool
@@ -25,7 +26,7 @@ from bai.tasks.merge import fetch_checkpoint, merge_stage1, merge_stage2
 from bai.tasks.source_build import build_source
 from bai.tasks.storage import apply_credentials
 from bai.tasks.train import prepare_train, train_actor
-from bai.tasks.tune import prepare_tune, tune_trial
+from bai.tasks.tune import prepare_tune
 from bai_core import layout, plan, progress
 from bai_core.config import ROLES, PipelineConfig
 from bai_core.errors import BaiError
@@ -34,7 +35,6 @@ from bai_core.evaluation.stage import EvaluateStage, ScoredModel
 from bai_core.merge.config import MergeSettings
 from bai_core.rl.stage import TrainInputs, TrainStage
 from bai_core.storage import open_store
-from bai_core.tune.study import Point, Study
 
 
 class PipelineFailed(BaiError):
@@ -57,17 +57,23 @@ class _StageTable:
         seconds = round(time.perf_counter() - started, 3)
         if not state.is_completed():
             error = state.result(raise_on_failure=False)
-            message = str(error) if isinstance(error, BaseException) else state.message or state.name
-            progress.stage_finished(name, "Failed", seconds, message)
-            self.rows.append({"stage": name, "state": "Failed", "seconds": seconds, "output": "", "error": message})
-            self.rows += [{"stage": s, "state": "Not run", "seconds": 0.0, "output": ""}
-                          for s in self.planned[self.planned.index(name) + 1:]]
-            raise PipelineFailed(message, self.rows)
+            self.failed(name, seconds, str(error) if isinstance(error, BaseException) else state.message or state.name)
         result = state.result()
         # Cached, Adopted or Completed: how the stage had its result (tasks/stage.py)
-        progress.stage_finished(name, state.name, seconds, output(result))
-        self.rows.append({"stage": name, "state": state.name, "seconds": seconds, "output": output(result)})
+        self.finished(name, state.name, seconds, output(result))
         return result
+
+    def finished(self, name: str, state: str, seconds: float, output: str, announce: bool = True) -> None:
+        if announce:  # a stage run elsewhere (a trial of the study) said so itself
+            progress.stage_finished(name, state, seconds, output)
+        self.rows.append({"stage": name, "state": state, "seconds": seconds, "output": output})
+
+    def failed(self, name: str, seconds: float, message: str) -> None:
+        progress.stage_finished(name, "Failed", seconds, message)
+        self.rows.append({"stage": name, "state": "Failed", "seconds": seconds, "output": "", "error": message})
+        self.rows += [{"stage": s, "state": "Not run", "seconds": 0.0, "output": ""}
+                      for s in self.planned[self.planned.index(name) + 1:]]
+        raise PipelineFailed(message, self.rows)
 
     def stopped(self) -> None:
         """A signal ended the run mid-stage (cancelled from the UI, SIGTERM, Ctrl-C): say where, in the log and the
@@ -144,7 +150,7 @@ def _run_pipeline(config: PipelineConfig) -> dict:
         merge, trials = config.merge, None
         if config.tune is not None:  # the study's best weights make M_sft and M_bai
             trials, best = _tune(table, config, refs)
-            merge = merge.model_copy(update={"instruct_weight": best.w, "alpha": best.alpha})
+            merge = merge.model_copy(update={"instruct_weight": best["w"], "alpha": best["alpha"]})
         sft = table.run("merge-stage1", merge_stage1, refs["instruct"], refs["reasoning"], merge,
                         config.storage, output=lambda r: r["uri"])
         bai = table.run("merge-stage2", merge_stage2, refs["pretrained"], sft, merge, config.storage,
@@ -227,22 +233,24 @@ def _evaluate(table: _StageTable, config: PipelineConfig, planned: plan.Plan, re
     return scores
 
 
-def _tune(table: _StageTable, config: PipelineConfig, refs: dict) -> tuple[list[dict], Point]:
-    """The study: one trial task per point Optuna asks for (a rerun finds finished trials Cached), then the trials
-    as a table artifact. Returns the trials in order and the best point."""
+def _tune(table: _StageTable, config: PipelineConfig, refs: dict) -> tuple[list[dict], dict]:
+    """The study (flows/trials.py: its trials at once on Dask, or one after another), a stage-table row per trial
+    (a rerun finds finished trials Cached), and the trials as a table artifact. Returns the trials and the best."""
     dev_suite = lambda r: "dev suite " + ", ".join(EvaluateSettings.model_validate(r["dev"]).task_names)  # noqa: E731
     prepared = table.run("prepare-tune", prepare_tune, config, output=dev_suite)
-    start = {"w": config.merge.instruct_weight, "alpha": config.merge.alpha}
-    study, trials = Study(config.tune, start), []
-    for _ in range(config.tune.trials):
-        point = study.ask()
-        result = table.run(f"trial-{point.number}", tune_trial, point.number, point.w, point.alpha, refs, config,
-                           prepared, output=lambda r: f"w {r['w']:.3f}, alpha {r['alpha']:.3f}: {r['value']:.3f}")
-        study.tell(point, result["value"])
-        trials.append({"trial": point.number, **result})
-    best = study.best
+    runner = task_runner(config)
+    study = tune_trials.with_options(task_runner=runner) if runner is not None else tune_trials
+    done, trials = study(config, refs, prepared), []
+    for outcome in done["outcomes"]:
+        name = f"trial-{outcome['trial']}"
+        if "error" in outcome:
+            table.failed(name, 0.0, outcome["error"])
+        result = outcome["result"]
+        table.finished(name, outcome["state"], outcome["seconds"], trial_line(result), announce=False)
+        trials.append({"trial": outcome["trial"], **result})
+    best = done["best"]
     create_table_artifact(table=[{"trial": t["trial"], "w": round(t["w"], 4), "alpha": round(t["alpha"], 4),
-                                  "value": round(t["value"], 4), "best": "yes" if t["trial"] == best.number else ""}
+                                  "value": round(t["value"], 4), "best": "yes" if t["trial"] == best["trial"] else ""}
                                  for t in trials],
                           key=_artifact_key(config, "trials"),
                           description=f"bai tune {config.name!r}: each trial's weights and its value on the dev split")

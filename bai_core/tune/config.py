@@ -44,6 +44,11 @@ class TuneSettings(Strict):
     metric: str = Field("overall", description="The score the objective takes: overall, or one task's.")
     finished_weight: float = Field(0.0, ge=0, description="Plus this times the share of finished answers (think "
                                                           "block closed, ended before the token limit).")
+    workers: int = Field(1, gt=0, description="Trials at once: above 1, on a Dask LocalCluster of that many "
+                                              "processes here, or on `cluster`. The study asks for that many points "
+                                              "at a time, so it depends on workers as on its seed.")
+    cluster: str | None = Field(None, description="A Dask scheduler's address (tcp://host:8786) to run the trials "
+                                                  "on, `workers` at a time.")
 
     @field_validator("w", "alpha", mode="before")
     @classmethod

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +43,7 @@ class TrialResult(BaseModel):
     mean_answer_tokens: float | None
     evaluation: str                     # the dev split's scores in the store (evaluations/<key>/)
     seconds: float
+    ran_on: str = ""                    # host:pid of the process that scored it (not part of the key)
 
 
 def objective(ref: EvalRef, settings: TuneSettings) -> float:
@@ -95,7 +98,8 @@ class TrialStage(ArtifactStage[TrialResult]):
                              value=objective(scored, self.tune), overall=scored.overall,
                              scores={row["task"]: row["score"] for row in scored.rows},
                              finished_share=scored.finished_share, mean_answer_tokens=scored.mean_answer_tokens,
-                             evaluation=scored.uri, seconds=round(time.perf_counter() - started, 2))
+                             evaluation=scored.uri, seconds=round(time.perf_counter() - started, 2),
+                             ran_on=f"{socket.gethostname()}:{os.getpid()}")
         with AtomicFolder(self.store.local_path(self.folder()), overwrite=True) as staging:
             (staging.path / "trial.json").write_text(result.model_dump_json(indent=2) + "\n")
         self.store.publish(self.folder(), {"cache_key": self.key, "stage": "tune-trial",

@@ -1,0 +1,65 @@
+"""A tuning study's trials as a Prefect flow: Optuna asks for `tune.workers` points at a time, one trial task each,
+run at once by the flow's task runner (a Dask LocalCluster of that many processes, or the user's Dask scheduler at
+`tune.cluster`; with one worker, one after another in this process), then told their values in trial order, so the
+study does not depend on which trial finished first."""
+
+from __future__ import annotations
+
+import time
+
+from prefect import flow
+
+from bai.tasks.tune import tune_trial
+from bai_core import progress
+from bai_core.config import PipelineConfig
+from bai_core.tune.study import Study
+
+
+def trial_line(result: dict) -> str:
+    return f"w {result['w']:.3f}, alpha {result['alpha']:.3f}: {result['value']:.3f}"
+
+
+def task_runner(config: PipelineConfig):
+    """Where the trials run: Dask when the study runs several at once or names a cluster, else the default."""
+    tune = config.tune
+    if tune.workers == 1 and tune.cluster is None:
+        return None
+    from prefect_dask import DaskTaskRunner
+
+    if tune.cluster is not None:
+        return DaskTaskRunner(address=tune.cluster)
+    # One thread per worker process: torch and lm-eval are not shared between trials, and each trial's own threads
+    # stay on its core.
+    return DaskTaskRunner(cluster_kwargs={"n_workers": tune.workers, "threads_per_worker": 1, "processes": True})
+
+
+@flow(name="bai-tune-trials", flow_run_name="{config.name}-trials")
+def tune_trials(config: PipelineConfig, refs: dict, prepared: dict) -> dict:
+    """Every trial's outcome in order ({"trial", "state", "seconds", "result"} or, for the one that failed,
+    {"trial", "error"}) and the best point."""
+    study = Study(config.tune, {"w": config.merge.instruct_weight, "alpha": config.merge.alpha})
+    outcomes, remaining = [], config.tune.trials
+    while remaining > 0:
+        points = [study.ask() for _ in range(min(config.tune.workers, remaining))]
+        started = time.perf_counter()
+        futures = []
+        for point in points:
+            progress.stage_started(f"trial-{point.number}")
+            futures.append(tune_trial.submit(point.number, point.w, point.alpha, refs, config, prepared))
+        for point, future in zip(points, futures):
+            future.wait()
+            state = future.state
+            if not state.is_completed():
+                error = state.result(raise_on_failure=False)
+                outcomes.append({"trial": point.number, "error": str(error) if isinstance(error, BaseException)
+                                 else state.message or state.name})
+                return {"outcomes": outcomes, "best": None}
+            result = state.result()
+            study.tell(point, result["value"])
+            # A cached trial took none of its own time; one scored here, its own (trials at once share the wall).
+            seconds = result["seconds"] if state.name == "Completed" else round(time.perf_counter() - started, 3)
+            progress.stage_finished(f"trial-{point.number}", state.name, seconds, trial_line(result))
+            outcomes.append({"trial": point.number, "state": state.name, "result": result, "seconds": seconds})
+        remaining -= len(points)
+    best = study.best
+    return {"outcomes": outcomes, "best": {"trial": best.number, "w": best.w, "alpha": best.alpha}}
