@@ -28,9 +28,11 @@ def task_runner(config: PipelineConfig):
 
     if tune.cluster is not None:
         return DaskTaskRunner(address=tune.cluster)
-    # One thread per worker process: torch and lm-eval are not shared between trials, and each trial's own threads
-    # stay on its core.
-    return DaskTaskRunner(cluster_kwargs={"n_workers": tune.workers, "threads_per_worker": 1, "processes": True})
+    # One process per trial at a time, one thread each, and torch's kernels on one core each: without that, every
+    # worker's torch takes all the cores and the trials fight over them.
+    single = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    return DaskTaskRunner(cluster_kwargs={"n_workers": tune.workers, "threads_per_worker": 1, "processes": True,
+                                          "env": single})
 
 
 @flow(name="bai-tune-trials", flow_run_name="{config.name}-trials")
