@@ -8,10 +8,12 @@ from __future__ import annotations
 import time
 
 from prefect import flow
+from prefect.context import FlowRunContext
 
 from bai.tasks.tune import tune_trial
 from bai_core import progress
 from bai_core.config import PipelineConfig
+from bai_core.errors import BaiError
 from bai_core.tune.study import Study
 
 
@@ -35,10 +37,24 @@ def task_runner(config: PipelineConfig):
                                           "env": single})
 
 
+def _wait_for_workers(config: PipelineConfig, timeout_s: float = 300) -> None:
+    """On Dask, the first points go out once the cluster's workers are there (all of a local cluster's, at least
+    one of the user's): submitted earlier, they would queue on the first worker up and run one after another."""
+    runner = FlowRunContext.get().task_runner
+    if not hasattr(runner, "client"):
+        return
+    wanted = config.tune.workers if config.tune.cluster is None else 1
+    try:
+        runner.client.wait_for_workers(wanted, timeout=timeout_s)
+    except TimeoutError:
+        raise BaiError(f"tune.workers: fewer than {wanted} Dask workers came up in {timeout_s:.0f} s") from None
+
+
 @flow(name="bai-tune-trials", flow_run_name="{config.name}-trials")
 def tune_trials(config: PipelineConfig, refs: dict, prepared: dict) -> dict:
     """Every trial's outcome in order ({"trial", "state", "seconds", "result"} or, for the one that failed,
     {"trial", "error"}) and the best point."""
+    _wait_for_workers(config)
     study = Study(config.tune, {"w": config.merge.instruct_weight, "alpha": config.merge.alpha})
     outcomes, remaining = [], config.tune.trials
     while remaining > 0:
