@@ -66,8 +66,8 @@ def test_the_dev_split_shares_no_problem_with_the_eval_split():
 def test_a_stopped_study_resumes_from_the_store_and_merges_its_best(own_demo_store, tmp_path):
     """Three trials, then the same study asked for five, two at a time on a real Dask LocalCluster: the first three
     come back Cached with the same weights and values (a study stopped after three, rerun: the sampler's first
-    points do not depend on how many it is asked for at once), the last two are scored at once in two worker
-    processes, and the best of the five is merged as M_bai. Trial 0 is the config's own weights; the pick and those
+    points do not depend on how many it is asked for at once), the last two are scored on the cluster's workers,
+    and the best of the five is merged as M_bai. Trial 0 is the config's own weights; the pick and those
     weights are each scored once on the eval split."""
     config = write(tmp_path / "c.yaml", storage={"uri": str(own_demo_store.local_root)}, merge={"alpha": 0.25},
                    evaluate={"suite": "demo"}, tune={"w": 0.5, "finished_weight": 1.0})
@@ -79,7 +79,8 @@ def test_a_stopped_study_resumes_from_the_store_and_merges_its_best(own_demo_sto
     pick = lambda trial: (trial["w"], trial["alpha"], trial["value"], trial["key"])  # noqa: E731
     assert [pick(t) for t in after["trials"][:3]] == [pick(t) for t in before["trials"]]
     assert [t["trial"] for t in after["trials"]] == [0, 1, 2, 3, 4]
-    assert len({t["ran_on"] for t in after["trials"][3:]}) == 2  # two processes of the cluster
+    # Scored in the cluster's worker processes, not in the flow's own (where the first run scored). Which worker
+    # takes which trial is Dask's choice: in CI it has put both on one worker.
     assert {t["ran_on"] for t in after["trials"][3:]}.isdisjoint({t["ran_on"] for t in before["trials"]})
     assert {t["w"] for t in after["trials"]} == {0.5} and after["trials"][0]["alpha"] == 0.25  # the config's
     best = max(after["trials"], key=lambda t: t["value"])
