@@ -9,31 +9,25 @@ from __future__ import annotations
 def eval_split(size: str = "demo", seed: int | None = None, **_):
     """The held-out eval split of the demo family of `size` and `seed` (default: the seed that size ships at), as
     lm-eval's test split."""
-    import datasets
-
-    from bai_core.demo.arithmetic import problems
-    from bai_core.demo.sizes import SIZES, seed_or_shipped
-
-    if size not in SIZES:
-        raise ValueError(f"bai_demo: unknown size {size!r} in the task metadata (known: {', '.join(SIZES)})")
-    spec = SIZES[size]
-    items = problems("eval", seed_or_shipped(size, seed), spec.a_range, spec.b_range, spec.eval_problems)
-    rows = [{"question": p.question, "answer": str(p.answer)} for p in items]
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
+    return _split("eval", "bai_demo", size, seed)
 
 
 def dev_split(size: str = "demo", seed: int | None = None, **_):
     """A dev split as large as the eval split, drawn from the family's RL split (whose problems the eval split
     never holds), as lm-eval's test split: what `bai tune` scores its trials on."""
+    return _split("rl", "bai_demo_dev", size, seed)
+
+
+def _split(split: str, task: str, size: str, seed: int | None):
     import datasets
 
     from bai_core.demo.arithmetic import problems
     from bai_core.demo.sizes import SIZES, seed_or_shipped
 
     if size not in SIZES:
-        raise ValueError(f"bai_demo_dev: unknown size {size!r} in the task metadata (known: {', '.join(SIZES)})")
+        raise ValueError(f"{task}: unknown size {size!r} in the task metadata (known: {', '.join(SIZES)})")
     spec = SIZES[size]
-    items = problems("rl", seed_or_shipped(size, seed), spec.a_range, spec.b_range, spec.eval_problems)
+    items = problems(split, seed_or_shipped(size, seed), spec.a_range, spec.b_range, spec.eval_problems)
     rows = [{"question": p.question, "answer": str(p.answer)} for p in items]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
