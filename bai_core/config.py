@@ -44,6 +44,23 @@ class PipelineConfig(Strict):
                              "(config.train); score bai, sft or a member instead")
         return self
 
+    @model_validator(mode="before")
+    @classmethod
+    def _pilots_train(cls, data):
+        """Tune's RL pilots are the first steps of the train section's run, from each trial's M_bai."""
+        tune = data.get("tune") if isinstance(data, dict) else None
+        pilots = tune.get("pilots") if isinstance(tune, dict) else None
+        if not isinstance(pilots, dict) or pilots.get("train") is not None:
+            return data
+        train = data.get("train")
+        if train is None:
+            raise ValueError("tune.pilots: RL pilots need a train section (their reward, prompts and settings)")
+        init = train.get("init", "bai") if isinstance(train, dict) else train.init
+        if init != "bai":
+            raise ValueError(f"tune.pilots: train.init is {init!r}; pilots search the RL start M_bai, so train "
+                             "from bai")
+        return {**data, "tune": {**tune, "pilots": {**pilots, "train": train}}}
+
     @property
     def scored_models(self) -> list[str]:
         """The models the evaluate stage scores, defaults applied."""

@@ -10,7 +10,8 @@ and other orchestrators can read the same plan without Prefect.
     prepare-train     train inputs checked before anything is merged          (skipped without `train`)
     prepare-evaluate  suite checked, its metadata resolved                    (skipped without `evaluate`)
     prepare-tune      the dev suite checked                                   (only with `tune`)
-    trial-<n>         one per trial: (w, alpha) merged and scored on the dev split  (only with `tune`)
+    trial-<n>         one per trial: (w, alpha) merged and scored on the dev split  (only with `tune`), then, with
+                      tune.pilots, a trial-<n>-pilot-<k> row per RL pilot rung it reached
     merge-stage1      M_sft = w*instruct + (1-w)*reasoning (the study's best w and alpha with `tune`)
     merge-stage2      M_bai = alpha*pretrained + (1-alpha)*M_sft
     train             RL from `train.init` (M_bai by default)                 (skipped without `train`)

@@ -143,12 +143,17 @@ def sweep_plot(rows: list[dict], objective: str | None, title: str) -> bytes:
 
 
 def tune_plot(trials: list[dict], best: dict, start: dict, title: str) -> bytes:
-    """The study: its trials in the (w, alpha) plane, coloured by their value, the pick starred and trial 0 (the
-    config's own weights) ringed; and each trial's value in order, with the best so far."""
+    """The study: its trials in the (w, alpha) plane, coloured by their merge's dev value before RL, the pick
+    starred, trial 0 (the config's own weights) ringed and, with pilots, the pruned trials crossed; and the history:
+    each trial's value (at the last rung it reached; pruned ones grey) with the best so far among the finished."""
     figure, (plane, history) = _figure(2)
-    values = [t["value"] for t in trials]
-    shown = plane.scatter([t["w"] for t in trials], [t["alpha"] for t in trials], c=values, cmap="viridis", s=40)
-    figure.colorbar(shown, ax=plane, label="value on the dev split")
+    merged = [t.get("merge_value", t["value"]) for t in trials]
+    shown = plane.scatter([t["w"] for t in trials], [t["alpha"] for t in trials], c=merged, cmap="viridis", s=40)
+    figure.colorbar(shown, ax=plane, label="merge's value on the dev split (before RL)")
+    pruned = [t for t in trials if t.get("pruned_at") is not None]
+    if pruned:
+        plane.plot([t["w"] for t in pruned], [t["alpha"] for t in pruned], "x", color="grey", ms=9,
+                   label="pruned (RL pilots)")
     plane.plot([best["w"]], [best["alpha"]], "*", color="red", ms=16, label="pick")
     plane.plot([start["w"]], [start["alpha"]], "o", mfc="none", mec="black", ms=12, label="trial 0 (config)")
     plane.set_xlim(-0.03, 1.03)
@@ -156,9 +161,17 @@ def tune_plot(trials: list[dict], best: dict, start: dict, title: str) -> bytes:
     plane.set_xlabel("w (instruct weight in stage 1)")
     plane.set_ylabel("alpha (pretrained weight in stage 2)")
     plane.legend(fontsize=8)
-    numbers = [t["trial"] for t in trials]
-    history.plot(numbers, values, "o", color="C0", label="trial")
-    history.plot(numbers, [max(values[:i + 1]) for i in range(len(values))], "-", color="C3", label="best so far")
+    finished = [t for t in trials if t.get("pruned_at") is None]
+    history.plot([t["trial"] for t in finished], [t["value"] for t in finished], "o", color="C0",
+                 label="trial" if not pruned else "trial (every rung)")
+    if pruned:
+        history.plot([t["trial"] for t in pruned], [t["value"] for t in pruned], "x", color="grey",
+                     label="pruned (value at its last rung)")
+    running, best_so_far = None, []
+    for t in finished:
+        running = t["value"] if running is None else max(running, t["value"])
+        best_so_far.append(running)
+    history.step([t["trial"] for t in finished], best_so_far, "-", where="post", color="C3", label="best so far")
     history.set_xlabel("trial")
     history.set_ylabel("value on the dev split")
     history.legend(fontsize=8)

@@ -182,7 +182,7 @@ def _run_pipeline(config: PipelineConfig) -> dict:
                                           for name, ref in scores.items()}} if scores else {})},
                "inputs": refs,
                "merge": merge.model_dump(mode="json"),
-               **({"trials": trials} if trials is not None else {})}
+               **({"trials": trials, "tune_best": best} if trials is not None else {})}
     _publish_summary(summary, config, merge)
     return summary
 
@@ -237,7 +237,7 @@ def _tune(table: _StageTable, config: PipelineConfig, refs: dict) -> tuple[list[
     """The study (flows/trials.py: its trials at once on Dask, or one after another), a stage-table row per trial
     (a rerun finds finished trials Cached), and the trials as a table artifact. Returns the trials and the best."""
     dev_suite = lambda r: "dev suite " + ", ".join(EvaluateSettings.model_validate(r["dev"]).task_names)  # noqa: E731
-    prepared = table.run("prepare-tune", prepare_tune, config, output=dev_suite)
+    prepared = table.run("prepare-tune", prepare_tune, config, refs, output=dev_suite)
     runner = task_runner(config)
     study = tune_trials.with_options(task_runner=runner) if runner is not None else tune_trials
     done, trials = study(config, refs, prepared), []
@@ -247,10 +247,16 @@ def _tune(table: _StageTable, config: PipelineConfig, refs: dict) -> tuple[list[
             table.failed(name, 0.0, outcome["error"])
         result = outcome["result"]
         table.finished(name, outcome["state"], outcome["seconds"], trial_line(result), announce=False)
-        trials.append({"trial": outcome["trial"], **result})
+        for pilot in outcome["pilots"]:
+            table.finished(f"{name}-pilot-{pilot['rung']}", pilot["state"], pilot["seconds"], trial_line(pilot),
+                           announce=False)
+        trials.append({"trial": outcome["trial"], **result, "merge_value": result["value"], "value": outcome["value"],
+                       "pilots": outcome["pilots"], "pruned_at": outcome["pruned_at"]})
     best = done["best"]
     create_table_artifact(table=[{"trial": t["trial"], "w": round(t["w"], 4), "alpha": round(t["alpha"], 4),
-                                  "value": round(t["value"], 4), "best": "yes" if t["trial"] == best["trial"] else ""}
+                                  "value": round(t["value"], 4), "RL steps": t["pilots"][-1]["steps"] if t["pilots"]
+                                  else 0, "pruned": "" if t["pruned_at"] is None else f"at rung {t['pruned_at']}",
+                                  "best": "yes" if t["trial"] == best["trial"] else ""}
                                  for t in trials],
                           key=_artifact_key(config, "trials"),
                           description=f"bai tune {config.name!r}: each trial's weights and its value on the dev split")

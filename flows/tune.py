@@ -12,30 +12,61 @@ from bai_core import report
 from bai_core.config import PipelineConfig
 from bai_core.tune.study import baseline_run
 
-COLUMNS = ["trial", "w", "alpha", "value", "dev overall", "finished", "answer tokens", "pick"]
+COLUMNS = ["trial", "w", "alpha", "dev overall", "finished", "answer tokens"]
+
+
+def trial_rows(trials: list[dict], best: dict) -> tuple[list[dict], list[str]]:
+    """A row per trial: its merge's dev scores, then with pilots the value after each rung's RL steps (a detector
+    that fired marked), where the pruner stopped it; its value and whether it is the pick."""
+    rung_columns = {p["rung"]: f"after {p['steps']} RL steps" for t in trials for p in t.get("pilots", [])}
+    rows = []
+    for t in trials:
+        row = {"trial": t["trial"], "w": round(t["w"], 4), "alpha": round(t["alpha"], 4), "dev overall": t["overall"],
+               "finished": t["finished_share"], "answer tokens": t["mean_answer_tokens"]}
+        if rung_columns:
+            row["merge value"] = round(t.get("merge_value", t["value"]), 4)
+            for pilot in t["pilots"]:
+                fired = f" ({', '.join(pilot['fired'])})" if pilot["fired"] else ""
+                row[rung_columns[pilot["rung"]]] = f"{pilot['value']:.3f}{fired}"
+            row["pruned"] = "" if t["pruned_at"] is None else f"at rung {t['pruned_at']}"
+        row["value"] = t["value"]
+        row["pick"] = "yes" if t["trial"] == best["trial"] else ""
+        rows.append(row)
+    pilots = ["merge value", *(rung_columns[r] for r in sorted(rung_columns)), "pruned"] if rung_columns else []
+    return rows, [*COLUMNS, *pilots, "value", "pick"]
 
 
 @flow(name="bai-tune", flow_run_name="{config.name}-tune")
 def bai_tune(config: PipelineConfig) -> dict:
     tuned = bai_pipeline(config)
     baseline = bai_pipeline(baseline_run(config)) if config.evaluate is not None else None
-    trials = tuned["trials"]
+    trials, picked = tuned["trials"], tuned["tune_best"]
     best = {"w": tuned["merge"]["instruct_weight"], "alpha": tuned["merge"]["alpha"]}
     start = {"w": trials[0]["w"], "alpha": trials[0]["alpha"]}
-    rows = [{"trial": t["trial"], "w": round(t["w"], 4), "alpha": round(t["alpha"], 4), "value": t["value"],
-             "dev overall": t["overall"], "finished": t["finished_share"], "answer tokens": t["mean_answer_tokens"],
-             "pick": "yes" if (t["w"], t["alpha"]) == (best["w"], best["alpha"]) else ""} for t in trials]
+    rows, columns = trial_rows(trials, picked)
     eval_scores = {"pick": _overall(tuned), "config": _overall(baseline)}
-    note = (f"Pick: w {best['w']:.3f}, alpha {best['alpha']:.3f} (value {max(t['value'] for t in trials):.3f} on the "
-            f"dev split); trial 0 is the config's own weights (w {start['w']:.3f}, alpha {start['alpha']:.3f}, value "
-            f"{trials[0]['value']:.3f}).")
+    chosen, first = trials[picked["trial"]], trials[0]
+    pilots = config.tune.pilots
+    at = f" after {pilots.steps_at(pilots.rungs)} RL steps" if pilots else ""
+    note = (f"Pick: trial {chosen['trial']}, w {best['w']:.3f}, alpha {best['alpha']:.3f} (value {chosen['value']:.3f}"
+            f" on the dev split{at}); trial 0 is the config's own weights (w {start['w']:.3f}, alpha "
+            f"{start['alpha']:.3f}, value {first['value']:.3f}"
+            f"{'' if first.get('pruned_at') is None else ', pruned at rung ' + str(first['pruned_at'])}).")
+    if pilots:
+        spent = sum(p["steps"] - (t["pilots"][i - 1]["steps"] if i else 0) for t in trials
+                    for i, p in enumerate(t["pilots"]))
+        pruned = sum(t["pruned_at"] is not None for t in trials)
+        note += (f" RL pilots: {spent} steps in all; {pruned} of {len(trials)} trials pruned by successive halving "
+                 f"(keep 1 in {pilots.keep}).")
     if eval_scores["pick"] is not None:
         note += (f" On the eval split, scored once each: the pick {eval_scores['pick']:.3f}, the config's weights "
                  f"{eval_scores['config']:.3f}.")
-    title = f"bai tune `{config.name}`: {len(trials)} trials on the dev split"
+    title = f"bai tune `{config.name}`: {len(trials)} trials on the dev split" + (
+        f", RL pilots of {', '.join(str(pilots.steps_at(r)) for r in range(1, pilots.rungs + 1))} steps" if pilots
+        else "")
     png = report.tune_plot(trials, best, start, title.replace("`", ""))
-    uris = publish_report(config, "tune", rows, COLUMNS, png, title, note)
-    return {"trials": trials, "rows": rows, "columns": COLUMNS, "best": best, "start": start,
+    uris = publish_report(config, "tune", rows, columns, png, title, note)
+    return {"trials": trials, "rows": rows, "columns": columns, "best": best, "start": start,
             "bai": tuned["outputs"]["bai"], "eval": eval_scores, "note": note, "stages": tuned["stages"], **uris}
 
 

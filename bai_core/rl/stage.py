@@ -140,10 +140,14 @@ class TrainStage(ArtifactStage[TrainRef]):
     doing = "training"
 
     def __init__(self, inputs: TrainInputs, settings: TrainSettings, storage: StorageConfig,
-                 hooks: MonitorHooks | None = None):
+                 hooks: MonitorHooks | None = None, stop_at: int | None = None, continues: str | None = None):
+        """`stop_at`: only the first steps of the planned run (its schedule unchanged); `continues`: the same run
+        stopped earlier (its key), whose last checkpoint this one resumes when it has none of its own (tune's RL
+        pilots)."""
         self.inputs, self.settings, self.storage = inputs, settings, storage
         self.hooks = hooks or MonitorHooks()
         self.store = open_store(storage)
+        self.stop_at, self.continues = stop_at, continues
 
     def compute_key(self) -> str:
         import trl  # its version is part of what made the result (imports no torch by itself)
@@ -158,19 +162,23 @@ class TrainStage(ArtifactStage[TrainRef]):
                                  if c.verifiable}}
         if self.settings.launch.distributed:
             payload["launch"] = self.settings.launch.key_part()
+        if self.stop_at is not None:
+            payload["stop_at"] = self.stop_at
+            payload["continues"] = self.continues
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def folder(self) -> str:
         return layout.actor_folder(self.key)
 
     def lock_name(self) -> str:
-        return f"{self.store.url}/{layout.train_folder(self.key)}"  # the whole run's folder: checkpoints, metrics, actor
+        # the whole run's folder: checkpoints, metrics, actor
+        return f"{self.store.url}/{layout.train_folder(self.key)}"
 
     def recorded(self, marker: dict) -> TrainRef:
         return TrainRef.model_validate(marker["result"])
 
     def build(self) -> TrainRef:
-        return _train(self.store, self.key, self.inputs, self.settings, self.storage, self.hooks)
+        return _train(self)
 
     def local_inputs(self) -> tuple[Path, dict[str, Path]]:
         """The init checkpoint and the reward models as local folders (what every machine's ranks load)."""
@@ -197,33 +205,51 @@ def local_inputs(inputs: TrainInputs, storage: StorageConfig) -> tuple[Path, dic
     """The init checkpoint and the reward models as local folders (fetched from the store or their source)."""
     init = inputs.init
     store_key = layout.merge_folder(init.merge_stage, init.merge_key) if init.merge_key else None
+    return local_model(init.source, init.fingerprint, storage, store_key), reward_model_paths(inputs, storage)
+
+
+def reward_model_paths(inputs: TrainInputs, storage: StorageConfig) -> dict[str, Path]:
+    """The reward models as local folders, by component name (verifiable rewards have none)."""
     store = open_store(storage)
-    reward_paths = {r["name"]: fetch(r["source"], storage, store).path
-                    for r in inputs.rewards if r.get("source")}
-    return local_model(init.source, init.fingerprint, storage, store_key), reward_paths
+    return {r["name"]: fetch(r["source"], storage, store).path for r in inputs.rewards if r.get("source")}
 
 
-def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainSettings, storage: StorageConfig,
-           hooks: MonitorHooks) -> TrainRef:
+def _resume_point(stage: TrainStage, folder: str) -> tuple[str, tuple[str, dict]] | None:
+    """(run folder, checkpoint) to resume from: this key's own last checkpoint, else, for a run stopped early that
+    continues a shorter stop of the same run, that one's. A checkpoint at the stop step itself is not resumed
+    (TRL would train one step past it); the shorter run's is."""
+    own = find_checkpoint(stage.store, folder)
+    if own is not None and (stage.stop_at is None or own[1]["step"] < stage.stop_at):
+        return folder, own
+    if stage.continues is not None:
+        earlier = layout.train_folder(stage.continues)
+        if (checkpoint := find_checkpoint(stage.store, earlier)) is not None:
+            return earlier, checkpoint
+    return None
+
+
+def _train(stage: TrainStage) -> TrainRef:
     from bai_core.rl.trainer import run_training
 
+    store, key, inputs, settings, hooks = stage.store, stage.key, stage.inputs, stage.settings, stage.hooks
     folder = layout.train_folder(key)
     refuse_if_aborted(store, folder)
     workdir = cache_dir() / "train" / key[:24]
     shutil.rmtree(workdir, ignore_errors=True)  # TRL's scratch space; what matters is in the store
-    resume_step, resume_from = 0, None
-    if (checkpoint := find_checkpoint(store, folder)) is not None:
+    resume_step, resume_from, earlier = 0, None, ""
+    if (point := _resume_point(stage, folder)) is not None:
+        run_folder, checkpoint = point
         resume_step, resume_from = checkpoint[1]["step"], store.materialize(*checkpoint)
-        progress.note(f"resuming {folder} from its checkpoint at step {resume_step}")
-    earlier = store.get_text(f"{folder}/metrics.jsonl") if resume_step else ""
+        earlier = store.get_text(f"{run_folder}/metrics.jsonl")
+        progress.note(f"resuming {folder} from {run_folder}'s checkpoint at step {resume_step}")
     metrics = MetricsLog.resumed(workdir / "metrics.jsonl", lambda data: store.put_bytes(f"{folder}/metrics.jsonl",
                                                                                         data), earlier, resume_step)
 
     def checkpoint_saved(trl_checkpoint: Path, step: int) -> None:
         publish_checkpoint(store, folder, key, trl_checkpoint, step)
 
-    init_path, reward_paths = local_inputs(inputs, storage)
-    prompts = load_prompts(settings.prompts, storage)
+    init_path, reward_paths = stage.local_inputs()
+    prompts = load_prompts(settings.prompts, stage.storage)
     if prompts.fingerprint != inputs.prompts["fingerprint"]:
         raise BaiError(f"prompts {prompts.source}: content changed since this run checked them; run it again")
     with AtomicFolder(store.local_path(layout.actor_folder(key)), overwrite=True) as actor:
@@ -231,10 +257,10 @@ def _train(store: ArtifactStore, key: str, inputs: TrainInputs, settings: TrainS
             from bai_core.rl.launch.ranks import train_on_ranks
 
             outcome = train_on_ranks(init_path, reward_paths, prompts, settings, workdir, actor.path, metrics, hooks,
-                                     resume_from, storage, folder, key)
+                                     resume_from, stage.storage, folder, key)
         else:
             outcome = run_training(init_path, reward_paths, prompts, settings, workdir / "trl", actor.path, metrics,
-                                   hooks, checkpoint_saved, resume_from)
+                                   hooks, checkpoint_saved, resume_from, stage.stop_at)
         differs = publish_as_sibling(init_path, actor.path, settings.save_dtype) if outcome.aborted is None else None
         verdicts = {**outcome.diagnosis.to_json(), "fired": outcome.diagnosis.fired, "steps": outcome.steps,
                     "aborted": None if outcome.aborted is None else

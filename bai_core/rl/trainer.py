@@ -107,11 +107,27 @@ def _checkpoint_upload(on_saved: CheckpointSaved):
     return CheckpointUpload()
 
 
+def _stop_at(step: int):
+    """A callback that ends the run after `step` with a checkpoint there: the first `step` steps of the planned run
+    (its schedule unchanged), which a longer stop of the same run resumes (tune's RL pilots, bai_core/tune/pilot.py)."""
+    from transformers import TrainerCallback
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= step:
+                control.should_training_stop = True
+                control.should_save = True
+
+    return StopAt()
+
+
 def run_training(init: Path, reward_models: dict[str, Path], prompts: PromptSet, settings: TrainSettings,
                  workdir: Path, actor_output: Path, metrics: MetricsLog, hooks: MonitorHooks,
-                 on_checkpoint: CheckpointSaved, resume_from: Path | None = None) -> TrainOutcome:
+                 on_checkpoint: CheckpointSaved, resume_from: Path | None = None,
+                 stop_at: int | None = None) -> TrainOutcome:
     """Train from `init` and save the final actor (weights and tokenizer) into `actor_output`, unless a detector
-    in `abort_on` stopped the run (then the last checkpoint went to `on_checkpoint` and nothing is saved there)."""
+    in `abort_on` stopped the run (then the last checkpoint went to `on_checkpoint` and nothing is saved there).
+    With `stop_at`, the run ends after that step of its planned `settings.steps` (same schedule)."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
@@ -143,11 +159,12 @@ def run_training(init: Path, reward_models: dict[str, Path], prompts: PromptSet,
     with fixed_threads() if not on_gpu else nullcontext():
         trainer = Trainer(model=model, reward_funcs=reward_funcs, args=config,
                           train_dataset=Dataset.from_list(prompts.rows), processing_class=tokenizer,
-                          callbacks=[monitor, _checkpoint_upload(on_checkpoint)])
+                          callbacks=[monitor, _checkpoint_upload(on_checkpoint),
+                                     *([_stop_at(stop_at)] if stop_at else [])])
         trainer.remove_callback(PrinterCallback)  # it prints every log dict; bai reports progress itself
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     # Resumed from the last step's checkpoint, TRL counts one step more than it trains (the weights do not move).
-    steps = min(trainer.state.global_step, settings.steps)
+    steps = min(trainer.state.global_step, stop_at or settings.steps)
     if monitor.diagnosis is None or monitor.aborted is None:
         monitor.diagnosis = monitor.diagnose(settings.steps)
     if monitor.aborted is None:

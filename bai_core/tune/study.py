@@ -83,7 +83,13 @@ class Study:
         self.settings = settings
         sampler = (optuna.samplers.TPESampler(seed=settings.seed) if settings.sampler == "tpe"
                    else optuna.samplers.CmaEsSampler(seed=settings.seed))
-        self.study = optuna.create_study(direction="maximize", sampler=sampler)
+        # With pilots, rung k is reported at step keep**k, where Optuna's (asynchronous) successive halving compares
+        # it with the other trials' values at that rung and keeps about 1 in `keep`.
+        pilots = settings.pilots
+        pruner = (optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=pilots.keep,
+                                                         min_early_stopping_rate=0) if pilots
+                  else optuna.pruners.NopPruner())
+        self.study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
         self.distributions = {name: optuna.distributions.FloatDistribution(bounds.low, bounds.high)
                               for name, bounds in settings.searched.items()}
         self._asked = {}
@@ -97,8 +103,20 @@ class Study:
         values = {"w": self.settings.w.low, "alpha": self.settings.alpha.low, **trial.params}
         return Point(trial.number, values["w"], values["alpha"])
 
+    def goes_on(self, point: Point, rung: int, value: float) -> bool:
+        """Report the trial's value at `rung`; whether the pruner lets it go on to the next rung."""
+        trial = self._asked[point.number]
+        trial.report(value, self.settings.pilots.keep ** rung)
+        return not trial.should_prune()
+
     def tell(self, point: Point, value: float) -> None:
         self.study.tell(self._asked.pop(point.number), value)
+
+    def tell_pruned(self, point: Point) -> None:
+        """The trial stopped at a rung: its value there is its last report (not a candidate for the best)."""
+        import optuna
+
+        self.study.tell(self._asked.pop(point.number), state=optuna.trial.TrialState.PRUNED)
 
     @property
     def best(self) -> Point:

@@ -44,23 +44,40 @@ class TrialResult(BaseModel):
     evaluation: str                     # the dev split's scores in the store (evaluations/<key>/)
     seconds: float
     ran_on: str = ""                    # host:pid of the process that scored it (not part of the key)
+    fingerprint: str = ""               # the merge's weights (a pilot merges them again and checks)
 
 
-def objective(ref: EvalRef, settings: TuneSettings) -> float:
+def objective(ref: EvalRef, settings: TuneSettings, reasoning_tokens: float | None = None) -> float:
     """The metric the study maximizes: the overall dev score (or one task's), plus `finished_weight` times the
-    share of finished answers."""
+    share of finished answers, minus `length_weight` times how far the mean answer length is from the reasoning
+    member's on the same split, relative to it (|L / L_reasoning - 1|)."""
     score = ref.overall if settings.metric == "overall" else next(r["score"] for r in ref.rows
                                                                   if r["task"] == settings.metric)
-    return score + settings.finished_weight * (ref.finished_share or 0.0)
+    value = score + settings.finished_weight * (ref.finished_share or 0.0)
+    if settings.length_weight and reasoning_tokens and ref.mean_answer_tokens is not None:
+        value -= settings.length_weight * abs(ref.mean_answer_tokens / reasoning_tokens - 1)
+    return value
+
+
+def merge_trial(w: float, alpha: float, refs: dict[str, CheckpointRef], settings: MergeSettings,
+                storage: StorageConfig, output: Path) -> Path:
+    """The trial's M_bai at (w, alpha) in `output` (a temporary folder: trials' weights are not kept)."""
+    paths = {role: local_model(ref.source, ref.fingerprint, storage) for role, ref in refs.items()}
+    merge(MergeJob(**paths, output=output, instruct_weight=w, alpha=alpha, dtype=settings.dtype,
+                   tokenizer_from=settings.tokenizer_from, tokenizers=settings.tokenizers,
+                   max_shard_size=settings.max_shard_size))
+    return output
 
 
 class TrialStage(ArtifactStage[TrialResult]):
     doing = "scoring a trial"
 
     def __init__(self, w: float, alpha: float, refs: dict[str, CheckpointRef], merge: MergeSettings,
-                 tune: TuneSettings, dev: EvaluateSettings, metadata: dict, storage: StorageConfig):
+                 tune: TuneSettings, dev: EvaluateSettings, metadata: dict, storage: StorageConfig,
+                 reasoning_tokens: float | None = None):
         self.w, self.alpha, self.refs, self.merge, self.tune = w, alpha, refs, merge, tune
         self.dev, self.metadata, self.storage = dev, metadata, storage
+        self.reasoning_tokens = reasoning_tokens  # the length term's reference (part of the objective)
         self.store = open_store(storage)
 
     def compute_key(self) -> str:
@@ -69,12 +86,18 @@ class TrialStage(ArtifactStage[TrialResult]):
         payload = {"inputs": {role: ref.fingerprint for role, ref in sorted(self.refs.items())},
                    "w": self.w, "alpha": self.alpha, "dtype": self.merge.dtype,
                    "tokenizer_from": self.merge.tokenizer_from, "engine": ENGINE_VERSION,
-                   "objective": {"metric": self.tune.metric, "finished_weight": self.tune.finished_weight},
+                   "objective": self.objective_key(),
                    "suite": suite_definition(self.dev, self.metadata),
                    "settings": self.dev.model_dump(mode="json", exclude={"models", "device", "deployment",
                                                                         "processes", "data_parallel_size"}),
                    "lm_eval": lm_eval.__version__, "code": scoring_code_version()}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def objective_key(self) -> dict:
+        objective = {"metric": self.tune.metric, "finished_weight": self.tune.finished_weight}
+        if self.tune.length_weight:  # absent while unused: the trials scored before it existed keep their keys
+            objective |= {"length_weight": self.tune.length_weight, "reasoning_tokens": self.reasoning_tokens}
+        return objective
 
     def folder(self) -> str:
         return layout.trial_folder(self.key)
@@ -86,20 +109,16 @@ class TrialStage(ArtifactStage[TrialResult]):
         started = time.perf_counter()
         (cache_dir() / "tune").mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache_dir() / "tune") as temporary:
-            paths = {role: local_model(ref.source, ref.fingerprint, self.storage) for role, ref in self.refs.items()}
-            output = Path(temporary) / "bai"
-            merge(MergeJob(**paths, output=output, instruct_weight=self.w, alpha=self.alpha, dtype=self.merge.dtype,
-                           tokenizer_from=self.merge.tokenizer_from, tokenizers=self.merge.tokenizers,
-                           max_shard_size=self.merge.max_shard_size))
+            output = merge_trial(self.w, self.alpha, self.refs, self.merge, self.storage, Path(temporary) / "bai")
             model = ScoredModel(name=f"trial w={self.w:.3f} alpha={self.alpha:.3f}", source=str(output),
                                 fingerprint=fingerprint_folder(output))
             scored, _ = run_stage(EvaluateStage(model, self.dev, self.storage, self.metadata))
         result = TrialResult(key=self.key, uri=self.store.uri(self.folder()), w=self.w, alpha=self.alpha,
-                             value=objective(scored, self.tune), overall=scored.overall,
+                             value=objective(scored, self.tune, self.reasoning_tokens), overall=scored.overall,
                              scores={row["task"]: row["score"] for row in scored.rows},
                              finished_share=scored.finished_share, mean_answer_tokens=scored.mean_answer_tokens,
                              evaluation=scored.uri, seconds=round(time.perf_counter() - started, 2),
-                             ran_on=f"{socket.gethostname()}:{os.getpid()}")
+                             ran_on=f"{socket.gethostname()}:{os.getpid()}", fingerprint=model.fingerprint)
         with AtomicFolder(self.store.local_path(self.folder()), overwrite=True) as staging:
             (staging.path / "trial.json").write_text(result.model_dump_json(indent=2) + "\n")
         self.store.publish(self.folder(), {"cache_key": self.key, "stage": "tune-trial",
