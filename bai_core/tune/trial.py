@@ -45,6 +45,7 @@ class TrialResult(BaseModel):
     seconds: float
     ran_on: str = ""                    # host:pid of the process that scored it (not part of the key)
     fingerprint: str = ""               # the merge's weights (a pilot merges them again and checks)
+    reasoning_tokens: float | None = None  # the length term's reference: the reasoning member's mean on the split
 
 
 def objective(ref: EvalRef, settings: TuneSettings, reasoning_tokens: float | None = None) -> float:
@@ -118,7 +119,8 @@ class TrialStage(ArtifactStage[TrialResult]):
                              scores={row["task"]: row["score"] for row in scored.rows},
                              finished_share=scored.finished_share, mean_answer_tokens=scored.mean_answer_tokens,
                              evaluation=scored.uri, seconds=round(time.perf_counter() - started, 2),
-                             ran_on=f"{socket.gethostname()}:{os.getpid()}", fingerprint=model.fingerprint)
+                             ran_on=f"{socket.gethostname()}:{os.getpid()}", fingerprint=model.fingerprint,
+                             reasoning_tokens=self.reasoning_tokens if self.tune.length_weight else None)
         with AtomicFolder(self.store.local_path(self.folder()), overwrite=True) as staging:
             (staging.path / "trial.json").write_text(result.model_dump_json(indent=2) + "\n")
         self.store.publish(self.folder(), {"cache_key": self.key, "stage": "tune-trial",
