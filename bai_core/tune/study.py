@@ -7,6 +7,7 @@ best."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bai_core import plugins
@@ -123,3 +124,60 @@ class Study:
         trial = self.study.best_trial
         values = {"w": self.settings.w.low, "alpha": self.settings.alpha.low, **trial.params}
         return Point(trial.number, values["w"], values["alpha"])
+
+
+class TrialFailed(Exception):
+    """A trial (or one of its pilots) failed: the study stops there."""
+
+    def __init__(self, trial: int, message: str):
+        super().__init__(message)
+        self.trial, self.message = trial, message
+
+
+Done = tuple[str, float, dict]  # (how it was had: a state name, seconds, the TrialResult or PilotResult as JSON)
+
+
+def run_study(settings: TuneSettings, start: dict[str, float], score: Callable[[list[Point]], list[Done]],
+              pilot: Callable[[int, list[tuple[Point, dict, dict | None]]], list[Done]]) -> dict:
+    """The study, `settings.workers` points at a time: `score(points)` merges and scores them (at once, wherever the
+    caller runs them); with pilots, `pilot(rung, [(point, trial, its previous rung or None)])` runs the rung for
+    the trials the pruner keeps, rung after rung. Each rung's values are reported in trial order, so the pruner's
+    choices do not depend on which trial finished first. Either may raise TrialFailed.
+
+    Returns every trial's outcome in order ({"trial", "state", "seconds", "result", "pilots", "pruned_at", "value"};
+    for the one that failed, {"trial", "error"}) and the best point (None after a failure)."""
+    rungs = settings.pilots.rungs if settings.pilots else 0
+    study = Study(settings, start)
+    outcomes, remaining = [], settings.trials
+    try:
+        while remaining > 0:
+            points = [study.ask() for _ in range(min(settings.workers, remaining))]
+            remaining -= len(points)
+            batch = {point.number: {"trial": point.number, "state": state, "seconds": seconds, "result": result,
+                                    "pilots": [], "pruned_at": None, "value": result["value"]}
+                     for point, (state, seconds, result) in zip(points, score(points))}
+
+            def goes_on(point: Point, rung: int) -> bool:
+                if study.goes_on(point, rung, batch[point.number]["value"]):
+                    return True
+                batch[point.number]["pruned_at"] = rung
+                return False
+
+            alive = [point for point in points if rungs and goes_on(point, 0)]
+            for rung in range(1, rungs + 1):
+                ran = pilot(rung, [(point, batch[point.number]["result"], (batch[point.number]["pilots"] or [None])[-1])
+                                   for point in alive])
+                for point, (state, seconds, result) in zip(alive, ran):
+                    batch[point.number]["pilots"].append({**result, "state": state, "seconds": seconds})
+                    batch[point.number]["value"] = result["value"]
+                alive = [point for point in alive if rung == rungs or goes_on(point, rung)]
+            for point in points:
+                if point in alive or not rungs:
+                    study.tell(point, batch[point.number]["value"])
+                else:
+                    study.tell_pruned(point)
+                outcomes.append(batch[point.number])
+    except TrialFailed as failed:
+        return {"outcomes": [*outcomes, {"trial": failed.trial, "error": failed.message}], "best": None}
+    best = study.best
+    return {"outcomes": outcomes, "best": {"trial": best.number, "w": best.w, "alpha": best.alpha}}
