@@ -1,11 +1,14 @@
 """`bai tune` on the shipped demo family: the study (TPE, a budget of trials) against the full 5 x 5 grid of
-(w, alpha), both scored on the dev split by the same cached trials, and the eval-split score of each one's pick
-beside the paper's default merge (w 0.5, alpha 0.5). Without RL pilots (not built yet): the value is the merge's
-score before RL.
+(w, alpha), without and with RL pilots, all scored on the dev split by the same cached trials and pilots; then the
+eval-split score of each one's pick (its M_bai, and the actor after its longest pilot) beside the paper's default
+merge (w 0.5, alpha 0.5).
 
     .venv/bin/python benchmarks/tune_bench.py --trials 16 --store /tmp/tune-bench
 
-Trials are cached in the store: a second run reads them back (rerun with a fresh store to time it).
+Without pilots a trial's value is its merge's dev score; with them, the dev score of the actor after the last rung
+it reached (10, 20, 40 steps of configs/demo.yaml's 150-step GRPO run; successive halving keeps 1 in 2). The grid
+runs every rung for every point (no pruning). Trials and pilots are cached in the store: a second run reads them
+back (rerun with a fresh store to time it). `--full-rl` also trains the whole 150-step run from each pick.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--store", default=str(Path(tempfile.gettempdir()) / "tune-bench"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--full-rl", action="store_true", help="train the config's whole RL run from each pick")
     args = parser.parse_args()
 
     from bai_core import plan
@@ -33,65 +37,133 @@ def main() -> None:
     from bai_core.config import load_pipeline_config
     from bai_core.evaluation.stage import EvaluateStage, ScoredModel, suite_metadata
     from bai_core.fingerprint import fingerprint_folder
-    from bai_core.merge import merge
-    from bai_core.merge.config import MergeJob
-    from bai_core.sources import fetch_checkpoint, local_model
-    from bai_core.tune.config import TuneSettings
-    from bai_core.tune.study import Study, dev_settings
-    from bai_core.tune.trial import TrialStage
+    from bai_core.layout import actor_folder
+    from bai_core.rl.stage import prepare_train
+    from bai_core.sources import fetch_checkpoint
+    from bai_core.tune.pilot import pilot_settings, run_pilot
+    from bai_core.tune.study import dev_settings, run_study
+    from bai_core.tune.trial import TrialStage, merge_trial
 
     root = Path(__file__).resolve().parents[1]
-    config = load_pipeline_config(root / "configs" / "demo.yaml", [f"storage.uri={args.store}"])
-    config = config.model_copy(update={"tune": TuneSettings(trials=args.trials, seed=args.seed)})
-    storage = config.storage
+    base = load_pipeline_config(root / "configs" / "demo.yaml", [f"storage.uri={args.store}"])
+    storage = base.storage
+
+    def with_tune(pilots: bool):
+        tune = {"trials": args.trials, "seed": args.seed, **({"pilots": {}} if pilots else {})}
+        return type(base).model_validate({**base.model_dump(mode="json"), "tune": tune})
+
+    config = with_tune(pilots=True)
     refs = {role: fetch_checkpoint(role, getattr(config.models, role), storage)
             for role in ("pretrained", "instruct", "reasoning")}
     sources = plan.checkpoint_sources(config)
     dev = dev_settings(config)
     dev_metadata = suite_metadata(dev, sources)
+    train_inputs = prepare_train(pilot_settings(config.tune), refs, config.merge, storage)
+    rungs = config.tune.pilots.rungs
 
-    def trial(w: float, alpha: float) -> float:
+    def trial(w: float, alpha: float) -> dict:
         result, _ = run_stage(TrialStage(w, alpha, refs, config.merge, config.tune, dev, dev_metadata, storage))
-        return result.value
+        return result.model_dump(mode="json")
 
+    def pilot(rung: int, of: dict, earlier: dict | None) -> dict:
+        result, _ = run_pilot(rung, of, earlier, refs, config.merge, config.tune, train_inputs, dev, dev_metadata,
+                              storage)
+        return result.model_dump(mode="json")
+
+    def every_rung(of: dict) -> list[dict]:
+        pilots = []
+        for rung in range(1, rungs + 1):
+            pilots.append(pilot(rung, of, pilots[-1] if pilots else None))
+        return pilots
+
+    searches = []
     started = time.perf_counter()
     grid = {(w, alpha): trial(w, alpha) for w in GRID for alpha in GRID}
-    grid_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    study = Study(config.tune, {"w": 0.5, "alpha": 0.5})
-    searched = {}
-    for _ in range(args.trials):
-        point = study.ask()
-        searched[(point.w, point.alpha)] = trial(point.w, point.alpha)
-        study.tell(point, searched[(point.w, point.alpha)])
-    study_seconds = time.perf_counter() - started
+    searches.append(_search("5 x 5 grid", grid, {}, time.perf_counter() - started))
+    for pilots in (False, True):
+        settings = with_tune(pilots).tune
+        started = time.perf_counter()
+        study = run_study(settings, {"w": 0.5, "alpha": 0.5},
+                          lambda points: [("", 0.0, trial(p.w, p.alpha)) for p in points],
+                          lambda rung, items: [("", 0.0, pilot(rung, of, earlier)) for _, of, earlier in items])
+        tpe = {(o["result"]["w"], o["result"]["alpha"]): o["result"] for o in study["outcomes"]}
+        ran = {(o["result"]["w"], o["result"]["alpha"]): o["pilots"] for o in study["outcomes"] if o["pilots"]}
+        best = study["best"]
+        searches.append(_search(f"TPE, {args.trials} trials" + (", pilots (halving)" if pilots else ""), tpe, ran,
+                                time.perf_counter() - started, (best["w"], best["alpha"])))
+        if not pilots:
+            continue
+        started = time.perf_counter()
+        grid_pilots = {point: every_rung(result) for point, result in grid.items()}
+        searches.append(_search("5 x 5 grid, pilots (every rung)", grid, grid_pilots, time.perf_counter() - started))
 
     eval_metadata = suite_metadata(config.evaluate, sources)
-    paths = {role: local_model(ref.source, ref.fingerprint, storage) for role, ref in refs.items()}
 
-    def eval_score(w: float, alpha: float) -> float:
+    def eval_merge(w: float, alpha: float) -> float:
         with tempfile.TemporaryDirectory() as temporary:
-            output = Path(temporary) / "bai"
-            merge(MergeJob(**paths, output=output, instruct_weight=w, alpha=alpha))
+            output = merge_trial(w, alpha, refs, config.merge, storage, Path(temporary) / "bai")
             model = ScoredModel(name="pick", source=str(output), fingerprint=fingerprint_folder(output))
             ref, _ = run_stage(EvaluateStage(model, config.evaluate, storage, eval_metadata))
         return ref.overall
 
-    rows = []
-    for name, values, seconds in (("5 x 5 grid", grid, grid_seconds), (f"TPE, {args.trials} trials", searched,
-                                                                       study_seconds)):
-        (w, alpha), value = max(values.items(), key=lambda item: item[1])
-        rows.append((name, len(values), f"{seconds:.0f} s", f"{value:.3f}", f"w {w:.3f}, alpha {alpha:.3f}",
-                     f"{eval_score(w, alpha):.3f}"))
-    rows.append(("paper's default", 1, "-", f"{grid[(0.5, 0.5)]:.3f}", "w 0.500, alpha 0.500",
-                 f"{eval_score(0.5, 0.5):.3f}"))
-    print("| search | merges scored | time | best dev value | pick | eval split, the pick |")
-    print("|---|---|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(str(cell) for cell in row) + " |")
-    print("\ndev values of the grid (rows w, columns alpha " + ", ".join(f"{a:g}" for a in GRID) + "):")
+    def eval_actor(last: dict) -> float:
+        key = last["train_key"]
+        model = ScoredModel(name="pilot", source=last["train"] + "/actor", fingerprint=_actor_fingerprint(
+            storage, key), store_key=actor_folder(key))
+        ref, _ = run_stage(EvaluateStage(model, config.evaluate, storage, eval_metadata))
+        return ref.overall
+
+    steps = config.tune.pilots.steps_at(rungs)
+    default = (0.5, 0.5)
+    searches.append({"name": "paper's default", "merges": 1, "steps": "-", "seconds": None,
+                     "value": grid[default]["value"], "pick": default,
+                     "pilot_value": every_rung(grid[default])[-1]["value"]})
+    print(f"| search | merges scored | RL pilot steps | time | best dev value | pick | eval: pick's M_bai | "
+          f"eval: pick after {steps} steps |" + (" eval: after the full run |" if args.full_rl else ""))
+    print("|---|---|---|---|---|---|---|---|" + ("---|" if args.full_rl else ""))
+    for search in searches:
+        w, alpha = search["pick"]
+        last = every_rung(trial(w, alpha))[-1]  # cached for every pick a pilot study made; trained for the others
+        cells = [search["name"], search["merges"], search["steps"],
+                 "-" if search["seconds"] is None else f"{search['seconds']:.0f} s",
+                 f"{search['value']:.3f}" + (f" (pilot {search['pilot_value']:.3f})" if "pilot_value" in search
+                                             else ""),
+                 f"w {w:.3f}, alpha {alpha:.3f}", f"{eval_merge(w, alpha):.3f}", f"{eval_actor(last):.3f}"]
+        if args.full_rl:
+            cells.append(f"{_full_run(base, w, alpha):.3f}")
+        print("| " + " | ".join(str(cell) for cell in cells) + " |")
+    print("\ndev values of the grid (rows w, columns alpha " + ", ".join(f"{a:g}" for a in GRID) + "), before RL "
+          f"and after {steps} pilot steps:")
     for w in GRID:
-        print(f"  w {w:<4g} " + " ".join(f"{grid[(w, alpha)]:.3f}" for alpha in GRID))
+        print(f"  w {w:<4g} " + " ".join(f"{grid[(w, alpha)]['value']:.3f}" for alpha in GRID) + "   |  "
+              + " ".join(f"{every_rung(grid[(w, alpha)])[-1]['value']:.3f}" for alpha in GRID))
+
+
+def _search(name: str, trials: dict, pilots: dict, seconds: float, best: tuple | None = None) -> dict:
+    """A search's row: its pick (the given best, else the best value: the last rung's with pilots)."""
+    values = {point: (pilots[point][-1]["value"] if point in pilots else result["value"])
+              for point, result in trials.items() if not pilots or point in pilots}
+    pick = best or max(values, key=values.get)
+    steps = sum(runs[-1]["steps"] for runs in pilots.values())
+    return {"name": name, "merges": len(trials), "steps": steps, "seconds": seconds, "value": values[pick],
+            "pick": pick}
+
+
+def _actor_fingerprint(storage, key: str) -> str:
+    from bai_core.layout import actor_folder
+    from bai_core.storage import open_store
+
+    return open_store(storage).find(actor_folder(key))["fingerprint"]
+
+
+def _full_run(base, w: float, alpha: float) -> float:
+    """The config's whole pipeline (merge, 150 RL steps, eval) from (w, alpha): the actor's eval score."""
+    from bai.flows.pipeline import bai_pipeline
+
+    point = type(base).model_validate({**base.model_dump(mode="json"), "name": f"bench-w{w:g}-a{alpha:g}",
+                                       "merge": {**base.merge.model_dump(mode="json"), "instruct_weight": w,
+                                                 "alpha": alpha}})
+    return bai_pipeline(point)["outputs"]["scores"]["actor"]["overall"]
 
 
 if __name__ == "__main__":

@@ -41,6 +41,27 @@ def add_config_arguments(p, example: str, json_help: str) -> None:
     p.add_argument("--verbose", action="store_true", help="show Prefect's own log lines and full tracebacks")
 
 
+def add_fanout_arguments(p, what: str) -> None:
+    """--workers and --cluster: run the verb's independent pipeline runs at once on Dask (bai_core/fanout.py)."""
+    p.add_argument("--workers", type=int, default=1,
+                   help=f"{what} at once (default 1: one after another): above 1, on a Dask LocalCluster of that "
+                   "many processes here, or that many at a time on --cluster")
+    p.add_argument("--cluster", metavar="ADDRESS", help=f"a Dask scheduler (tcp://host:8786) to run the {what} on")
+
+
+def fanout_of(args):
+    """The --workers/--cluster pair as a checked Fanout (one line, before any flow runs, for a bad one)."""
+    from bai_core.errors import BaiError
+    from bai_core.fanout import Fanout
+    from bai_core.settings import validated
+
+    if args.workers < 1:
+        raise BaiError(f"--workers {args.workers}: give 1 or more")
+    fanout = validated(Fanout, workers=args.workers, cluster=args.cluster)
+    fanout.check("--cluster")
+    return fanout
+
+
 def run(args) -> int:
     from bai_core.config import load_pipeline_config
 

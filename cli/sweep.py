@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from bai.cli.paths import local_file
-from bai.cli.run import add_config_arguments
+from bai.cli.run import add_config_arguments, add_fanout_arguments
 
 
 def add_parser(sub) -> None:
@@ -24,18 +24,20 @@ def add_parser(sub) -> None:
     p.add_argument("--rl-steps", type=int, help="an RL pilot of this many steps per alpha (default: no RL)")
     p.add_argument("--objective", default="overall",
                    help="what the recommendation maximizes: overall, or one task's score (default overall)")
+    add_fanout_arguments(p, "points")
     add_config_arguments(p, "evaluate.limit=50", "print the rows, the recommendation and file URIs as JSON")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from bai.cli.run import run_flow
+    from bai.cli.run import fanout_of, run_flow
     from bai_core import experiments
     from bai_core.config import load_pipeline_config
     from bai_core.evaluation.config import EvaluateSettings
     from bai_core.io import tables
 
     config = load_pipeline_config(local_file(args.config), args.overrides)
+    fanout = fanout_of(args)  # a cluster that does not answer: one line, before any flow runs
     alphas = experiments.parse_alphas(args.alphas)
     if config.evaluate is None:  # the CLI's sweep scores; the flow alone may just merge
         config = config.model_copy(update={"evaluate": EvaluateSettings()})
@@ -45,7 +47,7 @@ def run(args) -> int:
     def sweep(api_url: str) -> dict:
         from bai.flows.sweep import bai_sweep
 
-        return bai_sweep(config, alphas, args.rl_steps, args.objective)
+        return bai_sweep(config, alphas, args.rl_steps, args.objective, fanout=fanout)
 
     result = run_flow(sweep, quiet=args.json, verbose=args.verbose)
     if args.json:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import socket
 import time
 from collections.abc import Callable
 
@@ -18,7 +20,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
-from bai.flows.trials import task_runner, trial_line, tune_trials
+from bai.flows.fanout import task_runner
+from bai.flows.trials import trial_line, tune_trials
 from bai.tasks.artifacts import run_log, stop_signals_seen
 from bai.tasks.evaluate import evaluate_model, prepare_evaluate, score_table
 from bai.tasks.handoff import stage_on_machines, stage_on_pool
@@ -173,6 +176,7 @@ def _run_pipeline(config: PipelineConfig) -> dict:
         _publish_table(table.rows, config)
 
     summary = {"name": config.name, "flow_run_id": str(flow_run.id), "stages": table.rows,
+               "ran_on": f"{socket.gethostname()}:{os.getpid()}",  # the process that ran the flow (not a stage's)
                "outputs": {"sft": sft["uri"], "bai": bai["uri"],
                            **({"actor": actor["actor"], "metrics": actor["metrics"], "verdicts": actor["verdicts"]}
                               if actor else {}),
@@ -238,7 +242,7 @@ def _tune(table: _StageTable, config: PipelineConfig, refs: dict) -> tuple[list[
     (a rerun finds finished trials Cached), and the trials as a table artifact. Returns the trials and the best."""
     dev_suite = lambda r: "dev suite " + ", ".join(EvaluateSettings.model_validate(r["dev"]).task_names)  # noqa: E731
     prepared = table.run("prepare-tune", prepare_tune, config, refs, output=dev_suite)
-    runner = task_runner(config)
+    runner = task_runner(config.tune.fanout)
     study = tune_trials.with_options(task_runner=runner) if runner is not None else tune_trials
     done, trials = study(config, refs, prepared), []
     for outcome in done["outcomes"]:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import time
 
 from prefect import flow
-from prefect.context import FlowRunContext
 
+from bai.flows.fanout import wait_for_workers
 from bai.tasks.tune import tune_pilot, tune_trial
 from bai_core import progress
 from bai_core.config import PipelineConfig
-from bai_core.errors import BaiError
 from bai_core.tune.study import Done, Point, TrialFailed, run_study
 
 
@@ -26,39 +25,10 @@ def trial_line(result: dict) -> str:
     return f"w {result['w']:.3f}, alpha {result['alpha']:.3f}: {result['value']:.3f}"
 
 
-def task_runner(config: PipelineConfig):
-    """Where the trials run: Dask when the study runs several at once or names a cluster, else the default."""
-    tune = config.tune
-    if tune.workers == 1 and tune.cluster is None:
-        return None
-    from prefect_dask import DaskTaskRunner
-
-    if tune.cluster is not None:
-        return DaskTaskRunner(address=tune.cluster)
-    # One process per trial at a time, one thread each, and torch's kernels on one core each: without that, every
-    # worker's torch takes all the cores and the trials fight over them.
-    single = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-    return DaskTaskRunner(cluster_kwargs={"n_workers": tune.workers, "threads_per_worker": 1, "processes": True,
-                                          "env": single})
-
-
-def _wait_for_workers(config: PipelineConfig, timeout_s: float = 300) -> None:
-    """On Dask, the first points go out once the cluster's workers are there (all of a local cluster's, at least
-    one of the user's): submitted earlier, they would queue on the first worker up and run one after another."""
-    runner = FlowRunContext.get().task_runner
-    if not hasattr(runner, "client"):
-        return
-    wanted = config.tune.workers if config.tune.cluster is None else 1
-    try:
-        runner.client.wait_for_workers(wanted, timeout=timeout_s)
-    except TimeoutError:
-        raise BaiError(f"tune.workers: fewer than {wanted} Dask workers came up in {timeout_s:.0f} s") from None
-
-
 @flow(name="bai-tune-trials", flow_run_name="{config.name}-trials")
 def tune_trials(config: PipelineConfig, refs: dict, prepared: dict) -> dict:
     """The study (bai_core.tune.study.run_study), its trials and pilots as tasks on this flow's task runner."""
-    _wait_for_workers(config)
+    wait_for_workers(config.tune.fanout, "tune.workers")
 
     def score(points: list[Point]) -> list[Done]:
         return _run_at_once([(p.number, f"trial-{p.number}", tune_trial, (p.number, p.w, p.alpha, refs, config,

@@ -4,7 +4,9 @@ rerun all cache hits) and the scored sweep (stage 1 once, RL pilots, a recommend
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -121,6 +123,19 @@ def test_the_scored_sweep_merges_stage1_once_runs_pilots_and_recommends(own_demo
     assert row["overall"] == result["rows"][0]["overall before RL"]
     assert merges_only["stages"]["0.3"]["train"] == "Skipped"
     assert merges_only["stages"]["0.3"]["evaluate-bai"] == "Cached"  # the pilot scored this M_bai already
+
+
+    # The same sweep with both points at once on a real Dask LocalCluster (the path tune's trials take): each point's
+    # pipeline ran in a worker process, not in this one, and found every stage published.
+    from bai_core.fanout import Fanout
+
+    at_once = bai_sweep(settings, [0.3, 0.8], rl_steps=2, fanout=Fanout(workers=2))
+    scores = lambda rows: [{k: v for k, v in row.items() if not k.startswith("merge-")} for row in rows]  # noqa: E731
+    assert scores(at_once["rows"]) == scores(result["rows"])
+    assert all(states[stage] == "Cached" for states in at_once["stages"].values() for stage in states
+               if stage.startswith(("merge", "train", "evaluate")))
+    here = f"{socket.gethostname()}:{os.getpid()}"
+    assert set(result["ran_on"].values()) == {here} and here not in at_once["ran_on"].values()
 
 
 @pytest.mark.parametrize("text, error", [

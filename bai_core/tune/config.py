@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from bai_core.fanout import Fanout
 from bai_core.rl.config import TrainSettings
 from bai_core.settings import Strict
 
@@ -100,6 +101,10 @@ class TuneSettings(Strict):
         if self.w.fixed and self.alpha.fixed:
             raise ValueError("w and alpha are both fixed: nothing to search (give bounds to one of them)")
         return self
+
+    @property
+    def fanout(self) -> Fanout:
+        return Fanout(workers=self.workers, cluster=self.cluster)
 
     @property
     def searched(self) -> dict[str, Bounds]:

@@ -47,23 +47,11 @@ def dev_settings(config: PipelineConfig) -> EvaluateSettings:
         if shared:
             raise BaiError(f"tune.suite: {', '.join(shared)} is also what evaluate.suite scores: the weights would "
                            "be chosen on the eval split; score trials on a dev split (e.g. demo-dev)")
-    if tune.cluster is not None:
-        check_cluster(tune.cluster)
+    tune.fanout.check("tune.cluster")
     if tune.metric not in ("overall", *dev_tasks):
         raise BaiError(f"tune.metric: {tune.metric!r} is not a score of the dev suite (overall, or one of "
                        f"{', '.join(dev_tasks)})")
     return dev
-
-
-def check_cluster(address: str) -> None:
-    """A Dask scheduler answers at `address`, or one line says it does not (before anything is merged)."""
-    from distributed import Client
-
-    try:
-        Client(address, timeout=5).close()
-    except Exception as e:  # OSError, TimeoutError, a malformed address: one line for the user
-        raise BaiError(f"tune.cluster {address}: no Dask scheduler answers there ({type(e).__name__}: "
-                       f"{str(e).splitlines()[0][:120] if str(e) else 'no reply'})") from None
 
 
 @dataclass(frozen=True)
