@@ -130,9 +130,10 @@ def test_bai_run_with_a_tune_section_trains_from_the_studys_pick(own_demo_store,
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_api")
 def test_rl_pilots_are_rungs_of_one_cached_train_run(own_demo_store, tmp_path):
-    """With pilots (and a length term), each trial the pruner keeps gets 2, then 4 RL steps of the train section's run. The 4-step rung
-    resumes the 2-step rung's checkpoint (its metrics start with the shorter run's) and ends with the same weights as
-    4 steps trained from the start; the pick went through every rung; a rerun finds every trial and pilot Cached."""
+    """With pilots (and a length term), each trial the pruner keeps gets 2, then 4 RL steps of the train section's
+    run. The 4-step rung resumes the 2-step rung's checkpoint (its metrics start with the shorter run's) and ends with
+    the same weights as 4 steps trained from the start; the pick went through every rung; a rerun finds every trial
+    and pilot Cached."""
     from safetensors.torch import load_file
 
     from bai_core.config import load_pipeline_config
@@ -144,7 +145,8 @@ def test_rl_pilots_are_rungs_of_one_cached_train_run(own_demo_store, tmp_path):
     from bai_core.tune.study import dev_settings
 
     config = write(tmp_path / "c.yaml", storage={"uri": str(own_demo_store.local_root)}, train={**TRAIN, "steps": 8},
-                   evaluate={"suite": "demo"}, tune={"w": 0.5, "trials": 3, "length_weight": 0.5, "pilots": {"steps": 2, "rungs": 2}})
+                   evaluate={"suite": "demo"},
+                   tune={"w": 0.5, "trials": 3, "length_weight": 0.5, "pilots": {"steps": 2, "rungs": 2}})
     proc = bai_tune(config, "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
