@@ -38,6 +38,7 @@ from bai_core.evaluation.stage import EvaluateStage, ScoredModel
 from bai_core.merge.config import MergeSettings
 from bai_core.rl.stage import TrainInputs, TrainStage
 from bai_core.storage import open_store
+from bai_core.tune.trial import trial_groups
 
 
 class PipelineFailed(BaiError):
@@ -153,7 +154,9 @@ def _run_pipeline(config: PipelineConfig) -> dict:
         merge, trials = config.merge, None
         if config.tune is not None:  # the study's best weights make M_sft and M_bai
             trials, best = _tune(table, config, refs)
-            merge = merge.model_copy(update={"instruct_weight": best["w"], "alpha": best["alpha"]})
+            merge = MergeSettings.model_validate({**merge.model_dump(mode="json"), "instruct_weight": best["w"],
+                                                  "alpha": best["alpha"],
+                                                  "groups": trial_groups(merge, best.get("groups") or {})})
         sft = table.run("merge-stage1", merge_stage1, refs["instruct"], refs["reasoning"], merge,
                         config.storage, output=lambda r: r["uri"])
         bai = table.run("merge-stage2", merge_stage2, refs["pretrained"], sft, merge, config.storage,

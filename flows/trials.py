@@ -32,7 +32,7 @@ def tune_trials(config: PipelineConfig, refs: dict, prepared: dict) -> dict:
 
     def score(points: list[Point]) -> list[Done]:
         return _run_at_once([(p.number, f"trial-{p.number}", tune_trial, (p.number, p.w, p.alpha, refs, config,
-                                                                         prepared)) for p in points])
+                                                                         prepared, p.groups)) for p in points])
 
     def pilot(rung: int, items: list[tuple[Point, dict, dict | None]]) -> list[Done]:
         return _run_at_once([(p.number, f"trial-{p.number}-pilot-{rung}", tune_pilot,

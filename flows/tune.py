@@ -21,8 +21,12 @@ def trial_rows(trials: list[dict], best: dict) -> tuple[list[dict], list[str]]:
     rung_columns = {p["rung"]: f"after {p['steps']} RL steps" for t in trials for p in t.get("pilots", [])}
     rows = []
     for t in trials:
-        row = {"trial": t["trial"], "w": round(t["w"], 4), "alpha": round(t["alpha"], 4), "dev overall": t["overall"],
-               "finished": t["finished_share"], "answer tokens": t["mean_answer_tokens"]}
+        row = {"trial": t["trial"], "w": round(t["w"], 4), "alpha": round(t["alpha"], 4)}
+        for group, weights in t.get("groups", {}).items():
+            row |= {f"{name}[{group}]": round(value, 4) for name, value in (("w", weights.get("instruct_weight")),
+                                                                          ("alpha", weights.get("alpha")))
+                    if value is not None}
+        row |= {"dev overall": t["overall"], "finished": t["finished_share"], "answer tokens": t["mean_answer_tokens"]}
         if rung_columns:
             row["merge value"] = round(t.get("merge_value", t["value"]), 4)
             for pilot in t["pilots"]:
@@ -33,7 +37,8 @@ def trial_rows(trials: list[dict], best: dict) -> tuple[list[dict], list[str]]:
         row["pick"] = "yes" if t["trial"] == best["trial"] else ""
         rows.append(row)
     pilots = ["merge value", *(rung_columns[r] for r in sorted(rung_columns)), "pruned"] if rung_columns else []
-    return rows, [*COLUMNS, *pilots, "value", "pick"]
+    grouped = [name for name in rows[0] if "[" in name]
+    return rows, [*COLUMNS[:3], *grouped, *COLUMNS[3:], *pilots, "value", "pick"]
 
 
 @flow(name="bai-tune", flow_run_name="{config.name}-tune")

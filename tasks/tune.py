@@ -47,10 +47,11 @@ def prepare_tune(config: PipelineConfig, refs: dict) -> dict:
 
 
 @task(name="tune-trial", task_run_name="trial-{number}", **STAGE_TASK)
-def tune_trial(number: int, w: float, alpha: float, refs: dict, config: PipelineConfig, prepared: dict):
-    """Merge at (w, alpha), score it on the dev split (or find the trial published)."""
+def tune_trial(number: int, w: float, alpha: float, refs: dict, config: PipelineConfig, prepared: dict,
+               groups: dict | None = None):
+    """Merge at (w, alpha) (and the groups' own weights), score it on the dev split (or find the trial published)."""
     stage = TrialStage(w, alpha, _refs(refs), config.merge, config.tune, EvaluateSettings.model_validate(
-        prepared["dev"]), prepared["metadata"], config.storage, prepared["reasoning_tokens"])
+        prepared["dev"]), prepared["metadata"], config.storage, prepared["reasoning_tokens"], groups)
     result, how = run_stage(stage)
     return finished(result, how, stage.damaged)
 

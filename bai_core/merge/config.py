@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import ByteSize, Field, model_validator
 
+from bai_core.merge.groups import GroupName
 from bai_core.settings import Strict
 
 OutputDtype = Literal["auto", "float32", "bfloat16", "float16"]
@@ -39,6 +40,32 @@ def carried_role(model: str, tokenizer_from: TokenizerFrom) -> str:
     return donors["sft"] if donors[model] == "sft" else donors[model]
 
 
+class GroupWeights(Strict):
+    """One tensor group's own weights (merge/groups.py); unset, the stage's weight."""
+
+    instruct_weight: float | None = Field(None, ge=0, le=1, description="w for this group's tensors.")
+    alpha: float | None = Field(None, ge=0, le=1, description="alpha for this group's tensors.")
+
+
+GroupsField = Field({}, description="Per tensor group (embeddings, attention, mlp, norms, lm_head), its own w "
+                                    "and/or alpha, e.g. {attention: {alpha: 0.3}}; other tensors take the stage's.")
+
+
+def stage_groups(stage: str, groups: dict[str, GroupWeights], base: float) -> dict[str, dict[str, float]]:
+    """The groups' own weights one stage uses ({} when none): those set and not the stage's own `base` weight (so a
+    merge whose groups all take the base weight is, and is keyed as, the merge without groups)."""
+    field = "instruct_weight" if stage == "sft" else "alpha"
+    return {group: {field: getattr(weights, field)} for group, weights in sorted(groups.items())
+            if getattr(weights, field) not in (None, base)}
+
+
+def group_terms(stage: str, groups: dict[str, GroupWeights],
+                base: float) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
+    """Each group's own weighted sum for a stage ("sft": its instruct_weight; "bai": its alpha), where it has one."""
+    return tuple((group, bai_terms(stage, next(iter(weights.values()))))
+                 for group, weights in stage_groups(stage, groups, base).items())
+
+
 class MergeSettings(Strict):
     """The pipeline's `merge:` section: both stages' weights and output format, no paths (the pipeline fetches the
     inputs and publishes the outputs; stage 1 and stage 2 run as separate cached stages). A `MergeJob` is the
@@ -52,11 +79,17 @@ class MergeSettings(Strict):
                                           "pretrained model's when this is pretrained).")
     tokenizers: TokenizerPolicy = Field("warn", description=TOKENIZERS_HELP)
     max_shard_size: ByteSize = ByteSize(5 * 10**9)
+    groups: dict[GroupName, GroupWeights] = GroupsField
 
     def formula(self, stage: str) -> str:
         """The merge a stage makes, with its weights: the one place the BAI formulas are written out with numbers
-        (stage "sft": M_sft = w * instruct + (1 - w) * reasoning; "bai": M_bai = alpha * pretrained + ...)."""
-        return formula(stage, self.instruct_weight if stage == "sft" else self.alpha)
+        (stage "sft": M_sft = w * instruct + (1 - w) * reasoning; "bai": M_bai = alpha * pretrained + ...), and
+        the groups' own weights after it."""
+        base = self.instruct_weight if stage == "sft" else self.alpha
+        own = stage_groups(stage, self.groups, base)
+        return formula(stage, base) + (
+            " (" + ", ".join(f"{group} {next(iter(weights.values())):g}" for group, weights in own.items()) + ")"
+            if own else "")
 
 
 MERGED_NAMES = {"sft": "M_sft", "bai": "M_bai"}  # the paper's names of the two merges
@@ -100,6 +133,7 @@ class MergeStep:
     name: str
     terms: tuple[tuple[str, float], ...]
     output: Path | None  # the folder it is written to; None keeps it in memory for a later step
+    group_terms: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()  # per tensor group, its own terms
 
 
 class WeightedMergeJob(WriteOptions):
@@ -124,6 +158,7 @@ class SftMergeJob(WeightedMergeJob):
     output: Path
     instruct_weight: float = Field(0.5, ge=0, le=1, description="w, the instruct model's weight.")
     tokenizer_from: Literal["reasoning", "instruct"] = "reasoning"
+    groups: dict[GroupName, GroupWeights] = GroupsField
 
     @model_validator(mode="after")
     def _distinct_paths(self):
@@ -134,7 +169,8 @@ class SftMergeJob(WeightedMergeJob):
         return {"instruct": self.instruct, "reasoning": self.reasoning}
 
     def steps(self) -> list[MergeStep]:
-        return [MergeStep("sft", bai_terms("sft", self.instruct_weight), self.output)]
+        return [MergeStep("sft", bai_terms("sft", self.instruct_weight), self.output,
+                          group_terms("sft", self.groups, self.instruct_weight))]
 
     def donors(self) -> dict[str, str]:
         return {"sft": self.tokenizer_from}
@@ -148,6 +184,7 @@ class BaiMergeJob(WeightedMergeJob):
     output: Path
     alpha: float = Field(0.5, ge=0, le=1, description="alpha, the pretrained model's weight.")
     tokenizer_from: Literal["sft", "pretrained"] = "sft"
+    groups: dict[GroupName, GroupWeights] = GroupsField
 
     @model_validator(mode="after")
     def _distinct_paths(self):
@@ -158,7 +195,8 @@ class BaiMergeJob(WeightedMergeJob):
         return {"pretrained": self.pretrained, "sft": self.sft}
 
     def steps(self) -> list[MergeStep]:
-        return [MergeStep("bai", bai_terms("bai", self.alpha), self.output)]
+        return [MergeStep("bai", bai_terms("bai", self.alpha), self.output,
+                          group_terms("bai", self.groups, self.alpha))]
 
     def donors(self) -> dict[str, str]:
         return {"bai": self.tokenizer_from}
@@ -175,6 +213,7 @@ class MergeJob(WeightedMergeJob):
     instruct_weight: float = Field(0.5, ge=0, le=1, description="w, the instruct model's weight in stage 1.")
     alpha: float = Field(0.5, ge=0, le=1, description="alpha, the pretrained model's weight in stage 2.")
     stage1_output: Path | None = Field(None, description="Also write M_sft here.")
+    groups: dict[GroupName, GroupWeights] = GroupsField
     tokenizer_from: TokenizerFrom = Field(
         "reasoning", description="Donor of config.json, tokenizer, chat template and generation config: M_sft takes "
         "the reasoning or instruct model's (the reasoning model's when this is pretrained); M_bai takes M_sft's, or "
@@ -193,8 +232,10 @@ class MergeJob(WeightedMergeJob):
         return {"pretrained": self.pretrained, "instruct": self.instruct, "reasoning": self.reasoning}
 
     def steps(self) -> list[MergeStep]:
-        return [MergeStep("sft", bai_terms("sft", self.instruct_weight), self.stage1_output),
-                MergeStep("bai", bai_terms("bai", self.alpha), self.output)]
+        return [MergeStep("sft", bai_terms("sft", self.instruct_weight), self.stage1_output,
+                          group_terms("sft", self.groups, self.instruct_weight)),
+                MergeStep("bai", bai_terms("bai", self.alpha), self.output,
+                          group_terms("bai", self.groups, self.alpha))]
 
     def donors(self) -> dict[str, str]:
         donors = tokenizer_donors(self.tokenizer_from)

@@ -35,6 +35,7 @@ from bai_core.io.checkpoint import Checkpoint
 from bai_core.io.checkpoint_writer import CheckpointWriter
 from bai_core.io.safetensors_file import CODES, STORAGE, TORCH_NAMES, TensorInfo, itemsize, pread_into
 from bai_core.merge import numerics
+from bai_core.merge.groups import group_of
 
 DEFAULT_CHUNK_ELEMENTS = 512 * 1024  # 2 MB per float32 buffer: the arithmetic stays in cache
 
@@ -55,6 +56,9 @@ class Stage:
     name: str
     terms: tuple[Term, ...]
     output: Path | None = None  # a folder to write this stage's weights into; None keeps it in memory only
+    # Per tensor group (merge/groups.py), other weights for the same sources; a tensor of no group listed here
+    # takes `terms`.
+    group_terms: tuple[tuple[str, tuple[Term, ...]], ...] = ()
 
 
 ProgressCallback = Callable[[int, int], None]  # (bytes of input processed, total bytes of input)
@@ -161,7 +165,10 @@ class _ChunkJob:
 
     def __init__(self, inputs, stages, out_codes, fds, writers, chunk_elements):
         self.inputs, self.stages, self.out_codes, self.fds, self.writers = inputs, stages, out_codes, fds, writers
-        self.weights = {(s.name, t.source): np.float32(t.weight) for s in stages for t in s.terms}
+        self.weights = {(s.name, None, t.source): np.float32(t.weight) for s in stages for t in s.terms}
+        self.weights |= {(s.name, group, t.source): np.float32(t.weight) for s in stages
+                         for group, terms in s.group_terms for t in terms}
+        self.grouped = {s.name for s in stages if s.group_terms}
         self.chunk_elements = chunk_elements
         self._local = threading.local()
 
@@ -187,6 +194,7 @@ class _ChunkJob:
         out_code = self.out_codes[chunk.name]
         total, term = ws.total[:n], ws.term[:n]
         rounded: dict[str, tuple[np.ndarray, str]] = {}  # each stage's result in the output dtype, for later stages
+        group = group_of(chunk.name) if self.grouped else None
         for stage in self.stages:
             for k, t in enumerate(stage.terms):
                 value = total if k == 0 else term
@@ -196,7 +204,8 @@ class _ChunkJob:
                     self.read(infos[t.source], chunk, value)
                 else:
                     numerics.widen(self.read(infos[t.source], chunk, ws.raw), infos[t.source].dtype, out=value)
-                np.multiply(value, self.weights[(stage.name, t.source)], out=value)
+                weight = self.weights.get((stage.name, group, t.source), self.weights[(stage.name, None, t.source)])
+                np.multiply(value, weight, out=value)
                 if k > 0:
                     np.add(total, term, out=total)
             if not numerics.representable(total, out_code):

@@ -18,7 +18,7 @@ from bai_core import layout, progress
 from bai_core.artifact_stage import ArtifactStage
 from bai_core.errors import BaiError
 from bai_core.fingerprint import fingerprint_folder
-from bai_core.merge.config import BaiMergeJob, MergeSettings, SftMergeJob, tokenizer_donors
+from bai_core.merge.config import BaiMergeJob, MergeSettings, SftMergeJob, stage_groups, tokenizer_donors
 from bai_core.merge.two_stage import ENGINE_VERSION, Progress, merge
 from bai_core.sources import CheckpointRef, local_model
 from bai_core.storage import StorageConfig, open_store
@@ -97,7 +97,7 @@ class SftMerge(_MergeStage):
     def parameters(self) -> dict:
         return {"instruct_weight": self.merge.instruct_weight, "dtype": self.merge.dtype,
                 "tokenizer_from": tokenizer_donors(self.merge.tokenizer_from)["sft"],
-                "max_shard_size": int(self.merge.max_shard_size)}
+                "max_shard_size": int(self.merge.max_shard_size), **_groups("sft", self.merge)}
 
     def write(self, output: Path) -> None:
         merge(SftMergeJob(instruct=self.local("instruct"), reasoning=self.local("reasoning"), output=output,
@@ -119,7 +119,7 @@ class BaiMerge(_MergeStage):
     def parameters(self) -> dict:
         return {"alpha": self.merge.alpha, "dtype": self.merge.dtype,
                 "tokenizer_from": tokenizer_donors(self.merge.tokenizer_from)["bai"],
-                "max_shard_size": int(self.merge.max_shard_size)}
+                "max_shard_size": int(self.merge.max_shard_size), **_groups("bai", self.merge)}
 
     def write(self, output: Path) -> None:
         sft: ArtifactRef = self.inputs["sft"]
@@ -129,6 +129,13 @@ class BaiMerge(_MergeStage):
         merge(BaiMergeJob(pretrained=self.local("pretrained"),
                           sft=self.store.materialize(layout.merge_folder("sft", sft.key), sft_marker),
                           output=output, **self.job_options()), self.progress)
+
+
+def _groups(stage: str, merge: MergeSettings) -> dict:
+    """The tensor groups' own weights for this stage, in its parameters (and so its key) only when it has any: the
+    keys of merges without them stay as they were."""
+    own = stage_groups(stage, merge.groups, merge.instruct_weight if stage == "sft" else merge.alpha)
+    return {"groups": own} if own else {}
 
 
 def tell(stage: _MergeStage, ref: ArtifactRef, how: str) -> None:

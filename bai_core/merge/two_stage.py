@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +60,9 @@ class MergeResult:
 def merge(job: WeightedMergeJob, progress: Progress | None = None) -> MergeResult:
     """Run a merge job (both stages in one pass, or one stage): its steps' weighted sums, each written output a
     complete checkpoint."""
-    stages = [Stage(step.name, tuple(Term(source, weight) for source, weight in step.terms), output=step.output)
+    terms = lambda pairs: tuple(Term(source, weight) for source, weight in pairs)  # noqa: E731
+    stages = [Stage(step.name, terms(step.terms), output=step.output,
+                    group_terms=tuple((group, terms(pairs)) for group, pairs in step.group_terms))
               for step in job.steps()]
     return _run(job.inputs(), stages, job.donors(), job, progress)
 
@@ -91,10 +93,10 @@ def _run(
     stores_output_embedding = any(name in TIED_OUTPUT_EMBEDDINGS for name in names)
 
     with atomic_folders([stage.output for stage in outputs], options.overwrite) as temporaries:
-        staged = {stage.name: Stage(stage.name, stage.terms, temp) for stage, temp in zip(outputs, temporaries)}
+        staged = {stage.name: replace(stage, output=temp) for stage, temp in zip(outputs, temporaries)}
         written = merge_weights(
             inputs,
-            [staged.get(stage.name, Stage(stage.name, stage.terms)) for stage in stages],
+            [staged.get(stage.name, replace(stage, output=None)) for stage in stages],
             names,
             dtype=dtype,
             max_shard_bytes=int(options.max_shard_size),
@@ -172,10 +174,14 @@ def _manifest(stages, stage, inputs, fingerprints, options: WriteOptions, dtype,
         "engine_version": ENGINE_VERSION,
         "numpy_version": np.__version__,
         "stages": [
-            {"name": s.name, "terms": [{"source": t.source, "weight": t.weight} for t in s.terms]} for s in needed
+            {"name": s.name, "terms": [{"source": t.source, "weight": t.weight} for t in s.terms],
+             **({"groups": {group: [{"source": t.source, "weight": t.weight} for t in terms]
+                            for group, terms in s.group_terms}} if s.group_terms else {})} for s in needed
         ],
         "formula": "; ".join(
-            f"{s.name} = " + " + ".join(f"{t.weight:g}*{t.source}" for t in s.terms) for s in needed
+            f"{s.name}{'' if group is None else f'[{group}]'} = "
+            + " + ".join(f"{t.weight:g}*{t.source}" for t in terms)
+            for s in needed for group, terms in ((None, s.terms), *s.group_terms)
         ),
         "inputs": {role: {"uri": options.input_uris.get(role) or inputs[role].path.resolve().as_uri(),
                           "fingerprint": fingerprints[role]} for role in roles},

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from bai_core.fanout import Fanout
+from bai_core.merge.groups import GroupName
 from bai_core.rl.config import TrainSettings
 from bai_core.settings import Strict
 
@@ -65,6 +66,9 @@ class TuneSettings(Strict):
                                                     "a number to fix it.")
     alpha: Bounds = Field(Bounds(), description="The pretrained model's weight in stage 2: bounds, or a "
                                                         "number to fix it.")
+    groups: list[GroupName] = Field([], description="Tensor groups (embeddings, attention, mlp, norms, lm_head) "
+                                                    "that get their own w and alpha, searched within the same bounds "
+                                                    "(merge.groups in the pick).")
     trials: int = Field(16, gt=0, description="Trials of the study (merges scored).")
     sampler: Literal["tpe", "cmaes"] = Field("tpe", description="Optuna's sampler: tpe (TPESampler) or cmaes "
                                                                 "(CmaEsSampler).")
@@ -108,4 +112,6 @@ class TuneSettings(Strict):
 
     @property
     def searched(self) -> dict[str, Bounds]:
-        return {name: bounds for name, bounds in (("w", self.w), ("alpha", self.alpha)) if not bounds.fixed}
+        """The study's parameters: w and alpha (those not fixed), and per group in `groups` its own (w.attention)."""
+        base = {name: bounds for name, bounds in (("w", self.w), ("alpha", self.alpha)) if not bounds.fixed}
+        return {**base, **{f"{name}.{group}": bounds for group in self.groups for name, bounds in base.items()}}

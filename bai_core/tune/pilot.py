@@ -64,7 +64,7 @@ class PilotTrainStage(TrainStage):
         (cache_dir() / "tune").mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache_dir() / "tune") as temporary:
             self._init_path = merge_trial(self.trial["w"], self.trial["alpha"], self.refs, self.merge, self.storage,
-                                          Path(temporary) / "bai")
+                                          Path(temporary) / "bai", self.trial.get("groups"))
             if (merged := fingerprint_folder(self._init_path)) != self.inputs.init.fingerprint:
                 raise BaiError(f"tune trial w={self.trial['w']:.3f} alpha={self.trial['alpha']:.3f}: merged again, "
                                f"its weights differ from the trial's ({merged[:12]} vs "

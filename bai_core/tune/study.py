@@ -8,7 +8,7 @@ best."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bai_core import plugins
 from bai_core.config import PipelineConfig
@@ -59,6 +59,14 @@ class Point:
     number: int
     w: float
     alpha: float
+    groups: dict = field(default_factory=dict)  # merge.groups: {group: {instruct_weight, alpha}} when searched
+
+    @staticmethod
+    def of(number: int, settings: TuneSettings, params: dict) -> Point:
+        values = {"w": settings.w.low, "alpha": settings.alpha.low, **params}
+        groups = {group: {"instruct_weight": values.get(f"w.{group}", values["w"]),
+                          "alpha": values.get(f"alpha.{group}", values["alpha"])} for group in settings.groups}
+        return Point(number, values["w"], values["alpha"], groups)
 
 
 class Study:
@@ -83,14 +91,13 @@ class Study:
                               for name, bounds in settings.searched.items()}
         self._asked = {}
         if start:
-            self.study.enqueue_trial({name: min(max(start[name], bounds.low), bounds.high)
+            self.study.enqueue_trial({name: min(max(start[name.split(".")[0]], bounds.low), bounds.high)
                                       for name, bounds in settings.searched.items()})
 
     def ask(self) -> Point:
         trial = self.study.ask(self.distributions)
         self._asked[trial.number] = trial
-        values = {"w": self.settings.w.low, "alpha": self.settings.alpha.low, **trial.params}
-        return Point(trial.number, values["w"], values["alpha"])
+        return Point.of(trial.number, self.settings, trial.params)
 
     def goes_on(self, point: Point, rung: int, value: float) -> bool:
         """Report the trial's value at `rung`; whether the pruner lets it go on to the next rung."""
@@ -110,8 +117,7 @@ class Study:
     @property
     def best(self) -> Point:
         trial = self.study.best_trial
-        values = {"w": self.settings.w.low, "alpha": self.settings.alpha.low, **trial.params}
-        return Point(trial.number, values["w"], values["alpha"])
+        return Point.of(trial.number, self.settings, trial.params)
 
 
 class TrialFailed(Exception):
@@ -168,4 +174,5 @@ def run_study(settings: TuneSettings, start: dict[str, float], score: Callable[[
     except TrialFailed as failed:
         return {"outcomes": [*outcomes, {"trial": failed.trial, "error": failed.message}], "best": None}
     best = study.best
-    return {"outcomes": outcomes, "best": {"trial": best.number, "w": best.w, "alpha": best.alpha}}
+    return {"outcomes": outcomes, "best": {"trial": best.number, "w": best.w, "alpha": best.alpha,
+                                           "groups": best.groups}}

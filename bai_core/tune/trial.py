@@ -36,6 +36,7 @@ class TrialResult(BaseModel):
     uri: str
     w: float
     alpha: float
+    groups: dict[str, dict[str, float]] = {}  # the tensor groups' own weights (merge.groups), when searched
     value: float                        # the objective: what the study maximizes
     overall: float
     scores: dict[str, float]            # task -> its primary metric
@@ -60,13 +61,22 @@ def objective(ref: EvalRef, settings: TuneSettings, reasoning_tokens: float | No
     return value
 
 
+def trial_groups(merge: MergeSettings, searched: dict) -> dict[str, dict[str, float]]:
+    """The tensor groups' weights a trial merges with: the config's merge.groups, and the study's over them."""
+    groups = {group: weights.model_dump(exclude_none=True) for group, weights in merge.groups.items()}
+    for group, weights in searched.items():
+        groups[group] = {**groups.get(group, {}), **weights}
+    return groups
+
+
 def merge_trial(w: float, alpha: float, refs: dict[str, CheckpointRef], settings: MergeSettings,
-                storage: StorageConfig, output: Path) -> Path:
-    """The trial's M_bai at (w, alpha) in `output` (a temporary folder: trials' weights are not kept)."""
+                storage: StorageConfig, output: Path, groups: dict | None = None) -> Path:
+    """The trial's M_bai at (w, alpha) (and its groups' own weights) in `output` (a temporary folder: trials'
+    weights are not kept)."""
     paths = {role: local_model(ref.source, ref.fingerprint, storage) for role, ref in refs.items()}
     merge(MergeJob(**paths, output=output, instruct_weight=w, alpha=alpha, dtype=settings.dtype,
                    tokenizer_from=settings.tokenizer_from, tokenizers=settings.tokenizers,
-                   max_shard_size=settings.max_shard_size))
+                   max_shard_size=settings.max_shard_size, groups=groups or {}))
     return output
 
 
@@ -75,8 +85,9 @@ class TrialStage(ArtifactStage[TrialResult]):
 
     def __init__(self, w: float, alpha: float, refs: dict[str, CheckpointRef], merge: MergeSettings,
                  tune: TuneSettings, dev: EvaluateSettings, metadata: dict, storage: StorageConfig,
-                 reasoning_tokens: float | None = None):
+                 reasoning_tokens: float | None = None, groups: dict | None = None):
         self.w, self.alpha, self.refs, self.merge, self.tune = w, alpha, refs, merge, tune
+        self.groups = trial_groups(merge, groups or {})
         self.dev, self.metadata, self.storage = dev, metadata, storage
         self.reasoning_tokens = reasoning_tokens  # the length term's reference (part of the objective)
         self.store = open_store(storage)
@@ -92,6 +103,8 @@ class TrialStage(ArtifactStage[TrialResult]):
                    "settings": self.dev.model_dump(mode="json", exclude={"models", "device", "deployment",
                                                                         "processes", "data_parallel_size"}),
                    "lm_eval": lm_eval.__version__, "code": scoring_code_version()}
+        if self.groups:  # absent without groups: the trials scored before they existed keep their keys
+            payload["groups"] = self.groups
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def objective_key(self) -> dict:
@@ -110,11 +123,13 @@ class TrialStage(ArtifactStage[TrialResult]):
         started = time.perf_counter()
         (cache_dir() / "tune").mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache_dir() / "tune") as temporary:
-            output = merge_trial(self.w, self.alpha, self.refs, self.merge, self.storage, Path(temporary) / "bai")
+            output = merge_trial(self.w, self.alpha, self.refs, self.merge, self.storage, Path(temporary) / "bai",
+                                 self.groups)
             model = ScoredModel(name=f"trial w={self.w:.3f} alpha={self.alpha:.3f}", source=str(output),
                                 fingerprint=fingerprint_folder(output))
             scored, _ = run_stage(EvaluateStage(model, self.dev, self.storage, self.metadata))
         result = TrialResult(key=self.key, uri=self.store.uri(self.folder()), w=self.w, alpha=self.alpha,
+                             groups=self.groups,
                              value=objective(scored, self.tune, self.reasoning_tokens), overall=scored.overall,
                              scores={row["task"]: row["score"] for row in scored.rows},
                              finished_share=scored.finished_share, mean_answer_tokens=scored.mean_answer_tokens,
