@@ -16,7 +16,7 @@ GROUPS: tuple[GroupName, ...] = ("embeddings", "attention", "mlp", "norms", "lm_
 _RULES: tuple[tuple[GroupName, re.Pattern], ...] = (
     ("lm_head", re.compile(r"(^|\.)lm_head\.|^(embed_out|output)\.")),
     ("norms", re.compile(r"norm|(^|\.)ln_\w*\.")),
-    ("embeddings", re.compile(r"(embed_tokens|embed_positions|(^|\.)wte|(^|\.)wpe|word_embeddings|"
+    ("embeddings", re.compile(r"(embed_tokens|embed_positions|embed_in|(^|\.)wte|(^|\.)wpe|word_embeddings|"
                               r"position_embeddings|(^|\.)tok_embeddings)\.")),
     ("attention", re.compile(r"(self_attn|(^|\.)attn|attention)\.")),
     ("mlp", re.compile(r"((^|\.)mlp|feed_forward|block_sparse_moe|(^|\.)ffn|experts)\.")),
