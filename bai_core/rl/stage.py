@@ -241,7 +241,8 @@ def _train(stage: TrainStage) -> TrainRef:
         run_folder, checkpoint = point
         resume_step, resume_from = checkpoint[1]["step"], store.materialize(*checkpoint)
         earlier = store.get_text(f"{run_folder}/metrics.jsonl")
-        progress.note(f"resuming {folder} from {run_folder}'s checkpoint at step {resume_step}")
+        whose = "its" if run_folder == folder else f"the shorter run {run_folder}'s"
+        progress.note(f"resuming {folder} from {whose} checkpoint at step {resume_step}")
     metrics = MetricsLog.resumed(workdir / "metrics.jsonl", lambda data: store.put_bytes(f"{folder}/metrics.jsonl",
                                                                                         data), earlier, resume_step)
 
