@@ -62,7 +62,8 @@ def bai_tune(config: PipelineConfig) -> dict:
                     for i, p in enumerate(t["pilots"]))
         pruned = sum(t["pruned_at"] is not None for t in trials)
         note += (f" RL pilots: {spent} steps in all; {pruned} of {len(trials)} trials pruned by successive halving "
-                 f"(keep 1 in {pilots.keep}).")
+                 f"(keep 1 in {pilots.keep}); the pick is the best of those that went through every rung (a pruned "
+                 "trial's value is at the rung where it stopped).")
     if eval_scores["pick"] is not None:
         note += (f" On the eval split, scored once each: the pick {eval_scores['pick']:.3f}, the config's weights "
                  f"{eval_scores['config']:.3f}.")
