@@ -12,12 +12,11 @@ from bai_core import report
 from bai_core.config import PipelineConfig
 from bai_core.tune.study import baseline_run
 
-COLUMNS = ["trial", "w", "alpha", "dev overall", "finished", "answer tokens"]
-
 
 def trial_rows(trials: list[dict], best: dict) -> tuple[list[dict], list[str]]:
-    """A row per trial: its merge's dev scores, then with pilots the value after each rung's RL steps (a detector
-    that fired marked), where the pruner stopped it; its value and whether it is the pick."""
+    """A row per trial, what decides first (the UI's table scrolls): its weights, its value, whether it is the pick
+    and, with pilots, where the pruner stopped it; then its merge's dev scores and the value after each rung's RL
+    steps (a detector that fired marked)."""
     rung_columns = {p["rung"]: f"after {p['steps']} RL steps" for t in trials for p in t.get("pilots", [])}
     rows = []
     for t in trials:
@@ -26,19 +25,20 @@ def trial_rows(trials: list[dict], best: dict) -> tuple[list[dict], list[str]]:
             row |= {f"{name}[{group}]": round(value, 4) for name, value in (("w", weights.get("instruct_weight")),
                                                                           ("alpha", weights.get("alpha")))
                     if value is not None}
-        row |= {"dev overall": t["overall"], "finished": t["finished_share"], "answer tokens": t["mean_answer_tokens"]}
+        row |= {"value": t["value"], "pick": "yes" if t["trial"] == best["trial"] else ""}
+        if rung_columns:
+            row["pruned"] = "" if t["pruned_at"] is None else f"at rung {t['pruned_at']}"
+        row |= {"dev overall": t["overall"]}
         if rung_columns:
             row["merge value"] = round(t.get("merge_value", t["value"]), 4)
             for pilot in t["pilots"]:
                 fired = f" ({', '.join(pilot['fired'])})" if pilot["fired"] else ""
                 row[rung_columns[pilot["rung"]]] = f"{pilot['value']:.3f}{fired}"
-            row["pruned"] = "" if t["pruned_at"] is None else f"at rung {t['pruned_at']}"
-        row["value"] = t["value"]
-        row["pick"] = "yes" if t["trial"] == best["trial"] else ""
+        row |= {"finished": t["finished_share"], "answer tokens": t["mean_answer_tokens"]}
         rows.append(row)
-    pilots = ["merge value", *(rung_columns[r] for r in sorted(rung_columns)), "pruned"] if rung_columns else []
-    grouped = [name for name in rows[0] if "[" in name]
-    return rows, [*COLUMNS[:3], *grouped, *COLUMNS[3:], *pilots, "value", "pick"]
+    columns = [name for name in rows[0] if name not in rung_columns.values()]
+    at = columns.index("finished")
+    return rows, [*columns[:at], *(rung_columns[r] for r in sorted(rung_columns)), *columns[at:]]
 
 
 @flow(name="bai-tune", flow_run_name="{config.name}-tune")
