@@ -1,6 +1,6 @@
 """Where independent runs go at once: N processes of a Dask LocalCluster on this machine, or the user's Dask
 scheduler. One model for every fan-out bai does (tune's trials, `bai sweep` points, `bai compare` rows); the
-flows turn it into Prefect's DaskTaskRunner (flows/fanout.py)."""
+flows turn it into Prefect's DaskTaskRunner (flows/dask_runner.py)."""
 
 from __future__ import annotations
 

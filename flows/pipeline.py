@@ -20,7 +20,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
-from bai.flows.fanout import task_runner
+from bai.flows.dask_runner import task_runner
 from bai.flows.trials import trial_line, tune_trials
 from bai.tasks.artifacts import run_log, stop_signals_seen
 from bai.tasks.evaluate import evaluate_model, prepare_evaluate, score_table

@@ -10,7 +10,7 @@ import time
 
 from prefect import flow
 
-from bai.flows.fanout import wait_for_workers
+from bai.flows.dask_runner import wait_for_workers
 from bai.tasks.tune import tune_pilot, tune_trial
 from bai_core import progress
 from bai_core.config import PipelineConfig
