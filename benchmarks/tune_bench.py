@@ -93,6 +93,10 @@ def main() -> None:
                                 time.perf_counter() - started, (best["w"], best["alpha"])))
         if not pilots:
             continue
+        trace = [f"  trial {o['trial']:2d}  w {o['result']['w']:.3f} alpha {o['result']['alpha']:.3f}  "
+                 + "  ".join(f"{v:.3f}" for v in [o["result"]["value"], *(p["value"] for p in o["pilots"])])
+                 + ("" if o["pruned_at"] is None else f"  pruned at rung {o['pruned_at']}")
+                 for o in study["outcomes"]]
         started = time.perf_counter()
         grid_pilots = {point: every_rung(result) for point, result in grid.items()}
         searches.append(_search("5 x 5 grid, pilots (every rung)", grid, grid_pilots, time.perf_counter() - started))
@@ -132,6 +136,8 @@ def main() -> None:
         if args.full_rl:
             cells.append(f"{_full_run(base, w, alpha):.3f}")
         print("| " + " | ".join(str(cell) for cell in cells) + " |")
+    print("\nthe TPE study with pilots, each trial's value at rung 0 (the merge), 1, 2, 3 (10, 20, 40 steps):")
+    print("\n".join(trace))
     print("\ndev values of the grid (rows w, columns alpha " + ", ".join(f"{a:g}" for a in GRID) + "), before RL "
           f"and after {steps} pilot steps:")
     for w in GRID:
