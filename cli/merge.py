@@ -22,6 +22,9 @@ def add_parser(sub) -> None:
     p.add_argument("--output", required=True, type=path_argument, help="where to write M_bai (must not exist)")
     p.add_argument("--instruct-weight", type=float, default=0.5, help="w in stage 1 (default 0.5)")
     p.add_argument("--alpha", type=float, default=0.5, help="the pretrained model's weight in stage 2 (default 0.5)")
+    p.add_argument("--group", dest="groups", action="append", default=[], metavar="GROUP:KEY=VALUE[,KEY=VALUE]",
+                   help="a tensor group's own weights, e.g. --group attention:alpha=0.3 or --group "
+                   "mlp:instruct_weight=0.7,alpha=0.2 (groups: embeddings, attention, mlp, norms, lm_head; repeatable)")
     p.add_argument("--stage1-output", type=path_argument, help="also write M_sft to this folder")
     p.add_argument("--dtype", default="auto", help="auto|float32|bfloat16|float16 (default auto: keep the inputs')")
     p.add_argument("--tokenizer-from", default="reasoning",
@@ -34,6 +37,21 @@ def add_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing output folders")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
     p.set_defaults(func=run)
+
+
+def _groups(given: list[str]) -> dict[str, dict[str, str]]:
+    """--group attention:alpha=0.3,instruct_weight=0.6 -> {"attention": {"alpha": "0.3", ...}}, which MergeJob
+    validates."""
+    from bai_core.errors import BaiError
+
+    groups = {}
+    for text in given:
+        group, sep, pairs = text.partition(":")
+        weights = dict(pair.partition("=")[::2] for pair in pairs.split(",") if pair)
+        if not sep or not weights or any(not key or not value for key, value in weights.items()):
+            raise BaiError(f"--group {text!r}: expected GROUP:KEY=VALUE, e.g. attention:alpha=0.3")
+        groups[group] = {**groups.get(group, {}), **weights}
+    return groups
 
 
 def run(args) -> int:
@@ -50,6 +68,7 @@ def run(args) -> int:
         output=local_only(args.output, "--output"),
         instruct_weight=args.instruct_weight,
         alpha=args.alpha,
+        groups=_groups(args.groups),
         stage1_output=None if args.stage1_output is None else local_only(args.stage1_output, "--stage1-output"),
         dtype=args.dtype,
         tokenizer_from=args.tokenizer_from,

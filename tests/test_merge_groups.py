@@ -94,3 +94,20 @@ def test_real_checkpoints_tensor_names_fall_in_the_groups_labelled_by_eye():
             assert (group_of(name) or "none") == labels[re.sub(r"\.\d+\.", ".N.", re.sub(r"\.\d+\.", ".N.", name))], \
                 (file.name, name)
     assert set(labels.values()) == {"embeddings", "attention", "mlp", "norms", "lm_head"}
+
+
+def test_bai_merge_takes_groups_on_the_command_line(tmp_path, capsys):
+    from bai.cli import main
+    from bai_core.demo.shipped import shipped_folder
+
+    family = shipped_folder("test", 0)
+    members = [f"--{role}={family / role}" for role in ("pretrained", "instruct", "reasoning")]
+    assert main(["merge", *members, f"--output={tmp_path / 'bai'}", "--group", "attention:alpha=0.3",
+                 "--group", "mlp:instruct_weight=0.7,alpha=0.2", "--json"]) == 0
+    formula = json.loads((tmp_path / "bai" / MANIFEST_FILE).read_text())["formula"]
+    assert "sft[mlp] = 0.7*instruct" in formula and "bai[attention] = 0.3*pretrained" in formula
+    assert "bai[mlp] = 0.2*pretrained" in formula
+    capsys.readouterr()
+    assert main(["merge", *members, f"--output={tmp_path / 'other'}", "--group", "attention=0.3"]) == 1
+    assert "bai: error: --group 'attention=0.3': expected GROUP:KEY=VALUE" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
