@@ -258,7 +258,7 @@ def _tune(table: _StageTable, config: PipelineConfig, refs: dict) -> tuple[list[
             table.finished(f"{name}-pilot-{pilot['rung']}", pilot["state"], pilot["seconds"], trial_line(pilot),
                            announce=False)
         trials.append({"trial": outcome["trial"], **result, "merge_value": result["value"], "value": outcome["value"],
-                       "pilots": outcome["pilots"], "pruned_at": outcome["pruned_at"]})
+                       "pilots": outcome["pilots"], "pruned_at": outcome["pruned_at"], "state": outcome["state"]})
     best = done["best"]
     create_table_artifact(table=[{"trial": t["trial"], "w": round(t["w"], 4), "alpha": round(t["alpha"], 4),
                                   "value": round(t["value"], 4), "RL steps": t["pilots"][-1]["steps"] if t["pilots"]

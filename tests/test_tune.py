@@ -99,11 +99,7 @@ def test_a_stopped_study_resumes_from_the_store_and_merges_its_best(own_demo_sto
     assert manifest["stages"][-1]["terms"][0] == {"source": "pretrained", "weight": best["alpha"]}
     assert set(after["eval"]) == {"pick", "config"} and None not in after["eval"].values()
     assert Path(after["plot"].removeprefix("file://")).read_bytes().startswith(b"\x89PNG")
-    states = subprocess.run([sys.executable, "-m", "bai.cli", "tune", str(config), "--trials", "5"],
-                            capture_output=True, text=True, timeout=600)
-    assert states.returncode == 0, states.stderr
-    rows = [line.split() for line in states.stdout.splitlines() if line.startswith("trial-")]
-    assert [row[1] for row in rows] == ["Cached"] * 5
+    assert [t["state"] for t in after["trials"]] == ["Cached"] * 3 + ["Completed"] * 2
 
 
 @pytest.mark.slow
