@@ -203,7 +203,8 @@ def test_cancelling_a_deployment_run_stops_it_cleanly(deployed, prefect_api, tmp
     while time.monotonic() < deadline:
         runs = api(prefect_api, "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}},
                                                       "task_runs": {"name": {"any_": ["demo-family-test"]}}})
-        if runs and runs[0]["state"]["type"] == "RUNNING":
+        # a task run the API has just created can have no state yet
+        if runs and (runs[0]["state"] or {}).get("type") == "RUNNING":
             break
         time.sleep(0.5)
     else:
