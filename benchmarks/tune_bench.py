@@ -42,7 +42,7 @@ def main() -> None:
     from bai_core.sources import fetch_checkpoint
     from bai_core.tune.pilot import pilot_settings, run_pilot
     from bai_core.tune.study import dev_settings, run_study
-    from bai_core.tune.trial import TrialStage, merge_trial
+    from bai_core.tune.trial import TrialStage, merged_trial
 
     root = Path(__file__).resolve().parents[1]
     base = load_pipeline_config(root / "configs" / "demo.yaml", [f"storage.uri={args.store}"])
@@ -104,8 +104,7 @@ def main() -> None:
     eval_metadata = suite_metadata(config.evaluate, sources)
 
     def eval_merge(w: float, alpha: float) -> float:
-        with tempfile.TemporaryDirectory() as temporary:
-            output = merge_trial(w, alpha, refs, config.merge, storage, Path(temporary) / "bai")
+        with merged_trial(w, alpha, refs, config.merge, storage) as output:
             model = ScoredModel(name="pick", source=str(output), fingerprint=fingerprint_folder(output))
             ref, _ = run_stage(EvaluateStage(model, config.evaluate, storage, eval_metadata))
         return ref.overall

@@ -7,6 +7,7 @@ The rules are checked against real checkpoints' tensor names (tests/data/tensor-
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Literal
 
 GroupName = Literal["embeddings", "attention", "mlp", "norms", "lm_head"]
@@ -23,6 +24,7 @@ _RULES: tuple[tuple[GroupName, re.Pattern], ...] = (
 )
 
 
+@lru_cache(maxsize=65536)  # the engine asks once per chunk; a tensor is many chunks
 def group_of(tensor: str) -> GroupName | None:
     """The group of a tensor by its name (model.layers.0.self_attn.q_proj.weight -> attention), or None."""
     for group, rule in _RULES:

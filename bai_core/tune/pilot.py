@@ -12,7 +12,6 @@ fired in the pilot (the trial is marked)."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -22,14 +21,14 @@ from bai_core.artifact_stage import How, run_stage
 from bai_core.errors import BaiError
 from bai_core.evaluation.config import EvaluateSettings
 from bai_core.evaluation.stage import EvaluateStage, ScoredModel
-from bai_core.fingerprint import cache_dir, fingerprint_folder
+from bai_core.fingerprint import fingerprint_folder
 from bai_core.merge.config import MergeSettings
 from bai_core.rl.launch.config import LaunchSettings
 from bai_core.rl.stage import ActorInit, TrainInputs, TrainRef, TrainStage, reward_model_paths
 from bai_core.sources import CheckpointRef
 from bai_core.storage import StorageConfig
 from bai_core.tune.config import TuneSettings
-from bai_core.tune.trial import merge_trial, objective
+from bai_core.tune.trial import merged_trial, objective
 
 
 class PilotResult(BaseModel):
@@ -61,10 +60,8 @@ class PilotTrainStage(TrainStage):
         self._init_path: Path | None = None
 
     def build(self) -> TrainRef:
-        (cache_dir() / "tune").mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache_dir() / "tune") as temporary:
-            self._init_path = merge_trial(self.trial["w"], self.trial["alpha"], self.refs, self.merge, self.storage,
-                                          Path(temporary) / "bai", self.trial.get("groups"))
+        with merged_trial(self.trial["w"], self.trial["alpha"], self.refs, self.merge, self.storage,
+                          self.trial.get("groups")) as self._init_path:
             if (merged := fingerprint_folder(self._init_path)) != self.inputs.init.fingerprint:
                 raise BaiError(f"tune trial w={self.trial['w']:.3f} alpha={self.trial['alpha']:.3f}: merged again, "
                                f"its weights differ from the trial's ({merged[:12]} vs "

@@ -14,6 +14,8 @@ import os
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -69,15 +71,19 @@ def trial_groups(merge: MergeSettings, searched: dict) -> dict[str, dict[str, fl
     return groups
 
 
-def merge_trial(w: float, alpha: float, refs: dict[str, CheckpointRef], settings: MergeSettings,
-                storage: StorageConfig, output: Path, groups: dict | None = None) -> Path:
-    """The trial's M_bai at (w, alpha) (and its groups' own weights) in `output` (a temporary folder: trials'
-    weights are not kept)."""
+@contextmanager
+def merged_trial(w: float, alpha: float, refs: dict[str, CheckpointRef], settings: MergeSettings,
+                 storage: StorageConfig, groups: dict | None = None) -> Iterator[Path]:
+    """The trial's M_bai at (w, alpha) (and its groups' own weights) in a temporary folder, removed on exit: trials'
+    weights are not kept."""
     paths = {role: local_model(ref.source, ref.fingerprint, storage) for role, ref in refs.items()}
-    merge(MergeJob(**paths, output=output, instruct_weight=w, alpha=alpha, dtype=settings.dtype,
-                   tokenizer_from=settings.tokenizer_from, tokenizers=settings.tokenizers,
-                   max_shard_size=settings.max_shard_size, groups=groups or {}))
-    return output
+    (cache_dir() / "tune").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir() / "tune") as temporary:
+        output = Path(temporary) / "bai"
+        merge(MergeJob(**paths, output=output, instruct_weight=w, alpha=alpha, dtype=settings.dtype,
+                       tokenizer_from=settings.tokenizer_from, tokenizers=settings.tokenizers,
+                       max_shard_size=settings.max_shard_size, groups=groups or {}))
+        yield output
 
 
 class TrialStage(ArtifactStage[TrialResult]):
@@ -121,10 +127,7 @@ class TrialStage(ArtifactStage[TrialResult]):
 
     def build(self) -> TrialResult:
         started = time.perf_counter()
-        (cache_dir() / "tune").mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache_dir() / "tune") as temporary:
-            output = merge_trial(self.w, self.alpha, self.refs, self.merge, self.storage, Path(temporary) / "bai",
-                                 self.groups)
+        with merged_trial(self.w, self.alpha, self.refs, self.merge, self.storage, self.groups) as output:
             model = ScoredModel(name=f"trial w={self.w:.3f} alpha={self.alpha:.3f}", source=str(output),
                                 fingerprint=fingerprint_folder(output))
             scored, _ = run_stage(EvaluateStage(model, self.dev, self.storage, self.metadata))
